@@ -1,0 +1,143 @@
+"""Request bodies as Codat's OpenAPI describes them, and 400 answers that name the bad item.
+
+Bodies are parsed with every JSON number as `Decimal` (no float ever touches money), then checked
+strictly: a string where the spec says number is a 400, as it is at Codat.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codat_sandbox.errors import SandboxHTTPError, ValidationItem
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+Uuid = Annotated[str, Field(pattern=UUID_PATTERN)]
+TransactionType = Literal["Payment", "Refund", "Reward", "Chargeback"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class RecordRef(Strict):
+    id: str = None
+
+
+class TrackingRef(Strict):
+    id: str = None
+    dataType: Literal["trackingCategories", "customers"] = "trackingCategories"
+
+
+class InvoiceTo(Strict):
+    id: str = None
+    type: Literal["customer", "Customer"] = None  # the docs' example writes "Customer"
+
+
+class ContactRef(Strict):
+    id: str
+    type: Literal["Supplier"] = "Supplier"
+
+
+class ExpenseLine(Strict):
+    netAmount: Decimal
+    taxAmount: Decimal = None
+    taxRateRef: RecordRef = None
+    accountRef: RecordRef = None
+    itemRef: RecordRef | None = None
+    trackingRefs: Annotated[list[TrackingRef], Field(min_length=1, max_length=10)] | None = None
+    invoiceTo: InvoiceTo | None = None
+
+
+class ExpenseTransaction(Strict):
+    id: Uuid
+    type: TransactionType
+    issueDate: str
+    currency: str
+    currencyRate: Decimal | None = None
+    contactRef: ContactRef = None
+    bankAccountRef: RecordRef = None
+    reference: str | None = None
+    merchantName: str = None
+    lines: Annotated[list[ExpenseLine], Field(min_length=1, max_length=100)] = None
+    notes: str = None
+    postAsDraft: bool | None = None
+
+
+class ExpenseBatch(Strict):
+    items: Annotated[list[ExpenseTransaction], Field(min_length=1, max_length=50)]
+
+
+class CreateDataset(Strict):
+    items: Annotated[list[ExpenseTransaction], Field(min_length=1, max_length=50)]
+
+
+class InitiateSync(Strict):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    datasetIds: Annotated[list[Uuid], Field(min_length=1)] | None = None
+
+
+class IdRef(Strict):
+    id: str = None
+
+
+class CompanyConfiguration(Strict):
+    bankAccount: IdRef
+    supplier: IdRef
+    customer: IdRef
+
+
+class CompanyRequest(Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9\s\-',&@.,?!\s]+$")]
+    description: str = None
+    tags: dict[str, str] = None
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body with Decimal numbers; malformed JSON is Codat's generic 400."""
+    try:
+        return json.loads(
+            raw, parse_float=Decimal, parse_int=Decimal, parse_constant=reject_constant
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SandboxHTTPError(
+            400,
+            "Error processing request - the body is not valid JSON.",
+            validation=[ValidationItem(None, str(exc), "JsonParser")],
+        ) from exc
+
+
+def reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def validate(model: type[BaseModel], data: Any, item_ids: list[Any] | None = None) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        items = [validation_item(err, item_ids or []) for err in exc.errors()[:50]]
+        raise SandboxHTTPError(
+            400, "Error processing request - not valid.", validation=items
+        ) from None
+
+
+def validation_item(err: dict, item_ids: list[Any]) -> ValidationItem:
+    """Name the transaction (by its id when it has one) and the field path inside it."""
+    loc = list(err["loc"])
+    item_id = None
+    if len(loc) >= 2 and loc[0] == "items" and isinstance(loc[1], int):
+        index = loc[1]
+        raw_id = item_ids[index] if index < len(item_ids) else None
+        item_id = raw_id if isinstance(raw_id, str) and raw_id else f"items[{index}]"
+        loc = loc[2:]
+    field_path = ".".join(str(part) for part in loc) or "body"
+    return ValidationItem(item_id, f"{field_path}: {err['msg']}")
+
+
+def ids_of(items: Any) -> list[Any]:
+    if not isinstance(items, list):
+        return []
+    return [item.get("id") if isinstance(item, dict) else None for item in items]

@@ -1,0 +1,286 @@
+"""Everything the sandbox remembers: companies, datasets, syncs, and each company's books.
+
+Syncs queue per company and finish on the sandbox clock; `advance()` settles every sync whose
+time has come, in order, so the outcome never depends on when somebody happened to poll.
+The books are the ground truth tests read: each transaction written, and how many times.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from codat_sandbox.engine import (
+    SYNC_STATUS_TEXT,
+    Outcome,
+    company_failure,
+    judge,
+    transaction_total,
+)
+from codat_sandbox.ledger import Company
+from codat_sandbox.schemas import ExpenseTransaction
+
+LONG_RUNNING = timedelta(minutes=10)
+
+
+class Clock:
+    """Wall-clock UTC plus an offset the admin API can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@dataclass
+class ItemResult:
+    transaction_id: str
+    status: str = "Pending"
+    message: str | None = None
+
+
+@dataclass
+class Sync:
+    id: str
+    company_id: str
+    items: list[ExpenseTransaction]
+    initiated: datetime
+    starts: datetime
+    finishes: datetime
+    flow: str  # direct | datasets
+    dataset_ids: list[str] = field(default_factory=list)
+    code: int | None = None  # None while in progress
+    error_message: str = ""
+    exception_message: str = ""
+    completed: datetime | None = None
+    data_pushed: bool = False
+    results: dict[str, ItemResult] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        return self.code is not None
+
+
+@dataclass
+class BookEntry:
+    transaction_id: str
+    record_id: str
+    data_type: str
+    sync_id: str
+    type: str
+    issue_date: str
+    currency: str
+    total: str
+    writes: int = 1
+    attachments: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class Dataset:
+    id: str
+    company_id: str
+    items: list[ExpenseTransaction]
+    synced_by: str | None = None
+
+
+class SandboxState:
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self.lock = threading.RLock()
+        self.clock = Clock()
+        self.companies: dict[str, Company] = {}
+        self.syncs: dict[str, Sync] = {}
+        self.company_syncs: dict[str, list[str]] = {}
+        self.datasets: dict[str, Dataset] = {}
+        self.completed: dict[tuple[str, str], str] = {}  # (company, txn) -> sync that wrote it
+        self.books: dict[str, dict[str, BookEntry]] = {}
+        self.record_counter = 0
+        self.on_sync_final: list = []  # callbacks(state, sync), e.g. webhook fan-out
+
+    # -- companies -------------------------------------------------------------------------
+    def add_company(self, company: Company) -> Company:
+        with self.lock:
+            self.companies[company.id] = company
+            self.company_syncs.setdefault(company.id, [])
+            self.books.setdefault(company.id, {})
+            return company
+
+    # -- pushes ----------------------------------------------------------------------------
+    def previously_processed(self, company_id: str, items: list[ExpenseTransaction]) -> list[str]:
+        return [t.id for t in items if (company_id, t.id) in self.completed]
+
+    def queue_sync(
+        self,
+        company: Company,
+        items: list[ExpenseTransaction],
+        flow: str,
+        dataset_ids: list[str] | None = None,
+    ) -> Sync:
+        with self.lock:
+            now = self.clock.now()
+            queue = self.company_syncs[company.id]
+            last_finish = self.syncs[queue[-1]].finishes if queue else now
+            starts = max(now, last_finish)
+            sync = Sync(
+                id=str(uuid.uuid4()),
+                company_id=company.id,
+                items=items,
+                initiated=now,
+                starts=starts,
+                finishes=starts + timedelta(seconds=company.sync_seconds),
+                flow=flow,
+                dataset_ids=dataset_ids or [],
+                results={t.id: ItemResult(t.id) for t in items},
+            )
+            self.syncs[sync.id] = sync
+            queue.append(sync.id)
+            return sync
+
+    def create_dataset(self, company: Company, items: list[ExpenseTransaction]) -> Dataset:
+        with self.lock:
+            dataset = Dataset(str(uuid.uuid4()), company.id, items)
+            self.datasets[dataset.id] = dataset
+            return dataset
+
+    # -- settling syncs ----------------------------------------------------------------------
+    def advance(self) -> list[Sync]:
+        """Finish every sync whose time has come, company by company, in queue order."""
+        finished = []
+        with self.lock:
+            now = self.clock.now()
+            for sync_ids in self.company_syncs.values():
+                for sync_id in sync_ids:
+                    sync = self.syncs[sync_id]
+                    if sync.final:
+                        continue
+                    if sync.finishes > now:
+                        break
+                    self.settle(sync)
+                    finished.append(sync)
+        for sync in finished:
+            for callback in self.on_sync_final:
+                callback(self, sync)
+        return finished
+
+    def settle(self, sync: Sync) -> None:
+        company = self.companies[sync.company_id]
+        failure = company_failure(company) or self.duplication_failure(sync)
+        if failure:
+            self.fail_whole_sync(sync, *failure)
+        else:
+            self.write_items(company, sync)
+        sync.completed = max(sync.finishes, self.clock.now())
+
+    def duplication_failure(self, sync: Sync) -> tuple[int, str] | None:
+        duplicates = self.previously_processed(sync.company_id, sync.items)
+        already_synced = [
+            d for d in sync.dataset_ids if self.datasets[d].synced_by not in (None, sync.id)
+        ]
+        for dataset_id in sync.dataset_ids:
+            self.datasets[dataset_id].synced_by = self.datasets[dataset_id].synced_by or sync.id
+        if not duplicates and not already_synced:
+            return None
+        which = ", ".join(duplicates[:5]) or ", ".join(already_synced[:5])
+        return 5080, f"One or more transactions have previously been processed: {which}"
+
+    def fail_whole_sync(self, sync: Sync, code: int, message: str) -> None:
+        sync.code, sync.error_message = code, message
+        sync.exception_message = f"{SYNC_STATUS_TEXT[code]}: {message}"
+        for result in sync.results.values():
+            if (sync.company_id, result.transaction_id) in self.completed and code == 5080:
+                result.status, result.message = (
+                    "ValidationError",
+                    (
+                        "One or more transactions have previously been processed: "
+                        f"{result.transaction_id}"
+                    ),
+                )
+            else:
+                result.status, result.message = "PushError", f"Not written: {message}"
+
+    def write_items(self, company: Company, sync: Sync) -> None:
+        outcomes = [(txn, judge(company, txn)) for txn in sync.items]
+        for txn, outcome in outcomes:
+            self.record_outcome(company, sync, txn, outcome)
+        failed = [o for _, o in outcomes if o.status != "Completed"]
+        sync.data_pushed = any(o.written for _, o in outcomes)
+        if not failed:
+            sync.code = 2000 if sync.data_pushed else 2040
+            return
+        sync.code = 5130 if any(o.status == "PushError" for o in failed) else 5120
+        sync.error_message = (
+            f"{len(failed)} of {len(outcomes)} transactions failed: {failed[0].message}"
+        )
+        sync.exception_message = f"{SYNC_STATUS_TEXT[sync.code]}: {sync.error_message}"
+
+    def record_outcome(
+        self, company: Company, sync: Sync, txn: ExpenseTransaction, outcome: Outcome
+    ) -> None:
+        result = sync.results[txn.id]
+        result.status, result.message = outcome.status, outcome.message or None
+        if outcome.status != "Completed":
+            return
+        self.completed[(company.id, txn.id)] = sync.id
+        if not outcome.written:
+            return
+        book = self.books[company.id]
+        if txn.id in book:  # never expected: Codat refuses completed ids; counted if it happens
+            book[txn.id].writes += 1
+            return
+        self.record_counter += 1
+        record_id = f"{company.platform.record_prefix}-{self.record_counter:07d}"
+        result.message = f"Created {outcome.data_type} {record_id} in {company.platform.name}"
+        book[txn.id] = BookEntry(
+            txn.id,
+            record_id,
+            outcome.data_type,
+            sync.id,
+            txn.type,
+            txn.issueDate,
+            txn.currency,
+            str(transaction_total(txn)),
+        )
+
+    # -- reading -------------------------------------------------------------------------------
+    def status_of(self, sync: Sync) -> dict:
+        now = self.clock.now()
+        if sync.final:
+            code, text = (
+                sync.code,
+                (
+                    "Complete"
+                    if sync.code in (2000, 2040)
+                    else "PushError"
+                    if sync.code == 5130
+                    else "Failed"
+                ),
+            )
+        else:
+            code = 1010 if now - sync.initiated > LONG_RUNNING else 1000
+            text = "Pushing" if now >= sync.starts else "NotStarted"
+        return {
+            "companyId": sync.company_id,
+            "syncId": sync.id,
+            "syncStatusCode": code,
+            "syncStatus": text,
+            "errorMessage": sync.error_message,
+            "syncExceptionMessage": sync.exception_message,
+            "syncUtc": format_utc(sync.completed or sync.initiated),
+            "dataPushed": sync.data_pushed,
+        }
+
+    def syncs_of(self, company_id: str) -> list[Sync]:
+        return [self.syncs[s] for s in self.company_syncs.get(company_id, [])]
+
+    def ground_truth(self) -> dict:
+        return {cid: [vars(e) for e in book.values()] for cid, book in self.books.items()}
+
+
+def format_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
