@@ -97,6 +97,7 @@ class SandboxState:
         self.companies: dict[str, Company] = {}
         self.syncs: dict[str, Sync] = {}
         self.company_syncs: dict[str, list[str]] = {}
+        self.settled_upto: dict[str, int] = {}  # per company: syncs before this index are final
         self.datasets: dict[str, Dataset] = {}
         self.completed: dict[tuple[str, str], str] = {}  # (company, txn) -> sync that wrote it
         self.books: dict[str, dict[str, BookEntry]] = {}
@@ -154,15 +155,14 @@ class SandboxState:
         finished = []
         with self.lock:
             now = self.clock.now()
-            for sync_ids in self.company_syncs.values():
-                for sync_id in sync_ids:
-                    sync = self.syncs[sync_id]
-                    if sync.final:
-                        continue
-                    if sync.finishes > now:
-                        break
+            for company_id, sync_ids in self.company_syncs.items():
+                position = self.settled_upto.get(company_id, 0)
+                while position < len(sync_ids) and self.syncs[sync_ids[position]].finishes <= now:
+                    sync = self.syncs[sync_ids[position]]
                     self.settle(sync)
                     finished.append(sync)
+                    position += 1
+                self.settled_upto[company_id] = position
         for sync in finished:
             for callback in self.on_sync_final:
                 callback(self, sync)
