@@ -164,7 +164,8 @@ async def list_connections(request: Request) -> Response:
 async def parse_items(request: Request, model, wrap: bool) -> list:
     data = parse_json(await request.body())
     items = data if wrap else (data.get("items") if isinstance(data, dict) else None)
-    body = validate(model, {"items": data} if wrap else data, ids_of(items))
+    label = "body" if wrap else "items"
+    body = validate(model, {"items": data} if wrap else data, ids_of(items), label)
     return body.items
 
 

@@ -114,17 +114,20 @@ def reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def validate(model: type[BaseModel], data: Any, item_ids: list[Any] | None = None) -> BaseModel:
+def validate(
+    model: type[BaseModel], data: Any, item_ids: list[Any] | None = None, items_label="items"
+) -> BaseModel:
+    """Validate a body; `items_label` names the item list in messages ("body" for bare arrays)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        items = [validation_item(err, item_ids or []) for err in exc.errors()[:50]]
+        items = [validation_item(err, item_ids or [], items_label) for err in exc.errors()[:50]]
         raise SandboxHTTPError(
             400, "Error processing request - not valid.", validation=items
         ) from None
 
 
-def validation_item(err: dict, item_ids: list[Any]) -> ValidationItem:
+def validation_item(err: dict, item_ids: list[Any], items_label: str) -> ValidationItem:
     """Name the transaction (by its id when it has one) and the field path inside it."""
     loc = list(err["loc"])
     item_id = None
@@ -133,6 +136,8 @@ def validation_item(err: dict, item_ids: list[Any]) -> ValidationItem:
         raw_id = item_ids[index] if index < len(item_ids) else None
         item_id = raw_id if isinstance(raw_id, str) and raw_id else f"items[{index}]"
         loc = loc[2:]
+    if loc == ["items"]:
+        loc = [items_label]
     field_path = ".".join(str(part) for part in loc) or "body"
     return ValidationItem(item_id, f"{field_path}: {err['msg']}")
 
