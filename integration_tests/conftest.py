@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 
 import httpx
@@ -54,3 +55,20 @@ def expense(**overrides) -> dict:
 
 def expenses_path(company_id: str) -> str:
     return f"/companies/{company_id}/sync/expenses"
+
+
+def wait_for(check, timeout: float = 10.0, interval: float = 0.05):
+    """Poll `check()` until it returns something truthy, and return that; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Gave up after {timeout} s waiting for {check}.")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
