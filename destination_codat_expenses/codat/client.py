@@ -1,0 +1,233 @@
+"""The only module that speaks HTTP: Codat's Sync for Expenses endpoints as plain methods.
+
+`CodatClient(http)` takes any `httpx.Client`: a real one for api.codat.io, a loopback one for the
+sandbox, or `starlette.testclient.TestClient(sandbox_app)` in process. Every call goes through
+`_send`: auth, one log line per exchange, an overall deadline per attempt, and retries (429 with
+Retry-After, 5xx and transport errors, jittered exponential backoff, a per-run retry budget).
+A POST is retried only when it carries an Idempotency-Key, so a retry can never write twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses.errors import CodatAPIError, FatalAPIError, RetriableAPIError
+
+logger = logging.getLogger(__name__)
+EXPENSES = "/companies/{companyId}/sync/expenses"
+RETRIABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 8
+    give_up_after_s: float = 300.0  # all attempts of one call, sleeps included
+    attempt_deadline_s: float = 60.0  # one attempt, however slowly the bytes drip
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_retry_after_s: float = 120.0
+    budget: int = 1000  # retries allowed across the whole run
+
+
+@dataclass
+class RetryBudget:
+    remaining: int
+    spent: int = field(default=0)
+
+    def take(self) -> bool:
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        self.spent += 1
+        return True
+
+
+def basic_auth(api_key: str) -> str:
+    return "Basic " + base64.b64encode(api_key.encode()).decode()
+
+
+class CodatClient:
+    def __init__(self, http: httpx.Client, api_key: str, policy: RetryPolicy | None = None,
+                 sleep=time.sleep) -> None:
+        self.http = http
+        self.auth_header = basic_auth(api_key)
+        self.policy = policy or RetryPolicy()
+        self.budget = RetryBudget(self.policy.budget)
+        self.sleep = sleep
+
+    # -- companies and settings ---------------------------------------------------------------
+    def get_company(self, company_id: str) -> dict:
+        return self._send("GET", "/companies/{companyId}", companyId=company_id)
+
+    def list_connections(self, company_id: str) -> list[dict]:
+        return list(self._pages("/companies/{companyId}/connections", companyId=company_id))
+
+    def get_config(self, company_id: str) -> dict:
+        return self._send("GET", f"{EXPENSES}/config", companyId=company_id)
+
+    def get_mapping_options(self, company_id: str) -> dict:
+        return self._send("GET", f"{EXPENSES}/mappingOptions", companyId=company_id)
+
+    # -- pushes ---------------------------------------------------------------------------------
+    def create_expense_transactions(self, company_id: str, items: list[dict], key: str) -> str:
+        answer = self._send("POST", f"{EXPENSES}/expense-transactions", body=items,
+                            idempotency_key=key, companyId=company_id)
+        return answer["syncId"]
+
+    def create_expense_dataset(self, company_id: str, items: list[dict], key: str) -> str:
+        answer = self._send("POST", f"{EXPENSES}/data/expense-transactions",
+                            body={"items": items}, idempotency_key=key, companyId=company_id)
+        return answer["datasetId"]
+
+    def initiate_sync(self, company_id: str, dataset_ids: list[str], key: str) -> str:
+        answer = self._send("POST", f"{EXPENSES}/syncs", body={"datasetIds": dataset_ids},
+                            idempotency_key=key, companyId=company_id)
+        return answer["syncId"]
+
+    def upload_attachment(self, company_id: str, sync_id: str, transaction_id: str,
+                          file_name: str, content: bytes, content_type: str, key: str) -> dict:
+        return self._send(
+            "POST", f"{EXPENSES}/syncs/{{syncId}}/transactions/{{transactionId}}/attachments",
+            files={"file": (file_name, content, content_type)}, idempotency_key=key,
+            companyId=company_id, syncId=sync_id, transactionId=transaction_id)
+
+    # -- status ---------------------------------------------------------------------------------
+    def get_sync_status(self, company_id: str, sync_id: str) -> dict:
+        return self._send("GET", f"{EXPENSES}/syncs/{{syncId}}/status", companyId=company_id,
+                          syncId=sync_id)
+
+    def list_sync_statuses(self, company_id: str) -> list[dict]:
+        return self._send("GET", f"{EXPENSES}/syncs/list/status", companyId=company_id)
+
+    def iter_sync_transactions(self, company_id: str, sync_id: str,
+                               page_size: int = 500) -> Iterator[dict]:
+        return self._pages(f"{EXPENSES}/syncs/{{syncId}}/transactions", page_size,
+                           companyId=company_id, syncId=sync_id)
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def _pages(self, template: str, page_size: int = 100, **params: str) -> Iterator[dict]:
+        """Follow `_links.next` until the last page."""
+        page = 1
+        while True:
+            answer = self._send("GET", template, query={"page": page, "pageSize": page_size},
+                                **params)
+            yield from answer.get("results", [])
+            if not answer.get("_links", {}).get("next"):
+                return
+            page += 1
+
+    def _send(self, method: str, template: str, *, body: Any = None, files=None,
+              query: dict | None = None, idempotency_key: str | None = None,
+              **params: str) -> Any:
+        path = template.format(**params)
+        retrying = Retrying(
+            retry=retry_if_exception(lambda exc: self._may_retry(exc, method, idempotency_key)),
+            wait=self._wait, sleep=self.sleep, reraise=True,
+            stop=stop_after_attempt(self.policy.attempts)
+            | stop_after_delay(self.policy.give_up_after_s),
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._exchange(method, template, path, body, files, query,
+                                      idempotency_key, attempt.retry_state.attempt_number)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _may_retry(self, exc: BaseException, method: str, key: str | None) -> bool:
+        if not isinstance(exc, RetriableAPIError):
+            return False
+        if method != "GET" and not key:
+            return False
+        return self.budget.take()
+
+    def _wait(self, retry_state) -> float:
+        backoff = wait_random_exponential(multiplier=self.policy.backoff_base_s,
+                                          max=self.policy.backoff_max_s)(retry_state)
+        error = retry_state.outcome.exception()
+        asked = getattr(error, "retry_after_s", None)
+        if asked is not None:
+            return min(max(asked, 0.0), self.policy.max_retry_after_s)
+        return backoff
+
+    def _exchange(self, method, template, path, body, files, query, key, attempt) -> Any:
+        headers = {"Authorization": self.auth_header, "Accept": "application/json"}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = jsonwire.dumps(body).encode()
+        if key:
+            headers["Idempotency-Key"] = key
+        started = time.monotonic()
+        try:
+            request = self.http.build_request(method, path, content=content, files=files,
+                                              params=query, headers=headers)
+            status, raw, response = self._read(request, started)
+        except httpx.TransportError as exc:
+            logger.info("codat %s %s transport error %s (attempt %d)", method, template,
+                        type(exc).__name__, attempt)
+            raise RetriableAPIError(f"Codat could not be reached ({type(exc).__name__}).",
+                                    method=method, path=template) from None
+        logger.info("codat %s %s %d %.0fms (attempt %d)", method, template, status,
+                    (time.monotonic() - started) * 1000, attempt)
+        if status >= 400:
+            raise api_error(method, template, status, raw, response.headers)
+        return jsonwire.loads(raw) if raw else None
+
+    def _read(self, request: httpx.Request, started: float):
+        """Read the whole answer within the attempt deadline, even if it trickles in."""
+        deadline = started + self.policy.attempt_deadline_s
+        response = self.http.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer took longer than the attempt deadline",
+                                            request=request)
+            return response.status_code, b"".join(chunks), response
+        finally:
+            response.close()
+
+
+def api_error(method: str, template: str, status: int, raw: bytes, headers) -> CodatAPIError:
+    try:
+        body = jsonwire.loads(raw) if raw else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    detail = body.get("error") or f"HTTP {status}"
+    validation = (body.get("validation") or {}).get("errors") or []
+    kwargs = {"status": status, "method": method, "path": template,
+              "correlation_id": body.get("correlationId"), "detail": detail,
+              "validation": validation}
+    message = f"Codat answered {status} to {method} {template}: {detail}"
+    if status in RETRIABLE_STATUS:
+        return RetriableAPIError(message, retry_after_s=retry_after(headers), **kwargs)
+    return FatalAPIError(message, **kwargs)
+
+
+def retry_after(headers) -> float | None:
+    """Retry-After as seconds, from either of its two forms (delta-seconds or an HTTP date)."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())

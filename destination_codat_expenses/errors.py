@@ -1,0 +1,65 @@
+"""Every error this product raises, one tree; messages are fixed sentences, context is in fields.
+
+    CodatExpensesError
+    ├── ConfigError                 the user must change a setting        -> config_error
+    ├── RecordError                 one input record rejected; the run goes on
+    ├── CodatAPIError               Codat answered badly or not at all
+    │   ├── RetriableAPIError       429, 5xx, transport: worth another try -> transient_error
+    │   └── FatalAPIError           any other 4xx: trying again won't help -> system_error
+    ├── StoreError                  the status store could not be used
+    └── WebhookVerificationError    a webhook whose signature does not hold
+
+Only `destination.py` turns these into Airbyte traces. No message ever carries a secret.
+"""
+
+from __future__ import annotations
+
+
+class CodatExpensesError(Exception):
+    """Base class: `str(error)` is a sentence a person can act on."""
+
+
+class ConfigError(CodatExpensesError):
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(f"Setting '{setting}': {reason}")
+        self.setting = setting
+        self.reason = reason
+
+
+class RecordError(CodatExpensesError):
+    def __init__(self, record_key: str, field: str, reason: str) -> None:
+        super().__init__(f"Record {record_key}: field '{field}' {reason}")
+        self.record_key = record_key
+        self.field = field
+        self.reason = reason
+
+
+class CodatAPIError(CodatExpensesError):
+    def __init__(self, message: str, *, status: int | None = None, method: str = "",
+                 path: str = "", correlation_id: str | None = None,
+                 detail: str | None = None, validation: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.method = method
+        self.path = path
+        self.correlation_id = correlation_id
+        self.detail = detail
+        self.validation = validation or []
+
+
+class RetriableAPIError(CodatAPIError):
+    def __init__(self, *args, retry_after_s: float | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.retry_after_s = retry_after_s
+
+
+class FatalAPIError(CodatAPIError):
+    pass
+
+
+class StoreError(CodatExpensesError):
+    pass
+
+
+class WebhookVerificationError(CodatExpensesError):
+    pass

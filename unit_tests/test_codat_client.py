@@ -1,0 +1,130 @@
+"""CodatClient retry policy and error mapping, with exact answer sequences from a MockTransport."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses.codat.client import CodatClient, RetryPolicy, retry_after
+from destination_codat_expenses.errors import FatalAPIError, RetriableAPIError
+
+COMPANY = "11111111-1111-4111-8111-111111111111"
+SECRET = "canary-key-7f3a"
+
+
+def scripted(*answers):
+    """A client whose transport answers with the given (status, body, headers) in turn."""
+    seen: list[httpx.Request] = []
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status, body, headers = queue.pop(0)
+        if isinstance(status, Exception):
+            raise status
+        return httpx.Response(status, json=body, headers=headers)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), base_url="https://codat.test")
+    sleeps: list[float] = []
+    client = CodatClient(http, SECRET, RetryPolicy(attempts=4, budget=10), sleep=sleeps.append)
+    return client, seen, sleeps
+
+
+def test_429_retry_after_seconds_is_honoured_then_succeeds():
+    client, seen, sleeps = scripted((429, {}, {"Retry-After": "7"}), (200, {"syncId": "s1"}, {}))
+    assert client.create_expense_transactions(COMPANY, [{"id": "a"}], key="k1") == "s1"
+    assert sleeps == [7.0]
+    assert [r.headers["Idempotency-Key"] for r in seen] == ["k1", "k1"]
+
+
+def test_retry_after_http_date_is_understood():
+    later = datetime.now(UTC) + timedelta(seconds=30)
+    seconds = retry_after(httpx.Headers({"Retry-After": format_datetime(later, usegmt=True)}))
+    assert 25 <= seconds <= 31
+
+
+def test_5xx_and_transport_errors_back_off_with_jitter():
+    client, seen, sleeps = scripted(
+        (500, {}, {}),
+        (httpx.ConnectError("boom"), None, None),
+        (503, {}, {}),
+        (200, {"syncId": "s1"}, {}),
+    )
+    assert client.create_expense_transactions(COMPANY, [{"id": "a"}], key="k") == "s1"
+    assert len(seen) == 4 and len(sleeps) == 3
+    assert all(0 <= s <= 30 for s in sleeps)
+
+
+def test_post_without_idempotency_key_is_never_retried():
+    client, seen, _ = scripted((503, {}, {}), (200, {}, {}))
+    with pytest.raises(RetriableAPIError):
+        client._send("POST", "/companies", body={"name": "x"})
+    assert len(seen) == 1
+
+
+def test_attempts_exhausted_raise_retriable_with_status():
+    client, seen, _ = scripted(*[(503, {"error": "down"}, {})] * 4)
+    with pytest.raises(RetriableAPIError) as raised:
+        client.get_sync_status(COMPANY, "s1")
+    assert raised.value.status == 503 and len(seen) == 4
+
+
+def test_retry_budget_is_shared_across_calls():
+    client, seen, _ = scripted(*[(503, {}, {})] * 20)
+    client.budget.remaining = 2
+    with pytest.raises(RetriableAPIError):
+        client.get_sync_status(COMPANY, "s1")
+    with pytest.raises(RetriableAPIError):
+        client.get_sync_status(COMPANY, "s1")
+    assert len(seen) == 4  # 3 for the first call (2 retries), then 1 with no budget left
+
+
+def test_400_is_fatal_with_codat_validation_and_no_secret():
+    body = {
+        "statusCode": 400,
+        "error": "Error processing request - not valid.",
+        "correlationId": "c0ffee",
+        "validation": {"errors": [{"itemId": "a", "message": "type: bad"}]},
+    }
+    client, seen, _ = scripted((400, body, {}))
+    with pytest.raises(FatalAPIError) as raised:
+        client.create_expense_transactions(COMPANY, [{"id": "a"}], key="k")
+    error = raised.value
+    assert error.status == 400 and error.correlation_id == "c0ffee"
+    assert error.validation[0]["itemId"] == "a" and len(seen) == 1
+    assert SECRET not in str(error) and SECRET not in repr(error.__dict__)
+
+
+def test_auth_header_is_basic_base64_of_key():
+    client, seen, _ = scripted((200, {"id": COMPANY}, {}))
+    client.get_company(COMPANY)
+    assert seen[0].headers["Authorization"] == "Basic Y2FuYXJ5LWtleS03ZjNh"
+
+
+def test_money_goes_on_the_wire_exactly():
+    client, seen, _ = scripted((200, {"syncId": "s"}, {}))
+    line = {"netAmount": Decimal("10.10"), "taxAmount": Decimal("0.000000001")}
+    client.create_expense_transactions(COMPANY, [{"id": "a", "lines": [line]}], key="k")
+    wire = seen[0].content.decode()
+    assert '"netAmount":10.10' in wire and '"taxAmount":0.000000001' in wire
+    assert json.loads(wire, parse_float=Decimal)[0]["lines"][0]["netAmount"] == Decimal("10.10")
+
+
+def test_floats_are_refused_on_the_wire():
+    with pytest.raises(TypeError):
+        jsonwire.dumps({"netAmount": 1.1})
+
+
+def test_paging_follows_next_links():
+    page1 = {"results": [{"transactionId": "a"}], "_links": {"next": {"href": "x"}}}
+    page2 = {"results": [{"transactionId": "b"}], "_links": {}}
+    client, seen, _ = scripted((200, page1, {}), (200, page2, {}))
+    ids = [t["transactionId"] for t in client.iter_sync_transactions(COMPANY, "s1")]
+    assert ids == ["a", "b"]
+    assert [r.url.params["page"] for r in seen] == ["1", "2"]
