@@ -7,7 +7,6 @@ register webhook endpoints, and read the ground truth: what each company's books
 from __future__ import annotations
 
 import time
-from datetime import date
 from decimal import Decimal
 
 import httpx
@@ -18,7 +17,7 @@ from starlette.routing import Route
 from codat_sandbox.engine import FORCEABLE_STATUSES
 from codat_sandbox.errors import SandboxHTTPError, not_found
 from codat_sandbox.faults import FaultPlan
-from codat_sandbox.ledger import company_from_spec
+from codat_sandbox.ledger import as_date, company_from_spec
 from codat_sandbox.scenario import companies_from, load_scenario
 from codat_sandbox.schemas import parse_json
 
@@ -103,7 +102,7 @@ def apply_company_changes(company, changes: dict) -> None:
                 "Sandbox",
             )
         elif name == "closedUntil":
-            company.closed_until = date.fromisoformat(value) if value else None
+            company.closed_until = as_date(value)
         else:
             setattr(company, COMPANY_KNOBS[name], value)
 
@@ -124,6 +123,10 @@ async def get_faults(request: Request) -> Response:
 
 async def set_limits(request: Request) -> Response:
     data = to_plain(await body_of(request))
+    for name in ("perMinute", "concurrency"):
+        value = data.get(name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise SandboxHTTPError(400, f"Limit {name} must be a positive integer.", "Sandbox")
     sandbox(request).limiter.configure(data.get("perMinute"), data.get("concurrency"))
     return JSONResponse(
         {

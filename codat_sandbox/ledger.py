@@ -16,6 +16,30 @@ from codat_sandbox.platforms import Platform, find_platform
 EXPENSE_TYPES = ["Payment", "Refund", "Chargeback"]
 ALL_TYPES = ["Payment", "Refund", "Reward", "Chargeback"]
 
+# Every key a scenario company may set (docs/sandbox.md lists each; unit_tests/test_docs.py checks)
+COMPANY_SETTINGS = frozenset(
+    {
+        "id",
+        "name",
+        "platform",
+        "baseCurrency",
+        "accounts",
+        "taxRates",
+        "trackingCategories",
+        "suppliers",
+        "customers",
+        "config",
+        "closedUntil",
+        "connectionStatus",
+        "billingExpired",
+        "deleted",
+        "forcedSyncStatus",
+        "syncSeconds",
+        "description",
+        "tags",
+    }
+)
+
 
 @dataclass
 class Account:
@@ -125,37 +149,18 @@ def default_tracking() -> dict[str, TrackingCategory]:
 
 def company_from_spec(spec: dict[str, Any]) -> Company:
     """Build a company from one scenario entry; unknown keys are an error, not a silent no-op."""
-    known = {
-        "id",
-        "name",
-        "platform",
-        "baseCurrency",
-        "accounts",
-        "taxRates",
-        "trackingCategories",
-        "suppliers",
-        "customers",
-        "config",
-        "closedUntil",
-        "connectionStatus",
-        "billingExpired",
-        "deleted",
-        "forcedSyncStatus",
-        "syncSeconds",
-        "description",
-        "tags",
-    }
-    unknown = set(spec) - known
+    unknown = set(spec) - COMPANY_SETTINGS
     if unknown:
-        raise ValueError(f"Unknown company setting(s) {sorted(unknown)}; known: {sorted(known)}.")
+        known = sorted(COMPANY_SETTINGS)
+        raise ValueError(f"Unknown company setting(s) {sorted(unknown)}; known: {known}.")
     platform = find_platform(spec.get("platform", "xero"))
     base = spec.get("baseCurrency", platform.default_currency)
     accounts = default_accounts(platform, base)
     accounts.update({a["id"]: account_from_spec(a) for a in spec.get("accounts", [])})
     taxes = default_tax_rates(platform)
-    taxes.update({t["id"]: TaxRate(**t) for t in spec.get("taxRates", [])})
+    taxes.update({t["id"]: tax_rate_from_spec(t) for t in spec.get("taxRates", [])})
     tracking = default_tracking()
-    tracking.update({t["id"]: TrackingCategory(**t) for t in spec.get("trackingCategories", [])})
+    tracking.update({t["id"]: tracking_from_spec(t) for t in spec.get("trackingCategories", [])})
     suppliers = {"SUP-CARD": base, **spec.get("suppliers", {})}
     customers = {"CUST-1": base, **spec.get("customers", {})}
     default_config = {
@@ -175,7 +180,7 @@ def company_from_spec(spec: dict[str, Any]) -> Company:
         suppliers=suppliers,
         customers=customers,
         config=spec.get("config", default_config),
-        closed_until=date.fromisoformat(closed) if closed else None,
+        closed_until=as_date(closed),
         connection_status=spec.get("connectionStatus", "Linked"),
         billing_expired=spec.get("billingExpired", False),
         deleted=spec.get("deleted", False),
@@ -196,3 +201,28 @@ def account_from_spec(spec: dict[str, Any]) -> Account:
         currency=spec.get("currency"),
         is_bank_account=spec.get("isBankAccount", False),
     )
+
+
+def tax_rate_from_spec(spec: dict[str, Any]) -> TaxRate:
+    return TaxRate(
+        id=spec["id"],
+        name=spec["name"],
+        rate=str(spec.get("rate", "0")),
+        valid_types=spec.get("validTransactionTypes", list(ALL_TYPES)),
+    )
+
+
+def tracking_from_spec(spec: dict[str, Any]) -> TrackingCategory:
+    return TrackingCategory(
+        id=spec["id"],
+        name=spec["name"],
+        parent_id=spec.get("parentId"),
+        has_children=spec.get("hasChildren", False),
+    )
+
+
+def as_date(value: Any) -> date | None:
+    """A scenario date may be a YAML date or an ISO string; empty means none."""
+    if not value:
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -1,0 +1,94 @@
+"""The status store opens, migrates once, waits for another process's lock, and rolls back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import duckdb
+import pytest
+
+from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.store.db import migrate, reading, transaction
+
+
+def test_migrate_creates_tables_and_views_once(tmp_path):
+    path = str(tmp_path / "status.duckdb")
+    assert migrate(path) == 1
+    assert migrate(path) == 1
+    with reading(path) as connection:
+        names = {
+            r[0]
+            for r in connection.execute(
+                "SELECT table_name FROM information_schema.tables"
+            ).fetchall()
+        }
+        versions = connection.execute("SELECT count(*) FROM schema_migrations").fetchone()
+    assert {
+        "runs",
+        "syncs",
+        "push_items",
+        "transactions",
+        "rejects",
+        "webhook_events",
+        "v_syncs",
+        "v_push_items",
+        "v_transactions",
+    } <= names
+    assert versions == (1,)
+
+
+def test_failed_unit_of_work_rolls_back(tmp_path):
+    path = str(tmp_path / "status.duckdb")
+    migrate(path)
+    with pytest.raises(RuntimeError), transaction(path) as connection:
+        connection.execute("INSERT INTO rejects VALUES ('r', 's', 'k', 'f', 'why', now())")
+        raise RuntimeError("boom")
+    with reading(path) as connection:
+        assert connection.execute("SELECT count(*) FROM rejects").fetchone() == (0,)
+
+
+def hold_lock(path: str, seconds: float) -> subprocess.Popen:
+    code = textwrap.dedent(f"""
+        import duckdb, sys, time
+        c = duckdb.connect({path!r})
+        print("locked", flush=True)
+        time.sleep({seconds})
+        c.close()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_writer_waits_for_another_process_lock(tmp_path):
+    path = str(tmp_path / "status.duckdb")
+    migrate(path)
+    holder = hold_lock(path, 1.0)
+    with transaction(path) as connection:
+        connection.execute("INSERT INTO rejects VALUES ('r', 's', 'k', 'f', 'why', now())")
+    holder.wait(timeout=10)
+    with reading(path) as connection:
+        assert connection.execute("SELECT count(*) FROM rejects").fetchone() == (1,)
+
+
+def test_lock_held_past_the_wait_is_a_store_error(tmp_path):
+    path = str(tmp_path / "status.duckdb")
+    migrate(path)
+    holder = hold_lock(path, 3.0)
+    try:
+        with pytest.raises(StoreError) as raised, transaction(path, wait_s=0.3):
+            pass
+        assert "could not be opened" in str(raised.value)
+    finally:
+        holder.wait(timeout=10)
+
+
+def test_unwritable_location_is_a_store_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises((StoreError, OSError)):
+        migrate(str(blocker / "status.duckdb"))
+    assert isinstance(duckdb.__version__, str) and time.monotonic() > 0
