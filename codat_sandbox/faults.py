@@ -54,11 +54,18 @@ class FaultPlan:
         plan = cls(**data)
         for name in names - {"seed", "paths"}:
             value = getattr(plan, name)
-            if not isinstance(value, int | float) or value < 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"Fault knob {name} must be a non-negative number.")
+        if not isinstance(plan.retry_after_s, int):
+            raise ValueError("Fault knob retry_after_s must be a whole number of seconds.")
+        if isinstance(plan.seed, bool) or not isinstance(plan.seed, int):
+            raise ValueError("Fault knob seed must be an integer.")
         if sum(getattr(plan, name) for name in PRE_FAULTS) + plan.rate_lost_response > 1:
             raise ValueError("The fault rates add up to more than 1.")
-        re.compile(plan.paths)
+        try:
+            re.compile(plan.paths)
+        except (re.error, TypeError) as exc:  # re.error is not a ValueError
+            raise ValueError(f"Fault knob paths is not a regular expression: {exc}") from None
         return plan
 
     def as_json(self) -> dict:

@@ -13,10 +13,10 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
 from codat_sandbox.state import SandboxState, Sync, format_utc
 
@@ -49,6 +49,7 @@ class Delivery:
     attempts: list[dict] = field(default_factory=list)
     delivered: bool = False
     due: float = 0.0
+    sending: bool = False  # an attempt is in flight (the ticker and /_sandbox/tick may overlap)
 
 
 class WebhookDispatcher:
@@ -62,7 +63,12 @@ class WebhookDispatcher:
     def register(
         self, url: str, secret: str, legacy: bool = False, header_style: str = "webhook"
     ) -> Endpoint:
-        Webhook(secret)  # refuse a malformed secret now, not at the first delivery
+        try:
+            Webhook(secret)  # refuse a malformed secret now, not at the first delivery
+        except (EmptyWebhookSecretError, RuntimeError) as exc:  # neither is a ValueError
+            raise ValueError(f"The secret is not a whsec_ signing key: {exc}") from None
+        if header_style not in ("webhook", "svix"):
+            raise ValueError(f"headerStyle must be 'webhook' or 'svix', not {header_style!r}.")
         endpoint = Endpoint(f"ep_{uuid.uuid4().hex[:16]}", url, secret, legacy, header_style)
         self.endpoints[endpoint.id] = endpoint
         return endpoint
@@ -78,14 +84,20 @@ class WebhookDispatcher:
         due = [
             d
             for d in self.deliveries
-            if not d.delivered and d.due <= now and len(d.attempts) < len(self.retry_schedule)
+            if not d.delivered
+            and not d.sending
+            and d.due <= now
+            and len(d.attempts) < len(self.retry_schedule)
         ]
+        for delivery in due:
+            delivery.sending = True
         await asyncio.gather(*(self.attempt(client, d, now) for d in due))
         return len(due)
 
     async def attempt(self, client: httpx.AsyncClient, delivery: Delivery, now: float) -> None:
         endpoint = self.endpoints.get(delivery.endpoint_id)
         if endpoint is None:
+            delivery.sending = False
             return
         headers = signed_headers(endpoint, delivery.message_id, delivery.body)
         try:
@@ -94,6 +106,8 @@ class WebhookDispatcher:
             delivery.delivered = 200 <= response.status_code < 300
         except httpx.HTTPError as exc:
             outcome = {"error": type(exc).__name__}
+        finally:
+            delivery.sending = False
         delivery.attempts.append({"at": now, **outcome})
         tries = len(delivery.attempts)
         if not delivery.delivered and tries < len(self.retry_schedule):
@@ -101,8 +115,12 @@ class WebhookDispatcher:
         logger.info("webhook %s to %s: %s", delivery.event_type, endpoint.url, outcome)
 
 
-def signed_headers(endpoint: Endpoint, message_id: str, body: str) -> dict[str, str]:
-    timestamp = datetime.now().astimezone()
+def signed_headers(
+    endpoint: Endpoint, message_id: str, body: str, timestamp: datetime | None = None
+) -> dict[str, str]:
+    # in UTC: Webhook.sign() reads the wall time as UTC (replace, not astimezone), so a local
+    # time would sign a different timestamp from the one in the header
+    timestamp = (timestamp or datetime.now(UTC)).astimezone(UTC)
     signature = Webhook(endpoint.secret).sign(message_id, timestamp, body)
     prefix = "svix" if endpoint.header_style == "svix" else "webhook"
     return {
