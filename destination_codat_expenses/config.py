@@ -1,0 +1,158 @@
+"""The destination's settings: read once from the Airbyte config, checked, then passed on as
+plain values. Nobody else reads the raw config mapping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from destination_codat_expenses import values
+from destination_codat_expenses.errors import ConfigError
+from destination_codat_expenses.mapping import FieldNames, MappingSettings
+
+SECRET_SETTINGS = ("api_key",)
+
+
+def spec() -> dict:
+    return json.loads(resources.files(__package__).joinpath("spec.json").read_text())
+
+
+def defaults() -> dict[str, Any]:
+    properties = spec()["connectionSpecification"]["properties"]
+    return {name: prop["default"] for name, prop in properties.items() if "default" in prop}
+
+
+@dataclass(frozen=True)
+class Config:
+    api_key: str
+    base_url: str
+    push_flow: str
+    company_id: str | None
+    company_id_field: str | None
+    mapping: MappingSettings
+    batch_size: int
+    sync_size: int
+    wait_for_syncs: bool
+    sync_wait_timeout_seconds: int
+    max_rejected_share: float
+    status_store_path: str
+    concurrency: int
+    upload_receipts: bool
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> Config:
+        settings = {**defaults(), **{k: v for k, v in raw.items() if v is not None}}
+        api_key = settings.get("api_key")
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ConfigError("api_key", "is required: the API key from the Codat Portal.")
+        return cls(
+            api_key=api_key.strip(),
+            base_url=checked_base_url(settings["base_url"]),
+            push_flow=one_of(settings, "push_flow", ("direct", "datasets")),
+            company_id=checked_company(settings.get("company_id")),
+            company_id_field=(settings.get("company_id_field") or "").strip() or None,
+            mapping=mapping_settings(settings),
+            batch_size=bounded(settings, "batch_size", 1, 50),
+            sync_size=bounded(settings, "sync_size", 1, 5000),
+            wait_for_syncs=bool(settings["wait_for_syncs"]),
+            sync_wait_timeout_seconds=bounded(settings, "sync_wait_timeout_seconds", 0, 86400),
+            max_rejected_share=share(settings["max_rejected_share"]),
+            status_store_path=checked_path(settings["status_store_path"]),
+            concurrency=bounded(settings, "concurrency", 1, 10),
+            upload_receipts=bool(settings["upload_receipts"]),
+        ).routed()
+
+    def routed(self) -> Config:
+        if not self.company_id and not self.company_id_field:
+            raise ConfigError(
+                "company_id",
+                "set a Codat company id, or 'company_id_field' to "
+                "route each record by one of its fields.",
+            )
+        if self.company_id and self.company_id_field:
+            raise ConfigError(
+                "company_id_field", "set either a fixed company id or a company id field, not both."
+            )
+        return self
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as stored with a run: every secret replaced."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mapping"}
+        shown.update({name: "**********" for name in SECRET_SETTINGS})
+        shown["mapping"] = {
+            "shape": self.mapping.shape,
+            "zone": str(self.mapping.zone),
+            "amount_includes_tax": self.mapping.amount_includes_tax,
+            "fields": vars(self.mapping.fields),
+        }
+        return shown
+
+
+def checked_base_url(value: Any) -> str:
+    parsed = urlparse(str(value))
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError("base_url", f"'{value}' is not an http(s) address.")
+    return str(value).rstrip("/")
+
+
+def checked_company(value: Any) -> str | None:
+    if not value:
+        return None
+    canonical = values.canonical_uuid(str(value))
+    if canonical is None:
+        raise ConfigError("company_id", f"'{value}' is not a Codat company id (a UUID).")
+    return canonical
+
+
+def checked_path(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("status_store_path", "must be a file path for the DuckDB store.")
+    return value.strip()
+
+
+def one_of(settings: dict, name: str, allowed: tuple[str, ...]) -> str:
+    if settings[name] not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}, not '{settings[name]}'.")
+    return settings[name]
+
+
+def bounded(settings: dict, name: str, low: int, high: int) -> int:
+    value = settings[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(name, f"must be a whole number from {low} to {high}.")
+    return value
+
+
+def share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError("max_rejected_share", "must be a number from 0 to 1 (0.1 = 10%).")
+    return float(value)
+
+
+def mapping_settings(settings: dict) -> MappingSettings:
+    try:
+        zone = ZoneInfo(str(settings["timezone"]))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "timezone", f"'{settings['timezone']}' is not an IANA time zone such as Europe/London."
+        ) from None
+    names = settings.get("field_mapping") or {}
+    known = {f.name for f in fields(FieldNames)}
+    unknown = set(names) - known
+    if unknown:
+        raise ConfigError(
+            "field_mapping",
+            f"unknown part(s) {sorted(unknown)}; known parts: {', '.join(sorted(known))}.",
+        )
+    if any(not isinstance(v, str) or not v.strip() for v in names.values()):
+        raise ConfigError("field_mapping", "every part must name a record field.")
+    return MappingSettings(
+        shape=one_of(settings, "record_shape", ("flat", "codat")),
+        fields=FieldNames(**{k: v.strip() for k, v in names.items()}),
+        amount_includes_tax=bool(settings["amount_includes_tax"]),
+        zone=zone,
+    )

@@ -1,0 +1,349 @@
+"""StatusStore: every write the product makes, named for what it means.
+
+The ledger (`transactions`) is what makes each expense land once: a row is committed as
+`sending` before its push leaves, becomes `sent` with the sync that carries it, then `completed`
+or `failed` from Codat's answer. Every method is one short transaction on the DuckDB file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from destination_codat_expenses.mapping import MappedTransaction
+from destination_codat_expenses.store.db import migrate, reading, transaction
+
+ITEM_STATE = {
+    "Completed": "completed",
+    "ValidationError": "failed",
+    "PushError": "failed",
+    "Failed": "failed",
+}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_utc(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(normalise_fraction(text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def normalise_fraction(text: str) -> str:
+    """Codat writes 7 fractional digits; Python reads at most 6."""
+    text = text.replace("Z", "+00:00")
+    if "." not in text:
+        return text
+    head, tail = text.split(".", 1)
+    digits = "".join(ch for ch in tail if ch.isdigit())
+    zone = tail[len(digits) :]
+    return f"{head}.{digits[:6]}{zone}"
+
+
+class StatusStore:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def prepare(self) -> None:
+        migrate(self.path)
+
+    # -- runs -----------------------------------------------------------------------------------
+    def start_run(self, run_id: str, config: dict) -> None:
+        with transaction(self.path) as db:
+            db.execute(
+                "INSERT INTO runs (run_id, started_at, outcome, config_redacted) "
+                "VALUES (?, ?, 'running', ?)",
+                [run_id, now(), json.dumps(config)],
+            )
+
+    def finish_run(self, run_id: str, counts: dict[str, int], outcome: str) -> None:
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE runs SET finished_at = ?, records_in = ?, records_accepted = ?, "
+                "records_rejected = ?, checkpoints = ?, outcome = ? WHERE run_id = ?",
+                [
+                    now(),
+                    counts["in"],
+                    counts["accepted"],
+                    counts["rejected"],
+                    counts["checkpoints"],
+                    outcome,
+                    run_id,
+                ],
+            )
+
+    def record_rejects(self, run_id: str, rejects: Iterable[tuple[str, str, str, str]]) -> None:
+        rows = [
+            (run_id, stream, key[:500], field[:200], reason[:1000], now())
+            for stream, key, field, reason in rejects
+        ]
+        if rows:
+            with transaction(self.path) as db:
+                db.executemany("INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    # -- ledger ---------------------------------------------------------------------------------
+    def ledger(self, company_id: str, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+        """State and last sync of each known id: what decides push, skip or reconcile."""
+        if not ids:
+            return {}
+        with reading(self.path) as db:
+            rows = db.execute(
+                "SELECT transaction_id, state, last_sync_id FROM transactions "
+                "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
+                [company_id, ids],
+            ).fetchall()
+        return {tid: (state, sync_id) for tid, state, sync_id in rows}
+
+    def mark_sending(self, company_id: str, stream: str, batch: list[MappedTransaction]) -> None:
+        rows = [
+            (
+                company_id,
+                t.transaction_id,
+                stream,
+                t.source_key,
+                json.dumps(t.body, default=str),
+                t.payload_hash,
+                t.issue_date,
+                t.currency,
+                t.total,
+                now(),
+            )
+            for t in batch
+        ]
+        with transaction(self.path) as db:
+            db.executemany(
+                "INSERT INTO transactions (company_id, transaction_id, source_stream, "
+                "source_key, state, payload, payload_hash, issue_date, currency, total_amount, "
+                "updated_at) VALUES (?, ?, ?, ?, 'sending', ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (company_id, transaction_id) DO UPDATE SET state = 'sending', "
+                "payload = excluded.payload, payload_hash = excluded.payload_hash, "
+                "issue_date = excluded.issue_date, currency = excluded.currency, "
+                "total_amount = excluded.total_amount, updated_at = excluded.updated_at",
+                rows,
+            )
+
+    def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
+        """Codat accepted the push: remember its sync, and the sync itself."""
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE transactions SET state = 'sent', codat_status = 'Pending', "
+                "last_sync_id = ?, attempts = attempts + 1, updated_at = ? "
+                "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
+                [sync["sync_id"], now(), company_id, ids],
+            )
+            upsert_sync(db, company_id, sync, len(ids))
+
+    def mark_dataset(self, company_id: str, dataset_id: str, run_id: str, count: int) -> None:
+        with transaction(self.path) as db:
+            db.execute(
+                "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
+                [dataset_id, company_id, run_id, count, now()],
+            )
+
+    def link_datasets(self, dataset_ids: list[str], sync_id: str) -> None:
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE datasets SET sync_id = ? WHERE dataset_id IN (SELECT unnest(?))",
+                [sync_id, dataset_ids],
+            )
+
+    def mark_completed_elsewhere(self, company_id: str, ids: list[str], message: str) -> None:
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE transactions SET state = 'completed', codat_status = 'Completed', "
+                "message = ?, updated_at = ? WHERE company_id = ? "
+                "AND transaction_id IN (SELECT unnest(?))",
+                [message, now(), company_id, ids],
+            )
+
+    def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
+        """(company, transaction, last sync) of every row left `sending`: to reconcile."""
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT company_id, transaction_id, last_sync_id FROM transactions "
+                "WHERE state = 'sending' AND (? IS NULL OR company_id = ?)",
+                [company_id, company_id],
+            ).fetchall()
+
+    # -- syncs ----------------------------------------------------------------------------------
+    def open_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
+                "status_code IN (1000, 1010)) AND (? IS NULL OR company_id = ?) "
+                "ORDER BY initiated_at",
+                [company_id, company_id],
+            ).fetchall()
+
+    def known_sync_ids(self, company_id: str) -> set[str]:
+        with reading(self.path) as db:
+            rows = db.execute("SELECT sync_id FROM syncs WHERE company_id = ?", [company_id])
+            return {row[0] for row in rows.fetchall()}
+
+    def record_sync_status(self, status: dict[str, Any]) -> None:
+        code = status.get("syncStatusCode")
+        final = code is not None and code not in (1000, 1010)
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
+                "exception_message = ?, data_pushed = ?, completed_at = ?, updated_at = ? "
+                "WHERE sync_id = ?",
+                [
+                    code,
+                    status.get("syncStatus"),
+                    status.get("errorMessage") or None,
+                    status.get("syncExceptionMessage") or None,
+                    status.get("dataPushed"),
+                    parse_utc(status.get("syncUtc")) if final else None,
+                    now(),
+                    status["syncId"],
+                ],
+            )
+
+    def record_sync_items(self, company_id: str, sync_id: str, items: list[dict]) -> None:
+        """Per-transaction outcomes of one sync: push items, ledger state, attempt history."""
+        stamp = now()
+        rows = [
+            (
+                sync_id,
+                company_id,
+                i["transactionId"],
+                *produced_record(i.get("message")),
+                i.get("status") or "Unknown",
+                i.get("message"),
+                stamp,
+            )
+            for i in items
+        ]
+        with transaction(self.path) as db:
+            db.executemany(
+                "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, "
+                "record_id, status, message, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (sync_id, transaction_id) DO UPDATE SET data_type = "
+                "excluded.data_type, record_id = excluded.record_id, status = excluded.status, "
+                "message = excluded.message, updated_at = excluded.updated_at",
+                rows,
+            )
+            db.execute(
+                "UPDATE push_items p SET amount = t.total_amount, currency = t.currency "
+                "FROM transactions t WHERE p.sync_id = ? AND t.company_id = p.company_id "
+                "AND t.transaction_id = p.transaction_id",
+                [sync_id],
+            )
+            apply_item_states(db, company_id, sync_id, items, stamp)
+            db.execute(
+                "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items WHERE "
+                "sync_id = ? AND status IN ('ValidationError', 'PushError', 'Failed')) "
+                "WHERE sync_id = ?",
+                [sync_id, sync_id],
+            )
+
+    def record_attachment(
+        self,
+        company_id: str,
+        transaction_id: str,
+        sync_id: str,
+        file_name: str,
+        size: int,
+        status: str,
+        message: str | None,
+        attachment_id: str | None,
+    ) -> None:
+        with transaction(self.path) as db:
+            db.execute(
+                "INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+                "(company_id, transaction_id, file_name) DO UPDATE SET sync_id = "
+                "excluded.sync_id, size_bytes = excluded.size_bytes, status = "
+                "excluded.status, message = excluded.message, attachment_id = "
+                "excluded.attachment_id, recorded_at = excluded.recorded_at",
+                [
+                    company_id,
+                    transaction_id,
+                    sync_id,
+                    file_name,
+                    size,
+                    status,
+                    message,
+                    attachment_id,
+                    now(),
+                ],
+            )
+
+
+def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
+    db.execute(
+        "INSERT INTO syncs (sync_id, company_id, run_id, retry_of, flow, initiated_at, "
+        "source_platform, target_platform, expenses_from, expenses_to, item_count, "
+        "config_snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (sync_id) DO UPDATE SET item_count = syncs.item_count + "
+        "excluded.item_count, expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
+        " expenses_to = greatest(syncs.expenses_to, excluded.expenses_to), updated_at = "
+        "excluded.updated_at",
+        [
+            sync["sync_id"],
+            company_id,
+            sync.get("run_id"),
+            sync.get("retry_of"),
+            sync.get("flow"),
+            sync.get("initiated_at") or now(),
+            sync.get("source_platform"),
+            sync.get("target_platform"),
+            sync.get("expenses_from"),
+            sync.get("expenses_to"),
+            item_count,
+            json.dumps(sync.get("config_snapshot")),
+            now(),
+        ],
+    )
+
+
+def apply_item_states(db, company_id: str, sync_id: str, items: list[dict], stamp) -> None:
+    attempts = [
+        (
+            company_id,
+            i["transactionId"],
+            sync_id,
+            i.get("status") or "Unknown",
+            i.get("message"),
+            stamp,
+        )
+        for i in items
+    ]
+    db.executemany(
+        "INSERT INTO transaction_attempts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO "
+        "UPDATE SET status = excluded.status, message = excluded.message, "
+        "recorded_at = excluded.recorded_at",
+        attempts,
+    )
+    ledger = [
+        (
+            ITEM_STATE.get(i.get("status"), "sent"),
+            i.get("status"),
+            i.get("message"),
+            stamp,
+            company_id,
+            i["transactionId"],
+            sync_id,
+        )
+        for i in items
+    ]
+    # only the sync that last carried an id may move it; a completed id never goes back
+    db.executemany(
+        "UPDATE transactions SET state = ?, codat_status = ?, message = ?, "
+        "updated_at = ? WHERE company_id = ? AND transaction_id = ? AND "
+        "last_sync_id = ? AND state <> 'completed'",
+        ledger,
+    )
+
+
+def produced_record(message: str | None) -> tuple[str | None, str | None]:
+    """Codat's message for a written item names what it produced: 'Created {type} {id} in ...'."""
+    words = (message or "").split()
+    if len(words) >= 3 and words[0] == "Created":
+        return words[1], words[2]
+    return None, None
