@@ -35,9 +35,17 @@ class RecordError(CodatExpensesError):
 
 
 class CodatAPIError(CodatExpensesError):
-    def __init__(self, message: str, *, status: int | None = None, method: str = "",
-                 path: str = "", correlation_id: str | None = None,
-                 detail: str | None = None, validation: list[dict] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+        correlation_id: str | None = None,
+        detail: str | None = None,
+        validation: list[dict] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.method = method

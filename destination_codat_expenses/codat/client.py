@@ -59,8 +59,9 @@ def basic_auth(api_key: str) -> str:
 
 
 class CodatClient:
-    def __init__(self, http: httpx.Client, api_key: str, policy: RetryPolicy | None = None,
-                 sleep=time.sleep) -> None:
+    def __init__(
+        self, http: httpx.Client, api_key: str, policy: RetryPolicy | None = None, sleep=time.sleep
+    ) -> None:
         self.http = http
         self.auth_header = basic_auth(api_key)
         self.policy = policy or RetryPolicy()
@@ -82,66 +83,119 @@ class CodatClient:
 
     # -- pushes ---------------------------------------------------------------------------------
     def create_expense_transactions(self, company_id: str, items: list[dict], key: str) -> str:
-        answer = self._send("POST", f"{EXPENSES}/expense-transactions", body=items,
-                            idempotency_key=key, companyId=company_id)
+        answer = self._send(
+            "POST",
+            f"{EXPENSES}/expense-transactions",
+            body=items,
+            idempotency_key=key,
+            companyId=company_id,
+        )
         return answer["syncId"]
 
     def create_expense_dataset(self, company_id: str, items: list[dict], key: str) -> str:
-        answer = self._send("POST", f"{EXPENSES}/data/expense-transactions",
-                            body={"items": items}, idempotency_key=key, companyId=company_id)
+        answer = self._send(
+            "POST",
+            f"{EXPENSES}/data/expense-transactions",
+            body={"items": items},
+            idempotency_key=key,
+            companyId=company_id,
+        )
         return answer["datasetId"]
 
     def initiate_sync(self, company_id: str, dataset_ids: list[str], key: str) -> str:
-        answer = self._send("POST", f"{EXPENSES}/syncs", body={"datasetIds": dataset_ids},
-                            idempotency_key=key, companyId=company_id)
+        answer = self._send(
+            "POST",
+            f"{EXPENSES}/syncs",
+            body={"datasetIds": dataset_ids},
+            idempotency_key=key,
+            companyId=company_id,
+        )
         return answer["syncId"]
 
-    def upload_attachment(self, company_id: str, sync_id: str, transaction_id: str,
-                          file_name: str, content: bytes, content_type: str, key: str) -> dict:
+    def upload_attachment(
+        self,
+        company_id: str,
+        sync_id: str,
+        transaction_id: str,
+        file_name: str,
+        content: bytes,
+        content_type: str,
+        key: str,
+    ) -> dict:
         return self._send(
-            "POST", f"{EXPENSES}/syncs/{{syncId}}/transactions/{{transactionId}}/attachments",
-            files={"file": (file_name, content, content_type)}, idempotency_key=key,
-            companyId=company_id, syncId=sync_id, transactionId=transaction_id)
+            "POST",
+            f"{EXPENSES}/syncs/{{syncId}}/transactions/{{transactionId}}/attachments",
+            files={"file": (file_name, content, content_type)},
+            idempotency_key=key,
+            companyId=company_id,
+            syncId=sync_id,
+            transactionId=transaction_id,
+        )
 
     # -- status ---------------------------------------------------------------------------------
     def get_sync_status(self, company_id: str, sync_id: str) -> dict:
-        return self._send("GET", f"{EXPENSES}/syncs/{{syncId}}/status", companyId=company_id,
-                          syncId=sync_id)
+        return self._send(
+            "GET", f"{EXPENSES}/syncs/{{syncId}}/status", companyId=company_id, syncId=sync_id
+        )
 
     def list_sync_statuses(self, company_id: str) -> list[dict]:
         return self._send("GET", f"{EXPENSES}/syncs/list/status", companyId=company_id)
 
-    def iter_sync_transactions(self, company_id: str, sync_id: str,
-                               page_size: int = 500) -> Iterator[dict]:
-        return self._pages(f"{EXPENSES}/syncs/{{syncId}}/transactions", page_size,
-                           companyId=company_id, syncId=sync_id)
+    def iter_sync_transactions(
+        self, company_id: str, sync_id: str, page_size: int = 500
+    ) -> Iterator[dict]:
+        return self._pages(
+            f"{EXPENSES}/syncs/{{syncId}}/transactions",
+            page_size,
+            companyId=company_id,
+            syncId=sync_id,
+        )
 
     # -- plumbing -------------------------------------------------------------------------------
     def _pages(self, template: str, page_size: int = 100, **params: str) -> Iterator[dict]:
         """Follow `_links.next` until the last page."""
         page = 1
         while True:
-            answer = self._send("GET", template, query={"page": page, "pageSize": page_size},
-                                **params)
+            answer = self._send(
+                "GET", template, query={"page": page, "pageSize": page_size}, **params
+            )
             yield from answer.get("results", [])
             if not answer.get("_links", {}).get("next"):
                 return
             page += 1
 
-    def _send(self, method: str, template: str, *, body: Any = None, files=None,
-              query: dict | None = None, idempotency_key: str | None = None,
-              **params: str) -> Any:
+    def _send(
+        self,
+        method: str,
+        template: str,
+        *,
+        body: Any = None,
+        files=None,
+        query: dict | None = None,
+        idempotency_key: str | None = None,
+        **params: str,
+    ) -> Any:
         path = template.format(**params)
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: self._may_retry(exc, method, idempotency_key)),
-            wait=self._wait, sleep=self.sleep, reraise=True,
+            wait=self._wait,
+            sleep=self.sleep,
+            reraise=True,
             stop=stop_after_attempt(self.policy.attempts)
             | stop_after_delay(self.policy.give_up_after_s),
         )
         for attempt in retrying:
             with attempt:
-                return self._exchange(method, template, path, body, files, query,
-                                      idempotency_key, attempt.retry_state.attempt_number)
+                return self._exchange(
+                    method,
+                    template,
+                    path,
+                    body,
+                    files,
+                    query,
+                    idempotency_key,
+                    attempt.retry_state.attempt_number,
+                )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _may_retry(self, exc: BaseException, method: str, key: str | None) -> bool:
@@ -152,8 +206,9 @@ class CodatClient:
         return self.budget.take()
 
     def _wait(self, retry_state) -> float:
-        backoff = wait_random_exponential(multiplier=self.policy.backoff_base_s,
-                                          max=self.policy.backoff_max_s)(retry_state)
+        backoff = wait_random_exponential(
+            multiplier=self.policy.backoff_base_s, max=self.policy.backoff_max_s
+        )(retry_state)
         error = retry_state.outcome.exception()
         asked = getattr(error, "retry_after_s", None)
         if asked is not None:
@@ -170,16 +225,29 @@ class CodatClient:
             headers["Idempotency-Key"] = key
         started = time.monotonic()
         try:
-            request = self.http.build_request(method, path, content=content, files=files,
-                                              params=query, headers=headers)
+            request = self.http.build_request(
+                method, path, content=content, files=files, params=query, headers=headers
+            )
             status, raw, response = self._read(request, started)
         except httpx.TransportError as exc:
-            logger.info("codat %s %s transport error %s (attempt %d)", method, template,
-                        type(exc).__name__, attempt)
-            raise RetriableAPIError(f"Codat could not be reached ({type(exc).__name__}).",
-                                    method=method, path=template) from None
-        logger.info("codat %s %s %d %.0fms (attempt %d)", method, template, status,
-                    (time.monotonic() - started) * 1000, attempt)
+            logger.info(
+                "codat %s %s transport error %s (attempt %d)",
+                method,
+                template,
+                type(exc).__name__,
+                attempt,
+            )
+            raise RetriableAPIError(
+                f"Codat could not be reached ({type(exc).__name__}).", method=method, path=template
+            ) from None
+        logger.info(
+            "codat %s %s %d %.0fms (attempt %d)",
+            method,
+            template,
+            status,
+            (time.monotonic() - started) * 1000,
+            attempt,
+        )
         if status >= 400:
             raise api_error(method, template, status, raw, response.headers)
         return jsonwire.loads(raw) if raw else None
@@ -193,8 +261,9 @@ class CodatClient:
             for chunk in response.iter_bytes():
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("the answer took longer than the attempt deadline",
-                                            request=request)
+                    raise httpx.ReadTimeout(
+                        "the answer took longer than the attempt deadline", request=request
+                    )
             return response.status_code, b"".join(chunks), response
         finally:
             response.close()
@@ -208,9 +277,14 @@ def api_error(method: str, template: str, status: int, raw: bytes, headers) -> C
     body = body if isinstance(body, dict) else {}
     detail = body.get("error") or f"HTTP {status}"
     validation = (body.get("validation") or {}).get("errors") or []
-    kwargs = {"status": status, "method": method, "path": template,
-              "correlation_id": body.get("correlationId"), "detail": detail,
-              "validation": validation}
+    kwargs = {
+        "status": status,
+        "method": method,
+        "path": template,
+        "correlation_id": body.get("correlationId"),
+        "detail": detail,
+        "validation": validation,
+    }
     message = f"Codat answered {status} to {method} {template}: {detail}"
     if status in RETRIABLE_STATUS:
         return RetriableAPIError(message, retry_after_s=retry_after(headers), **kwargs)

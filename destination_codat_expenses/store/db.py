@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from destination_codat_expenses.errors import StoreError
 logger = logging.getLogger(__name__)
 MIGRATIONS = [Path(__file__).with_name("schema_v1.sql")]
 LOCK_WAIT_S = 30.0
+WRITE_LOCK = threading.RLock()
 
 
 def is_lock_conflict(error: Exception) -> bool:
@@ -47,7 +49,16 @@ def open_connection(
 
 @contextlib.contextmanager
 def transaction(path: str, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One short read-write unit of work: all of it commits, or none of it."""
+    """One short read-write unit of work: all of it commits, or none of it.
+
+    Writers in one process take turns (WRITE_LOCK), so pushes finishing on several threads
+    never meet in a DuckDB transaction conflict; other processes are waited for by the lock.
+    """
+    with WRITE_LOCK:
+        yield from unit_of_work(path, wait_s)
+
+
+def unit_of_work(path: str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
     connection = open_connection(path, wait_s=wait_s)
     try:
         connection.execute("BEGIN TRANSACTION")

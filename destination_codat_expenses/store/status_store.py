@@ -137,6 +137,11 @@ class StatusStore:
                 [sync["sync_id"], now(), company_id, ids],
             )
             upsert_sync(db, company_id, sync, len(ids))
+            db.execute(
+                "UPDATE syncs SET item_count = (SELECT count(*) FROM transactions WHERE "
+                "company_id = ? AND last_sync_id = ?) WHERE sync_id = ?",
+                [company_id, sync["sync_id"], sync["sync_id"]],
+            )
 
     def mark_dataset(self, company_id: str, dataset_id: str, run_id: str, count: int) -> None:
         with transaction(self.path) as db:
@@ -160,6 +165,22 @@ class StatusStore:
                 "AND transaction_id IN (SELECT unnest(?))",
                 [message, now(), company_id, ids],
             )
+
+    def mark_refused(self, company_id: str, transaction_id: str, message: str) -> None:
+        """Codat refused the item itself (its schema check): failed, with Codat's reason."""
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE transactions SET state = 'failed', codat_status = 'Refused', "
+                "message = ?, updated_at = ? WHERE company_id = ? AND transaction_id = ?",
+                [message, now(), company_id, transaction_id],
+            )
+
+    def sync_code(self, sync_id: str) -> int | None:
+        """The status code the store holds for a sync (the webhook receiver may have set it)."""
+        with reading(self.path) as db:
+            row = db.execute("SELECT status_code FROM syncs WHERE sync_id = ?", [sync_id])
+            found = row.fetchone()
+        return found[0] if found else None
 
     def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
         """(company, transaction, last sync) of every row left `sending`: to reconcile."""
@@ -280,8 +301,8 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
         "INSERT INTO syncs (sync_id, company_id, run_id, retry_of, flow, initiated_at, "
         "source_platform, target_platform, expenses_from, expenses_to, item_count, "
         "config_snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (sync_id) DO UPDATE SET item_count = syncs.item_count + "
-        "excluded.item_count, expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
+        "ON CONFLICT (sync_id) DO UPDATE SET "
+        "expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
         " expenses_to = greatest(syncs.expenses_to, excluded.expenses_to), updated_at = "
         "excluded.updated_at",
         [

@@ -1,0 +1,222 @@
+"""Records in, expenses recorded once: route by company, batch, push, checkpoint.
+
+    accept(stream, data)   map one record (or store why not) and buffer it for its company
+    checkpoint()           push every buffer and wait until Codat accepted each push and the
+                           store committed it: only then may the destination echo a STATE
+    finish()               checkpoint, then follow every sync this run opened to its end
+
+The ledger makes pushes safe to repeat: ids are committed as `sending` before a push leaves,
+pushes carry a deterministic Idempotency-Key, completed ids are never pushed again, failed ids
+are pushed again under the same id, and rows a crash left `sending` are looked up in Codat
+before anything is pushed (see reconcile.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.companies import CompanyInfo, learn_company
+from destination_codat_expenses.config import Config
+from destination_codat_expenses.errors import CodatExpensesError, RecordError
+from destination_codat_expenses.mapping import MappedTransaction, Receipt, map_record
+from destination_codat_expenses.pushes import Pusher
+from destination_codat_expenses.reconcile import reconcile_in_flight
+from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.syncs import SyncFollower
+from destination_codat_expenses.values import canonical_uuid
+
+logger = logging.getLogger("airbyte")
+PROGRESS_EVERY_S = 10.0
+
+
+class TooManyRejectsError(CodatExpensesError):
+    pass
+
+
+@dataclass
+class Counters:
+    read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped: int = 0
+    checkpoints: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Pipeline:
+    def __init__(
+        self, config: Config, client: CodatClient, store: StatusStore, run_id: str | None = None
+    ) -> None:
+        self.config, self.client, self.store = config, client, store
+        self.run_id = run_id or str(uuid.uuid4())
+        self.counts = Counters()
+        self.buffers: dict[str, list[tuple[str, MappedTransaction]]] = defaultdict(list)
+        self.rejects: list[tuple[str, str, str, str]] = []
+        self.seen: dict[tuple[str, str], str] = {}  # (company, id) -> payload hash, this run
+        self.receipts: dict[tuple[str, str], Receipt] = {}
+        self.companies: dict[str, CompanyInfo] = {}
+        self.pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="push")
+        self.in_flight: list[Future] = []
+        self.slots = threading.BoundedSemaphore(config.concurrency * 2)
+        self.pusher = Pusher(self)
+        self.follower = SyncFollower(client, store, self.receipts, config.upload_receipts)
+        self.last_progress = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.store.prepare()
+        self.store.start_run(self.run_id, self.config.redacted())
+        reconcile_in_flight(self.client, self.store)
+
+    def accept(self, stream: str, data: dict) -> None:
+        self.counts.read += 1
+        try:
+            mapped, company_id = self.mapped(stream, data)
+        except RecordError as error:
+            self.reject(stream, error)
+            return
+        if mapped is not None:
+            self.counts.accepted += 1
+            self.buffer(company_id, stream, mapped)
+        self.maybe_log_progress()
+
+    def checkpoint(self) -> None:
+        for company_id in list(self.buffers):
+            self.submit(company_id)
+        self.drain()
+        self.pusher.initiate_pending_datasets()
+        self.store.record_rejects(self.run_id, self.rejects)
+        self.rejects.clear()
+        self.counts.checkpoints += 1
+
+    def finish(self) -> None:
+        self.checkpoint()
+        if self.config.wait_for_syncs:
+            self.follower.follow(self.store.open_syncs(), self.config.sync_wait_timeout_seconds)
+        self.check_reject_share()
+        self.close("succeeded")
+
+    def close(self, outcome: str) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        counts = {
+            "in": self.counts.read,
+            "accepted": self.counts.accepted,
+            "rejected": self.counts.rejected,
+            "checkpoints": self.counts.checkpoints,
+        }
+        self.store.finish_run(self.run_id, counts, outcome)
+        logger.info("run %s %s: %s", self.run_id, outcome, self.progress_line())
+
+    # -- records --------------------------------------------------------------------------------
+    def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction | None, str]:
+        mapped = map_record(data, stream, self.config.mapping)
+        company_id = self.company_of(data, mapped.source_key)
+        key = (company_id, mapped.transaction_id)
+        earlier = self.seen.get(key)
+        if earlier is not None:
+            if earlier != mapped.payload_hash:
+                raise RecordError(
+                    mapped.source_key,
+                    self.config.mapping.fields.id,
+                    "repeats an id already seen in this run with different "
+                    "content (conflicting duplicate)",
+                )
+            self.counts.skipped += 1
+            return None, company_id
+        self.seen[key] = mapped.payload_hash
+        if mapped.receipt is not None:
+            self.receipts[key] = mapped.receipt
+        return mapped, company_id
+
+    def company_of(self, data: dict, record_key: str) -> str:
+        if self.config.company_id:
+            company_id = self.config.company_id
+        else:
+            field_name = self.config.company_id_field
+            raw = data.get(field_name)
+            company_id = canonical_uuid(str(raw)) if raw else None
+            if company_id is None:
+                raise RecordError(record_key, field_name, "must hold a Codat company id (UUID)")
+        info = self.company(company_id)
+        if not info.exists:
+            raise RecordError(
+                record_key,
+                self.config.company_id_field or "company_id",
+                f"names company {company_id}, which does not exist in Codat",
+            )
+        return company_id
+
+    def company(self, company_id: str) -> CompanyInfo:
+        if company_id not in self.companies:
+            self.companies[company_id] = learn_company(self.client, company_id)
+        return self.companies[company_id]
+
+    def reject(self, stream: str, error: RecordError) -> None:
+        self.counts.rejected += 1
+        self.rejects.append((stream, error.record_key, error.field, error.reason))
+        logger.warning("rejected record: %s", error)
+
+    def reject_refused(
+        self, stream: str, mapped: MappedTransaction, company_id: str, reason: str
+    ) -> None:
+        """Codat's own schema check refused one item of a push: store it like a bad record."""
+        with self.pusher.lock:
+            self.counts.rejected += 1
+            self.counts.accepted -= 1
+            self.rejects.append((stream, mapped.source_key, "codat", reason or "refused"))
+        self.store.mark_refused(company_id, mapped.transaction_id, reason or "refused by Codat")
+
+    def buffer(self, company_id: str, stream: str, mapped: MappedTransaction) -> None:
+        batch = self.buffers[company_id]
+        batch.append((stream, mapped))
+        if len(batch) >= self.config.batch_size:
+            self.submit(company_id)
+
+    # -- pushing --------------------------------------------------------------------------------
+    def submit(self, company_id: str) -> None:
+        batch = self.buffers.pop(company_id, [])
+        if not batch:
+            return
+        self.slots.acquire()  # bounded memory: reading waits while pushes are behind
+        future = self.pool.submit(self.pusher.push, company_id, batch)
+        future.add_done_callback(lambda _: self.slots.release())
+        self.in_flight.append(future)
+        self.in_flight = [f for f in self.in_flight if not f.done() or f.exception()]
+
+    def drain(self) -> None:
+        pending, self.in_flight = self.in_flight, []
+        for future in pending:
+            future.result()  # re-raises the first push that could not be made
+
+    # -- reporting ------------------------------------------------------------------------------
+    def maybe_log_progress(self) -> None:
+        if time.monotonic() - self.last_progress >= PROGRESS_EVERY_S:
+            self.last_progress = time.monotonic()
+            logger.info("progress: %s", self.progress_line())
+
+    def progress_line(self) -> str:
+        elapsed = max(time.monotonic() - self.counts.started, 1e-9)
+        c = self.counts
+        return (
+            f"{c.read} read, {c.accepted} accepted, {c.rejected} rejected, "
+            f"{c.skipped} repeated, {self.pusher.syncs_opened} syncs opened, "
+            f"{self.follower.finished} finished, {c.read / elapsed:.0f} records/s"
+        )
+
+    def check_reject_share(self) -> None:
+        if not self.counts.read:
+            return
+        share = self.counts.rejected / self.counts.read
+        if share > self.config.max_rejected_share:
+            raise TooManyRejectsError(
+                f"{self.counts.rejected} of {self.counts.read} records were rejected as bad "
+                f"input ({share:.1%}), more than the allowed {self.config.max_rejected_share:.1%}"
+                "; see the rejects table in the status store for each record's reason."
+            )

@@ -1,0 +1,134 @@
+"""Following syncs to their end: status with backoff, then every transaction's outcome, then
+receipts for the transactions that completed."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import mimetypes
+import time
+import uuid
+from pathlib import Path
+
+from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.errors import CodatAPIError
+from destination_codat_expenses.mapping import ID_NAMESPACE, Receipt
+from destination_codat_expenses.store.status_store import StatusStore
+
+logger = logging.getLogger("airbyte")
+IN_PROGRESS = (1000, 1010)
+PREVIOUSLY_PROCESSED = "previously been processed"
+FIRST_PAUSE_S, MAX_PAUSE_S = 0.2, 5.0
+
+
+class SyncFollower:
+    def __init__(
+        self,
+        client: CodatClient,
+        store: StatusStore,
+        receipts: dict[tuple[str, str], Receipt],
+        upload_receipts: bool,
+    ) -> None:
+        self.client, self.store = client, store
+        self.receipts = receipts
+        self.upload_receipts = upload_receipts
+        self.finished = 0
+
+    def follow(self, syncs: list[tuple[str, str]], timeout_s: float) -> list[tuple[str, str]]:
+        """Poll until every sync is final or the time is up; returns the ones still open."""
+        deadline = time.monotonic() + timeout_s
+        pause, open_syncs = FIRST_PAUSE_S, list(syncs)
+        while open_syncs:
+            open_syncs = [s for s in open_syncs if not self.settle(*s)]
+            if not open_syncs or time.monotonic() + pause > deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 1.5, MAX_PAUSE_S)
+        if open_syncs:
+            logger.warning(
+                "%d syncs still running after %.0fs; `codat-expenses status refresh` "
+                "or the webhook receiver will record how they end",
+                len(open_syncs),
+                timeout_s,
+            )
+        return open_syncs
+
+    def settle(self, company_id: str, sync_id: str) -> bool:
+        """Record the sync's current status; if final, its items too. True when final."""
+        status = self.client.get_sync_status(company_id, sync_id)
+        self.store.record_sync_status(status)
+        if status.get("syncStatusCode") in IN_PROGRESS:
+            return False
+        self.record_items(company_id, sync_id)
+        self.finished += 1
+        return True
+
+    def record_items(self, company_id: str, sync_id: str) -> None:
+        items = list(self.client.iter_sync_transactions(company_id, sync_id))
+        self.store.record_sync_items(company_id, sync_id, items)
+        done_before = [
+            i["transactionId"] for i in items if PREVIOUSLY_PROCESSED in (i.get("message") or "")
+        ]
+        if done_before:
+            self.store.mark_completed_elsewhere(
+                company_id,
+                done_before,
+                "Codat had already processed this transaction id in "
+                "an earlier sync (duplication protection); it was not written again.",
+            )
+        for item in items:
+            receipt = self.receipts.get((company_id, item["transactionId"]))
+            if receipt and item.get("status") == "Completed" and self.upload_receipts:
+                self.upload(company_id, sync_id, item["transactionId"], receipt)
+
+    def upload(self, company_id: str, sync_id: str, transaction_id: str, receipt: Receipt) -> None:
+        try:
+            content = receipt_bytes(receipt)
+        except (OSError, ValueError) as error:
+            self.store.record_attachment(
+                company_id,
+                transaction_id,
+                sync_id,
+                receipt.file_name,
+                0,
+                "rejected",
+                f"Receipt could not be read: {error}",
+                None,
+            )
+            return
+        content_type = mimetypes.guess_type(receipt.file_name)[0] or "application/octet-stream"
+        key = str(
+            uuid.uuid5(ID_NAMESPACE, f"{company_id}\x1f{transaction_id}\x1f{receipt.file_name}")
+        )
+        try:
+            answer = self.client.upload_attachment(
+                company_id, sync_id, transaction_id, receipt.file_name, content, content_type, key
+            )
+        except CodatAPIError as error:
+            self.store.record_attachment(
+                company_id,
+                transaction_id,
+                sync_id,
+                receipt.file_name,
+                len(content),
+                "failed",
+                error.detail or str(error),
+                None,
+            )
+            return
+        self.store.record_attachment(
+            company_id,
+            transaction_id,
+            sync_id,
+            receipt.file_name,
+            len(content),
+            "uploaded",
+            None,
+            answer.get("id"),
+        )
+
+
+def receipt_bytes(receipt: Receipt) -> bytes:
+    if receipt.content_base64 is not None:
+        return base64.b64decode(receipt.content_base64, validate=True)
+    return Path(receipt.path).expanduser().read_bytes()
