@@ -73,12 +73,17 @@ def unit_of_work(path: str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection
 
 
 @contextlib.contextmanager
-def reading(path: str, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = open_connection(path, read_only=True, wait_s=wait_s)
-    try:
-        yield connection
-    finally:
-        connection.close()
+def reading(
+    path: str, wait_s: float = LOCK_WAIT_S, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short read. A process that also writes the file must read read-write (DuckDB refuses
+    two configurations of one file in one process); pure readers pass read_only=True."""
+    with WRITE_LOCK:
+        connection = open_connection(path, read_only=read_only, wait_s=wait_s)
+        try:
+            yield connection
+        finally:
+            connection.close()
 
 
 def migrate(path: str) -> int:
