@@ -31,6 +31,7 @@ from destination_codat_expenses.check import connection_problem
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.jsonwire import dumps
 from destination_codat_expenses.config import Config
+from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (
     CodatExpensesError,
     ConfigError,
@@ -105,6 +106,7 @@ def run_pipeline(
                 pipeline.accept(message.record.stream, message.record.data)
             elif message.type == Type.STATE:
                 pipeline.checkpoint()
+                crash_point("after_commit")
                 yield stamped(message, since_state)
         pipeline.finish()
     except CodatExpensesError as error:

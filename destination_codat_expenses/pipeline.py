@@ -68,6 +68,7 @@ class Pipeline:
         self.pusher = Pusher(self)
         self.follower = SyncFollower(client, store, self.receipts, config.upload_receipts)
         self.last_progress = time.monotonic()
+        self.follower.on_wait = lambda still_open: self.maybe_log_progress()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -199,6 +200,7 @@ class Pipeline:
     def maybe_log_progress(self) -> None:
         if time.monotonic() - self.last_progress >= PROGRESS_EVERY_S:
             self.last_progress = time.monotonic()
+        self.follower.on_wait = lambda still_open: self.maybe_log_progress()
             logger.info("progress: %s", self.progress_line())
 
     def progress_line(self) -> str:

@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
+from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import FatalAPIError
 from destination_codat_expenses.mapping import ID_NAMESPACE, MappedTransaction
 
@@ -41,6 +42,7 @@ class Pusher:
             return
         for stream in {s for s, _ in fresh}:
             self.store.mark_sending(company_id, stream, [m for s, m in fresh if s == stream])
+        crash_point("before_push")
         if self.config.push_flow == "direct":
             self.push_direct(company_id, fresh)
         else:
@@ -68,6 +70,7 @@ class Pusher:
             if remaining and len(remaining) < len(batch):
                 self.push_direct(company_id, remaining)
             return
+        crash_point("after_response")
         self.opened(company_id, sync_id, batch, "direct")
 
     def settle_refusal(self, company_id: str, batch: Batch, error: FatalAPIError) -> Batch:
@@ -101,6 +104,7 @@ class Pusher:
         items = [m.body for _, m in batch]
         key = idempotency_key(company_id, "dataset", [m.payload_hash for _, m in batch])
         dataset_id = self.client.create_expense_dataset(company_id, items, key)
+        crash_point("after_response")
         self.store.mark_dataset(company_id, dataset_id, self.pipeline.run_id, len(batch))
         with self.lock:
             self.pending_datasets[company_id].append((dataset_id, batch))

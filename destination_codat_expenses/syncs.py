@@ -33,6 +33,7 @@ class SyncFollower:
         self.receipts = receipts
         self.upload_receipts = upload_receipts
         self.finished = 0
+        self.on_wait = lambda still_open: None  # the pipeline logs progress while syncs run
 
     def follow(self, syncs: list[tuple[str, str]], timeout_s: float) -> list[tuple[str, str]]:
         """Poll until every sync is final or the time is up; returns the ones still open."""
@@ -44,6 +45,7 @@ class SyncFollower:
                 break
             time.sleep(pause)
             pause = min(pause * 1.5, MAX_PAUSE_S)
+            self.on_wait(len(open_syncs))
         if open_syncs:
             logger.warning(
                 "%d syncs still running after %.0fs; `codat-expenses status refresh` "

@@ -23,6 +23,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 from tenacity.wait import wait_random_exponential
 
 from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import CodatAPIError, FatalAPIError, RetriableAPIError
 
 logger = logging.getLogger(__name__)
@@ -256,6 +257,8 @@ class CodatClient:
         """Read the whole answer within the attempt deadline, even if it trickles in."""
         deadline = started + self.policy.attempt_deadline_s
         response = self.http.send(request, stream=True)
+        if request.method == "POST":
+            crash_point("after_send")  # Codat has the request; its answer is not read yet
         try:
             chunks = []
             for chunk in response.iter_bytes():
