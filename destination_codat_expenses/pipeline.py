@@ -200,7 +200,6 @@ class Pipeline:
     def maybe_log_progress(self) -> None:
         if time.monotonic() - self.last_progress >= PROGRESS_EVERY_S:
             self.last_progress = time.monotonic()
-        self.follower.on_wait = lambda still_open: self.maybe_log_progress()
             logger.info("progress: %s", self.progress_line())
 
     def progress_line(self) -> str:
