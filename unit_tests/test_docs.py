@@ -143,3 +143,38 @@ def test_codat_openapi_copies_keep_their_license_and_notice():
     notice = (folder / "NOTICE").read_text(encoding="utf-8")
     assert "Codat Ltd." in notice
     assert "Apache" in notice
+
+
+# -- the destination's docs ------------------------------------------------------------------------
+DESTINATION_DOC = ROOT / "docs" / "destination.md"
+STORE_DOC = ROOT / "docs" / "status-store.md"
+
+
+def test_every_setting_is_documented_in_the_settings_table():
+    import json
+
+    spec = json.loads((ROOT / "destination_codat_expenses" / "spec.json").read_text())
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", DESTINATION_DOC.read_text(), re.M))
+    assert set(spec["connectionSpecification"]["properties"]) <= documented
+
+
+def test_every_field_mapping_part_is_documented():
+    from destination_codat_expenses.mapping import FieldNames
+
+    text = DESTINATION_DOC.read_text()
+    for part, default in vars(FieldNames()).items():
+        assert f"| `{part}` | `{default}` |" in text, part
+
+
+def test_every_crash_point_is_documented():
+    from destination_codat_expenses.crashpoints import POINTS
+
+    text = DESTINATION_DOC.read_text()
+    assert all(f"`{point}`" in text for point in POINTS)
+
+
+def test_every_store_table_and_view_is_documented():
+    schema = (ROOT / "destination_codat_expenses" / "store" / "schema_v1.sql").read_text()
+    names = re.findall(r"CREATE (?:TABLE IF NOT EXISTS|OR REPLACE VIEW) (\w+)", schema)
+    documented = set(re.findall(r"^\| `(\w+)` \|", STORE_DOC.read_text(), re.M))
+    assert names and set(names) <= documented, set(names) - documented
