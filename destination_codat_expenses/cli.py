@@ -6,6 +6,9 @@ import argparse
 import os
 import sys
 
+from destination_codat_expenses.cli_ops import add_operator_commands
+from destination_codat_expenses.errors import CodatExpensesError
+
 SANDBOX_KEY_ENV = "CODAT_SANDBOX_API_KEY"
 
 
@@ -48,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Concurrent requests allowed per company (default 10).",
     )
     sandbox.set_defaults(handler=run_sandbox)
+    add_operator_commands(commands)
     return parser
 
 
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except ValueError as exc:
+    except (ValueError, LookupError, CodatExpensesError) as exc:
         print(f"codat-expenses: {exc}", file=sys.stderr)
         return 2
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from destination_codat_expenses.codat import jsonwire
 from destination_codat_expenses.mapping import MappedTransaction
 from destination_codat_expenses.store.db import migrate, reading, transaction
 
@@ -106,7 +107,7 @@ class StatusStore:
                 t.transaction_id,
                 stream,
                 t.source_key,
-                json.dumps(t.body, default=str),
+                jsonwire.dumps(t.body),
                 t.payload_hash,
                 t.issue_date,
                 t.currency,
@@ -164,6 +165,16 @@ class StatusStore:
                 "message = ?, updated_at = ? WHERE company_id = ? "
                 "AND transaction_id IN (SELECT unnest(?))",
                 [message, now(), company_id, ids],
+            )
+
+    def mark_retrying(self, company_id: str, ids: list[str]) -> None:
+        """A retry is about to push these failed ids again: in flight, like any push."""
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE transactions SET state = 'sending', updated_at = ? WHERE "
+                "company_id = ? AND transaction_id IN (SELECT unnest(?)) "
+                "AND state <> 'completed'",
+                [now(), company_id, ids],
             )
 
     def mark_refused(self, company_id: str, transaction_id: str, message: str) -> None:
@@ -368,3 +379,18 @@ def produced_record(message: str | None) -> tuple[str | None, str | None]:
     if len(words) >= 3 and words[0] == "Created":
         return words[1], words[2]
     return None, None
+
+
+def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str, Any]) -> None:
+    """A sync Codat has for a known company that this store never recorded (another run, a
+    lost answer): remember it, with what its status says."""
+    store.mark_sent(
+        company_id,
+        [],
+        {
+            "sync_id": status["syncId"],
+            "flow": "discovered",
+            "initiated_at": parse_utc(status.get("syncUtc")) or now(),
+        },
+    )
+    store.record_sync_status(status)

@@ -1,0 +1,112 @@
+"""Retry a sync's failed items: the same transaction ids, in a new push, recorded as a retry of
+the old sync and followed to its end. Completed ids are never pushed again (Codat's rule and
+ours), so retrying can never write an expense twice. The report's button calls this too."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.companies import learn_company
+from destination_codat_expenses.errors import CodatExpensesError, FatalAPIError
+from destination_codat_expenses.pushes import PREVIOUSLY_PROCESSED, idempotency_key
+from destination_codat_expenses.store import queries
+from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.syncs import SyncFollower
+
+BATCH = 50
+
+
+class NothingToRetry(CodatExpensesError):
+    """The sync has no failed item that may be pushed again; the message says why."""
+
+
+@dataclass
+class RetryPlan:
+    sync_id: str
+    company_id: str
+    items: list[dict] = field(default_factory=list)  # {transaction_id, payload, message, ...}
+
+
+@dataclass
+class RetryResult:
+    plan: RetryPlan
+    new_sync_ids: list[str] = field(default_factory=list)
+    still_open: list[str] = field(default_factory=list)
+
+
+def plan_retry(store: StatusStore, sync_id: str, only: list[str] | None = None) -> RetryPlan:
+    details = queries.sync_details(store.path, sync_id)
+    if details is None:
+        raise NothingToRetry(f"Sync {sync_id} is not in the status store.")
+    items = queries.retryable_items(store.path, sync_id)
+    if only:
+        wanted = {t.lower() for t in only}
+        unknown = wanted - {i["transaction_id"] for i in items}
+        if unknown:
+            raise NothingToRetry(
+                f"Sync {sync_id} has no failed item {', '.join(sorted(unknown))}"
+                " that may be retried (completed or not in this sync)."
+            )
+        items = [i for i in items if i["transaction_id"] in wanted]
+    if not items:
+        raise NothingToRetry(
+            f"Sync {sync_id} has no failed items to retry: every item completed "
+            "or was already completed by a later sync."
+        )
+    return RetryPlan(sync_id, details["company_id"], items)
+
+
+def run_retry(
+    client: CodatClient, store: StatusStore, plan: RetryPlan, wait_s: float = 600
+) -> RetryResult:
+    """Push the plan's items again (same ids), record each new sync as a retry, follow them."""
+    result = RetryResult(plan)
+    info = learn_company(client, plan.company_id)
+    for start in range(0, len(plan.items), BATCH):
+        sync_id = push_again(client, store, plan, plan.items[start : start + BATCH], info)
+        if sync_id:
+            result.new_sync_ids.append(sync_id)
+    follower = SyncFollower(client, store, receipts={}, upload_receipts=False)
+    open_syncs = follower.follow([(plan.company_id, s) for s in result.new_sync_ids], wait_s)
+    result.still_open = [s for _, s in open_syncs]
+    return result
+
+
+def push_again(
+    client: CodatClient, store: StatusStore, plan: RetryPlan, items: list[dict], info
+) -> str | None:
+    ids = [i["transaction_id"] for i in items]
+    store.mark_retrying(plan.company_id, ids)
+    key = idempotency_key(plan.company_id, f"retry:{plan.sync_id}", ids)
+    try:
+        sync_id = client.create_expense_transactions(
+            plan.company_id, [i["payload"] for i in items], key
+        )
+    except FatalAPIError as error:
+        if error.status == 400 and PREVIOUSLY_PROCESSED in (error.detail or ""):
+            store.mark_completed_elsewhere(
+                plan.company_id,
+                ids,
+                "Codat had already processed this transaction id; it was not sent again.",
+            )
+            return None
+        raise
+    dates = [datetime.fromisoformat(i["payload"]["issueDate"]).date() for i in items]
+    store.mark_sent(
+        plan.company_id,
+        ids,
+        {
+            "sync_id": sync_id,
+            "retry_of": plan.sync_id,
+            "flow": "direct",
+            "initiated_at": datetime.now(UTC),
+            "source_platform": info.source_platform,
+            "target_platform": info.target_platform,
+            "expenses_from": min(dates),
+            "expenses_to": max(dates),
+            "config_snapshot": info.config,
+        },
+    )
+    return sync_id
