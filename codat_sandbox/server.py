@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
 
 import uvicorn
+
+# Young-generation collections between two full ones (CPython's default is 10).
+FULL_COLLECTION_EVERY = 10_000
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -29,7 +33,18 @@ def config_for(app, host: str, port: int, log_level: str = "warning") -> uvicorn
 
 
 def serve(app, host: str, port: int, log_level: str = "info") -> None:
+    make_full_collections_rare()
     uvicorn.Server(config_for(app, host, port, log_level)).run()
+
+
+def make_full_collections_rare() -> None:
+    """The sandbox keeps every sync and transaction it is sent, an ever-growing heap with no
+    cycles to find. CPython still rescans all of it on each full collection: at a few hundred
+    50-item pushes a second that was most of the server's CPU, and pauses of up to a second.
+    Young collections, where cyclic garbage normally dies, run as before; only full ones wait.
+    Called where the process is the server (the CLI), never in a host process such as a test."""
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 class ServerThread:

@@ -176,6 +176,7 @@ class SandboxState:
         else:
             self.write_items(company, sync)
         sync.completed = max(sync.finishes, self.clock.now())
+        sync.items = []  # settled: the outcome is in results; the bodies need not be kept
 
     def duplication_failure(self, sync: Sync) -> tuple[int, str] | None:
         duplicates = self.previously_processed(sync.company_id, sync.items)
