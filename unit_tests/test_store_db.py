@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from destination_codat_expenses.errors import StoreError
-from destination_codat_expenses.store.db import migrate, reading, transaction
+from destination_codat_expenses.store.db import migrate, reading, release, transaction
 
 
 def test_migrate_creates_tables_and_views_once(tmp_path):
@@ -58,6 +58,7 @@ def hold_lock(path: str, seconds: float) -> subprocess.Popen:
         time.sleep({seconds})
         c.close()
     """)
+    release(path)  # this process's lease would otherwise keep the file for IDLE_S
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
@@ -72,6 +73,16 @@ def test_writer_waits_for_another_process_lock(tmp_path):
     holder.wait(timeout=10)
     with reading(path) as connection:
         assert connection.execute("SELECT count(*) FROM rejects").fetchone() == (1,)
+
+
+def test_idle_lease_lets_another_process_in(tmp_path):
+    path = str(tmp_path / "status.duckdb")
+    migrate(path)
+    code = f"import duckdb; duckdb.connect({path!r}, read_only=True).close(); print('ok')"
+    time.sleep(0.6)  # past IDLE_S: the lease has closed
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30)
+    assert result.stdout.strip() == "ok", result.stderr
 
 
 def test_lock_held_past_the_wait_is_a_store_error(tmp_path):

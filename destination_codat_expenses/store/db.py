@@ -1,12 +1,16 @@
-"""Opening the DuckDB status store: short connections, a bounded wait on another process's lock,
-and versioned migrations.
+"""Opening the DuckDB status store: shared briefly, waited for politely, migrated by version.
 
-DuckDB lets one process hold a file for writing, and a reader blocks a writer too, so nobody
-keeps a connection: every unit of work opens, runs in one transaction, and closes.
+DuckDB lets one process hold a file for writing, and a reader in another process blocks a
+writer too. So no process keeps the file: a writing process holds it through a `Lease` that
+closes the connection after IDLE_S without use, and gives it up for YIELD_S every HOLD_S even
+when busy, so the webhook receiver, the report and the CLI always get a turn. Opening waits
+(with jittered backoff, at most POLL_CAP_S apart, so a yield window is not missed) for up to
+LOCK_WAIT_S while another process has the file. Within a process, threads take turns.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import random
@@ -22,7 +26,7 @@ from destination_codat_expenses.errors import StoreError
 logger = logging.getLogger(__name__)
 MIGRATIONS = [Path(__file__).with_name("schema_v1.sql")]
 LOCK_WAIT_S = 30.0
-WRITE_LOCK = threading.RLock()
+IDLE_S, HOLD_S, YIELD_S, POLL_CAP_S = 0.25, 2.0, 0.15, 0.1
 
 
 def is_lock_conflict(error: Exception) -> bool:
@@ -34,7 +38,7 @@ def open_connection(
 ) -> duckdb.DuckDBPyConnection:
     """Connect, retrying with jittered backoff while another process holds the file's lock."""
     deadline = time.monotonic() + wait_s
-    pause = 0.01
+    pause = 0.005
     while True:
         try:
             return duckdb.connect(path, read_only=read_only)
@@ -44,46 +48,111 @@ def open_connection(
                     f"The status store {path} could not be opened: {first_line(error)}"
                 ) from None
         time.sleep(pause * (1 + random.random()))
-        pause = min(pause * 2, 0.5)
+        pause = min(pause * 2, POLL_CAP_S)
+
+
+class Lease:
+    """This process's turn on one store file, shared by its threads one at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self.connection: duckdb.DuckDBPyConnection | None = None
+        self.opened_at = self.last_used = 0.0
+        self.closer: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def use(self, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.lock:
+            if self.connection is not None and time.monotonic() - self.opened_at > HOLD_S:
+                self.close()
+                time.sleep(YIELD_S)  # let a waiting process in
+            if self.connection is None:
+                self.connection = open_connection(self.path, wait_s=wait_s)
+                self.opened_at = time.monotonic()
+                self.start_closer()
+            try:
+                yield self.connection
+            finally:
+                self.last_used = time.monotonic()
+
+    def start_closer(self) -> None:
+        if self.closer is None or not self.closer.is_alive():
+            self.closer = threading.Thread(target=self.close_when_idle, daemon=True,
+                                           name="store-lease")
+            self.closer.start()
+
+    def close_when_idle(self) -> None:
+        while True:
+            time.sleep(IDLE_S / 2)
+            with self.lock:
+                if self.connection is None:
+                    return
+                if time.monotonic() - self.last_used >= IDLE_S:
+                    self.close()
+                    return
+
+    def close(self) -> None:
+        with self.lock:
+            if self.connection is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self.connection.close()
+                self.connection = None
+
+
+LEASES: dict[str, Lease] = {}
+LEASES_LOCK = threading.Lock()
+
+
+def lease_for(path: str) -> Lease:
+    key = str(Path(path).expanduser().resolve())
+    with LEASES_LOCK:
+        if key not in LEASES:
+            LEASES[key] = Lease(path)
+        return LEASES[key]
+
+
+def release(path: str) -> None:
+    """Give the file up now (tests, and a process about to hand over to another)."""
+    lease_for(path).close()
+
+
+@atexit.register
+def release_all() -> None:
+    for lease in list(LEASES.values()):
+        lease.close()
 
 
 @contextlib.contextmanager
 def transaction(path: str, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One short read-write unit of work: all of it commits, or none of it.
-
-    Writers in one process take turns (WRITE_LOCK), so pushes finishing on several threads
-    never meet in a DuckDB transaction conflict; other processes are waited for by the lock.
-    """
-    with WRITE_LOCK:
-        yield from unit_of_work(path, wait_s)
-
-
-def unit_of_work(path: str, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
-    connection = open_connection(path, wait_s=wait_s)
-    try:
+    """One unit of work on the file: all of it commits, or none of it."""
+    with lease_for(path).use(wait_s) as connection:
         connection.execute("BEGIN TRANSACTION")
-        yield connection
-        connection.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            connection.execute("ROLLBACK")
-        raise
-    finally:
-        connection.close()
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                connection.execute("ROLLBACK")
+            raise
 
 
 @contextlib.contextmanager
 def reading(
     path: str, wait_s: float = LOCK_WAIT_S, read_only: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short read. A process that also writes the file must read read-write (DuckDB refuses
-    two configurations of one file in one process); pure readers pass read_only=True."""
-    with WRITE_LOCK:
-        connection = open_connection(path, read_only=read_only, wait_s=wait_s)
-        try:
+    """A read. A process that also writes the file reads through its lease (DuckDB refuses two
+    configurations of one file in one process); pure readers pass read_only=True and get a
+    connection of their own that is closed at once."""
+    if not read_only:
+        with lease_for(path).use(wait_s) as connection:
             yield connection
-        finally:
-            connection.close()
+        return
+    connection = open_connection(path, read_only=True, wait_s=wait_s)
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 def migrate(path: str) -> int:
@@ -95,7 +164,8 @@ def migrate(path: str) -> int:
             "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
         )
         done = {
-            row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()
+            row[0]
+            for row in connection.execute("SELECT version FROM schema_migrations").fetchall()
         }
         for version, script in enumerate(MIGRATIONS, start=1):
             if version in done:

@@ -1,0 +1,191 @@
+"""Destination throughput: N flat records through the real `destination-codat-expenses write`
+CLI against the real `codat-expenses sandbox` over loopback, faults off.
+
+Reports records/s (wall clock of the write process, from first byte in to exit) and the
+writer's peak RSS (VmHWM), and prints the exact commands used. Stops by itself.
+
+    python -m benchmarks.destination_throughput [--records 100000] [--state-every 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from codat_sandbox.server import free_port
+
+HOST, API_KEY = "127.0.0.1", "bench-key"
+COMPANIES = [
+    "11111111-1111-4111-8111-111111111111",
+    "22222222-2222-4222-8222-222222222222",
+    "33333333-3333-4333-8333-333333333333",
+    "44444444-4444-4444-8444-444444444444",
+]
+CURRENCY = {COMPANIES[0]: "GBP", COMPANIES[1]: "USD", COMPANIES[2]: "USD", COMPANIES[3]: "EUR"}
+
+
+def write_input(path: Path, records: int, state_every: int) -> None:
+    with path.open("w") as out:
+        for n in range(1, records + 1):
+            company = COMPANIES[n % len(COMPANIES)]
+            data = {
+                "id": f"bench-{n}",
+                "company": company,
+                "date": "2024-05-02",
+                "amount": f"{10 + n % 90}.{n % 100:02d}",
+                "tax_amount": "1.00",
+                "currency": CURRENCY[company],
+                "merchant": "Bench Cafe",
+                "account_id": "402",
+                "tax_rate_id": "STD",
+            }
+            out.write(
+                json.dumps(
+                    {
+                        "type": "RECORD",
+                        "record": {"stream": "card_spend", "data": data, "emitted_at": 1},
+                    }
+                )
+                + "\n"
+            )
+            if n % state_every == 0 or n == records:
+                out.write(
+                    json.dumps(
+                        {
+                            "type": "STATE",
+                            "state": {
+                                "type": "STREAM",
+                                "stream": {
+                                    "stream_descriptor": {"name": "card_spend"},
+                                    "stream_state": {"n": n},
+                                },
+                            },
+                        }
+                    )
+                    + "\n"
+                )
+
+
+def start_sandbox(port: int) -> subprocess.Popen:
+    command = [
+        sys.executable,
+        "-m",
+        "destination_codat_expenses.cli",
+        "sandbox",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--api-key",
+        API_KEY,
+        "--per-minute",
+        "100000000",
+    ]
+    print("sandbox:", shlex.join(command))
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    auth = {"Authorization": "Basic " + base64.b64encode(API_KEY.encode()).decode()}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://{HOST}:{port}/_sandbox/healthz", headers=auth, timeout=1)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the sandbox did not start within 30 s")
+
+
+def peak_rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+def run_writer(workdir: Path, port: int) -> tuple[float, int, list[str]]:
+    config = {
+        "api_key": API_KEY,
+        "base_url": f"http://{HOST}:{port}",
+        "company_id_field": "company",
+        "status_store_path": str(workdir / "status.duckdb"),
+        "concurrency": 8,
+        "sync_wait_timeout_seconds": 600,
+    }
+    (workdir / "config.json").write_text(json.dumps(config))
+    (workdir / "catalog.json").write_text(
+        json.dumps(
+            {
+                "streams": [
+                    {
+                        "stream": {
+                            "name": "card_spend",
+                            "json_schema": {},
+                            "supported_sync_modes": ["incremental"],
+                        },
+                        "sync_mode": "incremental",
+                        "destination_sync_mode": "append",
+                    }
+                ]
+            }
+        )
+    )
+    writer = [
+        str(Path(sys.executable).with_name("destination-codat-expenses")),
+        "write",
+        "--config",
+        str(workdir / "config.json"),
+        "--catalog",
+        str(workdir / "catalog.json"),
+    ]
+    print("writer: ", shlex.join(writer), "<", workdir / "messages.jsonl")
+    started, peak = time.monotonic(), 0
+    with (workdir / "messages.jsonl").open() as stdin:
+        process = subprocess.Popen(writer, stdin=stdin, stdout=subprocess.PIPE, text=True)
+        output = []
+        for line in process.stdout:
+            output.append(line)
+            peak = max(peak, peak_rss_kib(process.pid))
+        process.wait(timeout=900)
+    if process.returncode != 0:
+        raise SystemExit("the writer failed:\n" + "".join(output[-5:]))
+    return time.monotonic() - started, peak, output
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--state-every", type=int, default=5000)
+    args = parser.parse_args()
+    port = free_port(HOST)
+    with tempfile.TemporaryDirectory(prefix="bench-dest-") as tmp:
+        workdir = Path(tmp)
+        write_input(workdir / "messages.jsonl", args.records, args.state_every)
+        server = start_sandbox(port)
+        try:
+            seconds, peak_kib, output = run_writer(workdir, port)
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+    states = sum('"type": "STATE"' in line or '"type":"STATE"' in line for line in output)
+    print(
+        f"records:    {args.records} in {seconds:.1f} s -> {args.records / seconds:.0f} "
+        f"records/s (push, follow every sync to its end, record every status)"
+    )
+    print(f"states:     {states} echoed")
+    print(f"peak RSS:   {peak_kib / 1024:.0f} MiB (writer process, sampled per output line)")
+
+
+if __name__ == "__main__":
+    main()
