@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 from conftest import API_KEY, XERO, expenses_path
 
 from destination_codat_expenses.destination import DestinationCodatExpenses
 from destination_codat_expenses.protocol import InputStats, parse_lines
 from destination_codat_expenses.retry import NothingToRetry, plan_retry
+from destination_codat_expenses.store.db import reading
 from destination_codat_expenses.store.status_store import StatusStore
 
 CLI = Path(sys.executable).with_name("codat-expenses")
@@ -82,7 +82,7 @@ def books(api) -> dict[str, int]:
 
 
 def failed_sync(store: Path) -> str:
-    with duckdb.connect(str(store), read_only=True) as db:
+    with reading(str(store), read_only=True) as db:
         return db.execute("SELECT sync_id FROM syncs WHERE status_code = 5130").fetchone()[0]
 
 
@@ -121,7 +121,7 @@ def test_retry_after_fix_pushes_only_failed_items_once(api, sandbox_url, store, 
     assert result.returncode == 0, result.stderr
     assert ": 2000" in result.stdout
     assert sorted(books(api).values()) == [1, 1, 1, 1]
-    with duckdb.connect(str(store), read_only=True) as db:
+    with reading(str(store), read_only=True) as db:
         retry = db.execute(
             "SELECT item_count, status_code FROM syncs WHERE retry_of = ?", [half_failed]
         ).fetchall()
@@ -141,7 +141,7 @@ def test_retry_refuses_unknown_sync_and_foreign_transaction(store, half_failed):
 
 def test_refresh_finishes_open_syncs_and_discovers_new_ones(api, sandbox_url, store):
     write(sandbox_url, store, [record("later-1")], wait_for_syncs=False)
-    with duckdb.connect(str(store), read_only=True) as db:
+    with reading(str(store), read_only=True) as db:
         assert db.execute("SELECT status_code FROM syncs").fetchall() == [(None,)]
     outside = {
         "id": "6f1f4b6e-0000-4000-8000-000000000001",
@@ -156,7 +156,7 @@ def test_refresh_finishes_open_syncs_and_discovers_new_ones(api, sandbox_url, st
     result = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
     assert result.returncode == 0, result.stderr
     assert "1 now final, 1 discovered" in result.stdout
-    with duckdb.connect(str(store), read_only=True) as db:
+    with reading(str(store), read_only=True) as db:
         codes = sorted(r[0] for r in db.execute("SELECT status_code FROM syncs").fetchall())
         items = db.execute("SELECT count(*) FROM push_items").fetchone()[0]
     assert codes == [2000, 2000] and items == 2

@@ -148,11 +148,14 @@ def reading(
         with lease_for(path).use(wait_s) as connection:
             yield connection
         return
-    connection = open_connection(path, read_only=True, wait_s=wait_s)
-    try:
-        yield connection
-    finally:
-        connection.close()
+    lease = lease_for(path)
+    with lease.lock:  # this process's own writes wait; DuckDB allows one configuration
+        lease.close()
+        connection = open_connection(path, read_only=True, wait_s=wait_s)
+        try:
+            yield connection
+        finally:
+            connection.close()
 
 
 def migrate(path: str) -> int:
