@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,6 +29,7 @@ from codat_sandbox.schemas import (
 from codat_sandbox.state import SandboxState, Sync
 
 SYNC_PATH = "/companies/{companyId}/sync/expenses"
+MAX_FORM_PARTS = 50
 
 
 def state_of(request: Request) -> SandboxState:
@@ -303,12 +305,12 @@ async def upload_attachment(request: Request) -> Response:
 
 
 async def read_upload(request: Request) -> tuple[str, str, int]:
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     if not content_type.startswith("multipart/form-data"):
         raise SandboxHTTPError(
             400, "Attachments must be sent as multipart/form-data with a 'file' part."
         )
-    form = await request.form(max_files=1, max_fields=10)
+    form = await read_form(request)
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
         raise SandboxHTTPError(400, "The multipart body has no 'file' part.")
@@ -316,6 +318,14 @@ async def read_upload(request: Request) -> tuple[str, str, int]:
     name = upload.filename or "attachment"
     guessed = mimetypes.guess_type(name)[0]
     return name, (upload.content_type or guessed or "application/octet-stream"), len(data)
+
+
+async def read_form(request: Request):
+    """Parse the multipart body; parts besides 'file' are ignored (the form schema allows them)."""
+    try:
+        return await request.form(max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS)
+    except HTTPException as exc:
+        raise SandboxHTTPError(400, f"The multipart body could not be read: {exc.detail}") from None
 
 
 def check_attachment(

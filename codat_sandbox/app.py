@@ -17,6 +17,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import Match
 
 from codat_sandbox import admin, api
 from codat_sandbox.errors import SandboxHTTPError, error_response
@@ -67,7 +68,18 @@ async def sandbox_error(request: Request, exc: Exception):
 
 async def http_error(request: Request, exc: Exception):
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    return error_response(SandboxHTTPError(status, service="PublicApi"))
+    headers = {"Allow": allowed_methods(request)} if status == 405 else {}
+    return error_response(SandboxHTTPError(status, service="PublicApi", headers=headers))
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 wants them all on a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def create_app(settings: SandboxSettings) -> Gateway:

@@ -252,11 +252,20 @@ def check_tracking(company: Company, number: int, ref_id: str | None, data_type:
 
 def check_amount_precision(currency: str, number: int, field: str, amount: Decimal) -> None:
     places = MINOR_UNITS.get(currency, 2)
-    if amount != amount.quantize(Decimal(1).scaleb(-places)):
+    if decimal_places(amount) > places:
         refuse(
             f"Line {number}: {field} {amount} has more decimal places than {currency} allows "
             f"({places})."
         )
+
+
+def decimal_places(amount: Decimal) -> int:
+    """Places after the point, trailing zeros not counted; exact for any size (no quantize)."""
+    _, digits, exponent = amount.as_tuple()
+    significant = "".join(map(str, digits)).rstrip("0")
+    if not isinstance(exponent, int) or not significant:
+        return 0
+    return max(0, -exponent - (len(digits) - len(significant)))
 
 
 def check_writable(company: Company, txn: ExpenseTransaction) -> None:

@@ -50,12 +50,13 @@ class Gateway:
             return
         match = COMPANY_IN_PATH.match(path)
         company_id = match.group(1) if match else None
-        verdict = self.limiter.admit(company_id)
+        limiter = self.limiter  # release into the limiter that admitted, even across a reset
+        verdict = limiter.admit(company_id)
+        release = once(lambda: limiter.release(company_id) if verdict.allowed else None)
         try:
-            await self.serve_limited(scope, receive, send, verdict)
+            await self.serve_limited(scope, receive, released_when_answered(send, release), verdict)
         finally:
-            if verdict.allowed:
-                self.limiter.release(company_id)
+            release()
 
     async def serve_limited(self, scope, receive, send, verdict: LimitVerdict) -> None:
         send = with_rate_headers(send, verdict)
@@ -90,6 +91,30 @@ class Gateway:
     @staticmethod
     async def reply(scope, receive, send, error: SandboxHTTPError) -> None:
         await error_response(error)(scope, receive, send)
+
+
+def once(action):
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            action()
+
+    return run
+
+
+def released_when_answered(send, release):
+    """Free the concurrency slot as the last byte goes out, not when the app task unwinds:
+    a client that already has its answer may send its next request at once."""
+
+    async def sender(message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            release()
+        await send(message)
+
+    return sender
 
 
 def with_rate_headers(send, verdict: LimitVerdict):

@@ -17,6 +17,8 @@ from codat_sandbox.errors import SandboxHTTPError, ValidationItem
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Uuid = Annotated[str, Field(pattern=UUID_PATTERN)]
 TransactionType = Literal["Payment", "Refund", "Reward", "Chargeback"]
+DECIMAL_MAX = Decimal("79228162514264337593543950335")  # `format: decimal` is .NET's System.Decimal
+Money = Annotated[Decimal, Field(ge=DECIMAL_MAX.copy_negate(), le=DECIMAL_MAX)]
 
 
 class Strict(BaseModel):
@@ -43,8 +45,8 @@ class ContactRef(Strict):
 
 
 class ExpenseLine(Strict):
-    netAmount: Decimal
-    taxAmount: Decimal = None
+    netAmount: Money
+    taxAmount: Money = None
     taxRateRef: RecordRef = None
     accountRef: RecordRef = None
     itemRef: RecordRef | None = None
@@ -57,7 +59,7 @@ class ExpenseTransaction(Strict):
     type: TransactionType
     issueDate: str
     currency: str
-    currencyRate: Decimal | None = None
+    currencyRate: Money | None = None
     contactRef: ContactRef = None
     bankAccountRef: RecordRef = None
     reference: str | None = None
@@ -90,10 +92,14 @@ class CompanyConfiguration(Strict):
     customer: IdRef
 
 
+TagName = Annotated[str, Field(pattern="^[^\n\r\u2028\u2029]{1,27}$")]  # spec: ^.{1,27}$
+TagValue = Annotated[str, Field(max_length=100)]
+
+
 class CompanyRequest(Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9\s\-',&@.,?!\s]+$")]
     description: str = None
-    tags: dict[str, str] = None
+    tags: Annotated[dict[TagName, TagValue], Field(max_length=10)] = None
 
 
 def parse_json(raw: bytes) -> Any:
@@ -102,7 +108,7 @@ def parse_json(raw: bytes) -> Any:
         return json.loads(
             raw, parse_float=Decimal, parse_int=Decimal, parse_constant=reject_constant
         )
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deep nesting
         raise SandboxHTTPError(
             400,
             "Error processing request - the body is not valid JSON.",

@@ -92,6 +92,8 @@ def push_again(
                 "Codat had already processed this transaction id; it was not sent again.",
             )
             return None
+        for transaction_id in ids:  # Codat refused for good: failed again, not in flight
+            store.mark_refused(plan.company_id, transaction_id, error.detail or str(error))
         raise
     dates = [datetime.fromisoformat(i["payload"]["issueDate"]).date() for i in items]
     store.mark_sent(

@@ -1,0 +1,72 @@
+"""`codat-expenses report`: the Sync Health report (Streamlit) on one status store.
+
+It wraps `streamlit run report_app/app.py` with safe defaults: loopback only, no error details
+sent to the browser, XSRF protection on, headless, no usage statistics. The store reaches the app
+through $CODAT_EXPENSES_STORE, never through a page widget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from destination_codat_expenses.errors import CodatExpensesError
+
+STORE_ENV = "CODAT_EXPENSES_STORE"  # read by report_app.ui.store_path
+
+
+def add_report_command(commands) -> None:
+    report = commands.add_parser(
+        "report",
+        help="Open the Sync Health report on a status store (Streamlit, loopback by default).",
+    )
+    report.add_argument("--store", required=True, help="The DuckDB status store file.")
+    report.add_argument(
+        "--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1)."
+    )
+    report.add_argument("--port", type=int, default=8501, help="Port (default 8501).")
+    report.set_defaults(handler=run_report)
+
+
+def app_path() -> Path:
+    spec = importlib.util.find_spec("report_app")
+    if spec is None or not spec.submodule_search_locations:
+        raise CodatExpensesError("The report_app package is not installed next to this tool.")
+    return Path(next(iter(spec.submodule_search_locations))) / "app.py"
+
+
+def streamlit_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app_path()),
+        f"--server.address={host}",
+        f"--server.port={port}",
+        "--server.headless=true",
+        "--server.enableXsrfProtection=true",
+        "--server.fileWatcherType=none",
+        "--client.showErrorDetails=false",
+        "--browser.gatherUsageStats=false",
+    ]
+
+
+def run_report(args: argparse.Namespace) -> int:
+    store = Path(args.store).expanduser().resolve()
+    if not store.is_file():
+        raise CodatExpensesError(
+            f"There is no status store at {store}: run the destination (or the demo) first."
+        )
+    env = {**os.environ, STORE_ENV: str(store)}
+    print(f"Sync Health report for {store} on http://{args.host}:{args.port}", file=sys.stderr)
+    process = subprocess.Popen(streamlit_command(args.host, args.port), env=env)  # noqa: S603
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        return process.wait()

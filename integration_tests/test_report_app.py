@@ -1,0 +1,526 @@
+"""The Sync Health report, page by page, with Streamlit's AppTest on real DuckDB stores: a seeded
+store that tells every story (report_seed.py), a store written by the real destination against
+the sandbox (retry end to end), and a store whose lock another process holds."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+import report_seed as seed
+from destination_support import (
+    XERO,
+    catalog,
+    flat,
+    patch_company,
+    record,
+    settings,
+    write_in_process,
+)
+from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1 import app_test as app_test_module
+
+from destination_codat_expenses.store.db import release
+from report_app import actions, queries, ui
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "report_app" / "app.py"
+pytestmark = pytest.mark.timeout(180)
+
+
+# -- fixtures and helpers --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> tuple[str, datetime]:
+    """The story store, written once for the module (the report only reads it)."""
+    now = datetime.now(UTC)
+    path = str(tmp_path_factory.mktemp("report") / "status.duckdb")
+    seed.seed_story(path, now)
+    return path, now
+
+
+@pytest.fixture
+def store(seeded, monkeypatch) -> str:
+    monkeypatch.setenv(ui.STORE_ENV, seeded[0])
+    monkeypatch.delenv(actions.KEY_ENV, raising=False)
+    monkeypatch.delenv(actions.URL_ENV, raising=False)
+    return seeded[0]
+
+
+def open_report(**query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def calm(at: AppTest) -> AppTest:
+    """No exception and no error box reached the page."""
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def history(at: AppTest):
+    return next(d.value for d in at.dataframe if d.proto.id and "sync_id" in d.value.columns)
+
+
+def frame_by_column(at: AppTest, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def links(at: AppTest) -> dict[str, str]:
+    """label -> query string of every st.page_link on the page."""
+    return {link.proto.label: link.proto.query_string for link in at.get("page_link")}
+
+
+def texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+@pytest.fixture
+def media(monkeypatch) -> list[MediaFileManager]:
+    """The media managers AppTest creates, so downloads can be read back."""
+    managers: list[MediaFileManager] = []
+
+    class Recording(MediaFileManager):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            managers.append(self)
+
+    monkeypatch.setattr(app_test_module, "MediaFileManager", Recording)
+    return managers
+
+
+def downloaded(managers: list[MediaFileManager], button) -> bytes:
+    """What a person gets from a download button (a deferred one is generated, as on click)."""
+    manager = managers[-1]
+    proto = button.proto
+    url = manager.execute_deferred(proto.deferred_file_id) if proto.deferred_file_id else proto.url
+    found = manager.read_file(url.rsplit("/", 1)[-1])
+    assert found is not None, url
+    return found.content
+
+
+def download_button(at: AppTest, label: str):
+    return next(b for b in at.get("download_button") if b.label == label)
+
+
+def day_of(moment: datetime):
+    return moment.astimezone(UTC).date()
+
+
+# -- dashboard -------------------------------------------------------------------------------------
+def test_dashboard_totals_by_outcome_code_and_currency(store):
+    at = calm(open_report())
+    shown = metrics(at)
+    assert shown["Syncs"] == str(seed.EXPECTED["syncs"])
+    assert shown["Succeeded"] == "4" and shown["Failed"] == "5" and shown["In progress"] == "2"
+    assert shown["Failure rate"] == "55.6%"  # 5 failed of 9 finished
+    codes = frame_by_column(at, "status_meaning").set_index("status_code")
+    assert codes.loc[5130, "syncs"] == 2 and codes.loc[5130, "status_meaning"] == "Data write error"
+    assert codes.loc[4040, "status_meaning"] == "Company deleted/de-authorized"
+    currencies = frame_by_column(at, "written_amount").set_index("currency")
+    for currency, (written, failed, pending) in seed.EXPECTED["currencies"].items():
+        row = currencies.loc[currency]
+        assert (row["written"], row["failed"], row["pending"]) == (written, failed, pending)
+    assert currencies.loc["GBP", "written_amount"] == pytest.approx(125.85)
+    assert currencies.loc["USD", "failed_amount"] == pytest.approx(37.40)
+
+
+def test_syncs_per_day_chart_is_stacked_by_status(store):
+    at = calm(open_report())
+    charts = at.get("vega_lite_chart")
+    per_day = next(c for c in charts if "per day" in json.loads(c.proto.spec)["title"])
+    spec = json.loads(per_day.proto.spec)
+    assert spec["mark"]["type"] == "bar" and spec["encoding"]["color"]["field"] == "status"
+    data = pa.ipc.open_stream(per_day.proto.datasets[0].data.data).read_pandas()
+    assert data["day"].nunique() == seed.EXPECTED["days"]
+    assert data["syncs"].sum() == seed.EXPECTED["syncs"]
+    assert "5130 · Data write error" in set(data["status"])
+
+
+def test_long_running_and_stuck_syncs_stand_out(store):
+    at = calm(open_report())
+    assert "1 sync(s) have had no final status for more than 30 minutes" in texts(at.warning)
+    assert "1 sync(s) are long running (1010)" in texts(at.info)
+    rows = history(at).set_index("sync_id")
+    assert rows.loc[seed.S_STUCK_US, "attention"] == "⚠ stuck"
+    assert rows.loc[seed.S_LONG_EU, "attention"] == "⏳ long running"
+    assert rows.loc[seed.S_OK_GB, "attention"] == ""
+    at.number_input(key="stuck_after").set_value(600).run()  # 10 hours: nothing is stuck now
+    assert "stuck" not in texts(calm(at).warning)
+    assert history(at).set_index("sync_id").loc[seed.S_STUCK_US, "attention"] == ""
+
+
+def test_search_finds_partial_sync_and_company_ids(store):
+    at = open_report()
+    at.text_input(key="search").set_value("5130-gb").run()
+    assert set(history(calm(at))["sync_id"]) == {seed.S_CLOSED_GB, seed.S_RETRY1}
+    assert metrics(at)["Syncs"] == "2"
+    at.text_input(key="search").set_value("BBBB-4000").run()  # part of the US company id
+    assert set(history(calm(at))["sync_id"]) == {seed.S_OK_US, seed.S_INVALID_US, seed.S_STUCK_US}
+    at.text_input(key="search").set_value("no-such%id").run()
+    assert metrics(calm(at))["Syncs"] == "0" and "No syncs match the filter." in texts(at.info)
+
+
+def test_date_range_narrows_history_and_totals(store, seeded):
+    syncs, _ = seed.story(seeded[1])
+    day = day_of(next(s.started for s in syncs if s.sync_id == seed.S_CLOSED_GB))
+    expected = {s.sync_id for s in syncs if day_of(s.started) == day}
+    at = open_report()
+    at.date_input(key="dates").set_value((day, day)).run()
+    assert set(history(calm(at))["sync_id"]) == expected
+    assert metrics(at)["Syncs"] == str(len(expected))
+    at.date_input(key="dates").set_value((day,)).run()  # only the start picked so far
+    assert set(history(calm(at))["sync_id"]) == expected
+
+
+def test_status_filter_shows_reasons_and_narrows(store):
+    at = open_report()
+    codes = at.multiselect(key="codes")
+    assert "5130 · Data write error" in codes.options and "No status yet" in codes.options
+    codes.set_value([5130]).run()
+    assert set(history(calm(at))["sync_id"]) == {seed.S_CLOSED_GB, seed.S_RETRY1}
+    assert set(history(at)["status_meaning"]) == {"Data write error"}
+    at.multiselect(key="codes").set_value([ui_no_status(), 4040]).run()
+    assert set(history(calm(at))["sync_id"]) == {seed.S_STUCK_US, seed.S_DEAUTH}
+
+
+def ui_no_status() -> int:
+    from report_app import explain
+
+    return explain.NO_STATUS
+
+
+def test_history_sorts_and_shows_chosen_columns(store):
+    at = open_report()
+    assert history(at)["sync_id"].iloc[0] == seed.S_LONG_EU  # newest first
+    at.selectbox(key="sort").set_value("failed_count").run()
+    assert history(calm(at))["sync_id"].iloc[0] == seed.S_INVALID_US  # 3 failed items
+    at.toggle(key="descending").set_value(False).run()
+    at.selectbox(key="sort").set_value("initiated_at").run()
+    assert history(calm(at))["sync_id"].iloc[0] == seed.S_OK_GB  # oldest first
+    at.multiselect(key="columns").set_value(["sync_id", "status_code", "error_message"]).run()
+    table = next(d for d in calm(at).dataframe if d.proto.column_order)
+    assert list(table.proto.column_order) == ["sync_id", "status_code", "error_message"]
+
+
+def test_csv_export_holds_the_filtered_table_with_chosen_columns(store, media):
+    at = open_report()
+    at.text_input(key="search").set_value("gb").run()
+    at.multiselect(key="columns").set_value(["sync_id", "status_code", "status_meaning"]).run()
+    content = downloaded(media, download_button(calm(at), "Export filtered history (CSV)"))
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert list(rows[0]) == ["sync_id", "status_code", "status_meaning"]
+    gb = {seed.S_OK_GB, seed.S_DUP_GB, seed.S_CLOSED_GB, seed.S_RETRY1, seed.S_RETRY2}
+    assert {r["sync_id"] for r in rows} == gb
+    assert {r["status_code"] for r in rows if r["sync_id"] == seed.S_DUP_GB} == {"5080"}
+
+
+def test_clicking_a_history_row_offers_its_details(store):
+    at = open_report()
+    rows = history(at)
+    position = int(rows.index[rows["sync_id"] == seed.S_INVALID_US][0])
+    at.session_state["history"] = {"selection": {"rows": [position], "columns": [], "cells": []}}
+    at.run()
+    assert links(calm(at))[f"Open sync {seed.S_INVALID_US}"] == f"sync={seed.S_INVALID_US}"
+
+
+def test_no_syncs_yet_and_missing_store_are_calm(tmp_path, monkeypatch):
+    empty = str(tmp_path / "empty.duckdb")
+    seed.empty_store(empty)
+    monkeypatch.setenv(ui.STORE_ENV, empty)
+    at = calm(open_report())
+    assert metrics(at)["Syncs"] == "0" and "No syncs yet." in texts(at.info)
+    monkeypatch.setenv(ui.STORE_ENV, str(tmp_path / "absent.duckdb"))
+    at = calm(open_report())
+    assert "There is no status store at" in texts(at.warning)
+    monkeypatch.delenv(ui.STORE_ENV)
+    at = open_report()
+    assert not at.exception and "codat-expenses report --store PATH" in texts(at.error)
+
+
+# -- sync details ----------------------------------------------------------------------------------
+def test_sync_details_by_url_show_times_platforms_notes_and_raw_messages(store):
+    at = calm(open_report(sync=seed.S_CLOSED_GB))
+    assert at.title[0].value == f"Sync {seed.S_CLOSED_GB}"
+    assert at.subheader[0].value == "5130 · Data write error · failed"
+    shown = metrics(at)
+    assert shown["Duration"] == "2 min 0 s" and shown["Items"] == "3"
+    assert shown["Failed items"] == "2" and shown["Started (UTC)"].endswith("UTC")
+    facts = frame_by_column(at, "value").set_index("field")["value"]
+    assert facts["Platforms"] == "Airbyte → Xero" and facts["Company"] == seed.GB
+    assert facts["Expenses dated"] == "2023-06-01 to 2024-05-01"
+    assert facts["Status code and text"] == "5130 PushError"
+    notes = texts(at.warning)
+    assert "**Data could not be written.**" in notes and "**Closed period.**" in notes
+    assert "reopen the period" in notes
+    raw = [c.value for c in at.code]
+    assert any("locked for entries on or before 2023-12-31" in c for c in raw)
+    assert any(c.startswith("PushError: 2 of 3") for c in raw)
+
+
+def test_root_url_with_sync_param_opens_the_details_page(store):
+    at = calm(open_report(sync=seed.S_DEAUTH))
+    assert at.title[0].value == f"Sync {seed.S_DEAUTH}"
+    assert "**Accounting software disconnected.**" in texts(at.warning)
+    assert "re-link" in texts(at.warning)
+
+
+def test_notes_for_duplicates_and_long_running(store):
+    at = calm(open_report(sync=seed.S_DUP_GB))
+    assert "Already processed (duplication protection)" in texts(at.warning)
+    at = calm(open_report(sync=seed.S_LONG_EU))
+    assert "**Long-running sync.**" in texts(at.info)
+    assert "This sync is long running." in texts(at.warning)
+    assert "Running for" in metrics(at)
+
+
+def test_retry_lineage_shows_the_chain_both_ways(store):
+    at = calm(open_report(sync=seed.S_RETRY1))
+    lineage = frame_by_column(at, "relation")
+    assert lineage[["relation", "sync_id"]].values.tolist() == [
+        ["original sync", seed.S_CLOSED_GB],
+        ["this sync", seed.S_RETRY1],
+        ["retry of this sync", seed.S_RETRY2],
+    ]
+    assert {f"Open sync {seed.S_CLOSED_GB}", f"Open sync {seed.S_RETRY2}"} <= set(links(at))
+    at = calm(open_report(sync=seed.S_OK_US))
+    assert "This sync is not a retry and has not been retried." in texts(at.caption)
+
+
+def test_sync_is_picked_from_the_sidebar_search(store):
+    at = calm(open_report())
+    at.switch_page("pages/sync_details.py").run()
+    assert "Choose a sync" in texts(calm(at).info)
+    at.sidebar.text_input[0].set_value("5120").run()
+    picker = at.sidebar.selectbox[0]
+    assert picker.options == [seed.S_INVALID_US]
+    picker.set_value(seed.S_INVALID_US).run()
+    assert calm(at).title[0].value == f"Sync {seed.S_INVALID_US}"
+    assert at.query_params["sync"] == seed.S_INVALID_US
+
+
+def test_unknown_sync_id_says_so(store):
+    at = calm(open_report(sync="sync-that-never-was"))
+    assert "That sync is not in the status store." in texts(at.warning)
+
+
+def test_config_tab_shows_and_downloads_the_snapshot(store, media):
+    at = calm(open_report(sync=seed.S_CLOSED_GB))
+    assert [t.label for t in at.tabs] == ["Push items (3)", "Config"]
+    assert at.json[0].value and json.loads(at.json[0].value) == seed.CONFIG_GB
+    button = download_button(at, "Download config (JSON)")
+    assert json.loads(downloaded(media, button)) == seed.CONFIG_GB
+    assert button.proto.label == "Download config (JSON)"
+    at = calm(open_report(sync=seed.S_DEAUTH))
+    assert "No expense configuration was recorded with this sync." in texts(at.info)
+
+
+def test_push_items_search_and_status_filter(store):
+    at = calm(open_report(sync=seed.S_CLOSED_GB))
+    items = frame_by_column(at, "record_id")
+    assert len(items) == 3 and set(items["reason"]) == {"", "Closed period"}
+    at.text_input(key="item_search").set_value("0004").run()
+    assert frame_by_column(calm(at), "record_id")["transaction_id"].tolist() == ["txn-gb-0004"]
+    at.text_input(key="item_search").set_value("directcosts").run()  # data type, any case
+    assert frame_by_column(calm(at), "record_id")["record_id"].tolist() == ["XERO-3"]
+    at.text_input(key="item_search").set_value("").run()
+    at.multiselect(key="item_status").set_value(["PushError"]).run()
+    failed = frame_by_column(calm(at), "record_id")
+    assert failed["transaction_id"].tolist() == ["txn-gb-0004", "txn-gb-0005"]
+
+
+def test_clicking_a_push_item_links_to_its_expense(store):
+    at = calm(open_report(sync=seed.S_INVALID_US))
+    at.session_state["items"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()
+    assert links(calm(at))["Open expense txn-us-0005"] == "transaction=txn-us-0005"
+
+
+# -- retry -----------------------------------------------------------------------------------------
+def retry_button(at: AppTest):
+    return at.button(key="retry")
+
+
+@pytest.mark.parametrize("sync_id", [seed.S_OK_GB, seed.S_CLOSED_GB, seed.S_DUP_GB, seed.S_DEAUTH])
+def test_retry_is_disabled_without_failed_items(store, monkeypatch, sync_id):
+    monkeypatch.setenv(actions.KEY_ENV, "a-key")
+    at = calm(open_report(sync=sync_id))
+    assert retry_button(at).disabled
+    assert "No failed items to retry" in texts(at.caption)
+
+
+def test_retry_without_credentials_shows_the_exact_command(store):
+    at = calm(open_report(sync=seed.S_INVALID_US))
+    assert retry_button(at).disabled
+    assert "has no Codat API key ($CODAT_API_KEY is not set)" in texts(at.info)
+    assert f"codat-expenses retry --store {store} --sync {seed.S_INVALID_US}" in [
+        c.value for c in at.code
+    ]
+
+
+def test_retry_is_enabled_for_failed_items_with_credentials(store, monkeypatch):
+    monkeypatch.setenv(actions.KEY_ENV, "a-key")
+    at = calm(open_report(sync=seed.S_INVALID_US))
+    assert not retry_button(at).disabled
+    assert "3 failed item(s) will be pushed again with the same ids." in texts(at.caption)
+
+
+def test_retry_button_pushes_failed_items_against_the_sandbox(tmp_path, sandbox_url, monkeypatch):
+    """Real destination -> real store with a 5130 sync; fix the books; press the button."""
+    store = tmp_path / "status.duckdb"
+    lines = [
+        record("card_spend", flat("ok-1", date="2024-05-02")),
+        record("card_spend", flat("closed-1", date="2023-06-01")),
+        record("card_spend", flat("closed-2", date="2023-07-01")),
+    ]
+    write_in_process(settings(sandbox_url, store), catalog("card_spend"), lines)
+    release(str(store))  # this test process wrote it; the report reads it read-only
+    with duckdb.connect(str(store), read_only=True) as db:
+        failed = db.execute("SELECT sync_id FROM syncs WHERE status_code = 5130").fetchone()[0]
+    monkeypatch.setenv(ui.STORE_ENV, str(store))
+    monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")
+    monkeypatch.setenv(actions.URL_ENV, sandbox_url)
+    at = calm(open_report(sync=failed))
+    assert "**Closed period.**" in texts(at.warning)
+    patch_company(sandbox_url, XERO, {"closedUntil": None})
+    retry_button(at).click().run()
+    calm(at)
+    with duckdb.connect(str(store), read_only=True) as db:
+        new_id, code = db.execute(
+            "SELECT sync_id, status_code FROM syncs WHERE retry_of = ?", [failed]
+        ).fetchone()
+    assert code == 2000
+    assert f"Retried 2 item(s) as sync {new_id}: 2000 · Success (Data written)." in texts(
+        at.success
+    )
+    lineage = frame_by_column(at, "relation").set_index("sync_id")
+    assert lineage.loc[new_id, "status"] == "2000 · Success (Data written)"
+    assert retry_button(at).disabled  # nothing left to retry
+    new = calm(open_report(sync=new_id))
+    assert new.subheader[0].value == "2000 · Success (Data written) · succeeded"
+
+
+def test_a_refused_retry_is_reported_calmly(own_store, sandbox_url, monkeypatch):
+    """Codat does not know the seeded company: the retry command fails, the page says why."""
+    monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")
+    monkeypatch.setenv(actions.URL_ENV, sandbox_url)
+    at = calm(open_report(sync=seed.S_INVALID_US))
+    retry_button(at).click().run()
+    calm(at)
+    assert at.warning and retry_button(at).label == "Retry failed items"
+    refusal = at.warning[-1].value
+    assert "404" in refusal or "not found" in refusal.lower(), refusal
+    assert any("codat-expenses:" in c.value for c in at.code)  # the command's own output
+    assert not retry_button(at).disabled  # nothing changed: the items can still be retried
+
+
+# -- expense view ----------------------------------------------------------------------------------
+def test_transaction_view_follows_one_expense_across_syncs(store):
+    at = calm(open_report(transaction="txn-gb-0005"))
+    assert at.title[0].value == "Expense txn-gb-0005"
+    shown = metrics(at)
+    assert shown["Current state"] == "completed" and shown["Pushes"] == "3"
+    assert shown["Amount"] == "8.25 GBP"
+    attempts = frame_by_column(at, "sync_status")
+    assert attempts["sync_id"].tolist() == [seed.S_CLOSED_GB, seed.S_RETRY1, seed.S_RETRY2]
+    assert attempts["status"].tolist() == ["PushError", "PushError", "Completed"]
+    assert attempts["reason"].tolist()[0] == "Closed period"
+    assert f"Open sync {seed.S_RETRY1}" in links(at)
+
+
+def test_transaction_view_finds_an_expense_by_source_key(store):
+    at = calm(open_report())
+    at.switch_page("pages/transaction.py").run()
+    at.sidebar.text_input[0].set_value("src-us-0006").run()
+    at.sidebar.selectbox[0].set_value("txn-us-0006").run()
+    assert calm(at).title[0].value == "Expense txn-us-0006"
+    assert "**Currency rate missing.**" in texts(at.warning)
+
+
+# -- the store's lock ------------------------------------------------------------------------------
+HOLDER = """
+import sys, time, duckdb
+db = duckdb.connect(sys.argv[1])
+db.execute("BEGIN TRANSACTION")
+db.execute("UPDATE syncs SET status_text = 'held' WHERE sync_id = 'sync-2000-gb'")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+db.execute("COMMIT")
+db.close()
+"""
+
+
+def hold_lock(path: str, seconds: float) -> subprocess.Popen:
+    """Another process writing the store: it holds the file's lock for `seconds`."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, path, str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.fixture
+def own_store(tmp_path, monkeypatch) -> str:
+    path = str(tmp_path / "status.duckdb")
+    seed.seed_story(path)
+    monkeypatch.setenv(ui.STORE_ENV, path)
+    return path
+
+
+def test_a_short_writer_lock_is_waited_out_silently(own_store):
+    holder = hold_lock(own_store, 1.0)
+    started = time.monotonic()
+    at = calm(open_report())
+    holder.wait(timeout=30)
+    assert time.monotonic() - started >= 0.5
+    assert metrics(at)["Syncs"] == "11"
+
+
+def test_a_long_writer_lock_shows_busy_then_the_page(own_store, monkeypatch):
+    monkeypatch.setattr(queries, "LOCK_WAIT_S", 0.2)
+    monkeypatch.setattr(ui, "BUSY_PAUSE_S", 0.3)
+    holder = hold_lock(own_store, 2.0)
+    at = calm(open_report(sync=seed.S_OK_GB))
+    holder.wait(timeout=30)
+    assert at.session_state[ui.BUSY_TOTAL] >= 1  # it said "busy" and retried
+    assert at.title[0].value == f"Sync {seed.S_OK_GB}"
+    facts = frame_by_column(at, "value").set_index("field")["value"]
+    assert facts["Status code and text"] == "2000 held"  # read after the writer committed
+
+
+def test_report_pages_do_not_import_the_airbyte_cdk(seeded):
+    """The CDK is slow to import; the report and its retry path must not pull it in."""
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({str(APP)!r}, default_timeout=60)\n"
+        f"at.query_params['sync'] = {seed.S_CLOSED_GB!r}\n"
+        "at.run()\n"
+        "assert not at.exception, at.exception\n"
+        "at.switch_page('pages/transaction.py').run()\n"
+        "import report_app.actions\n"
+        "import destination_codat_expenses.cli_report\n"
+        "print(sorted(m for m in sys.modules if m.startswith('airbyte')))\n"
+    )
+    env = {**__import__("os").environ, ui.STORE_ENV: seeded[0]}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

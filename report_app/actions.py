@@ -1,0 +1,87 @@
+"""The report's one write: "Retry failed items", through the retry service.
+
+The retry runs in a child process (`codat-expenses retry`, the same command the page offers when
+it has no key), so the report process only ever opens the store read-only: it never holds the
+destination's lock and never meets DuckDB's "one configuration per file per process" rule. The
+child's output is streamed to the page as progress; the new sync is then read from the store.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+KEY_ENV, URL_ENV = "CODAT_API_KEY", "CODAT_BASE_URL"  # the same names cli_ops reads
+CLI_ERROR_PREFIX = "codat-expenses: "
+STILL_RUNNING_EXIT = 3  # `codat-expenses retry`: pushed, but the new sync had not ended yet
+
+
+@dataclass
+class RetryOutcome:
+    done: bool
+    message: str
+    still_running: bool = False
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    output: list[str] = field(default_factory=list)  # what the retry command printed
+
+
+def has_credentials() -> bool:
+    return bool(os.environ.get(KEY_ENV, "").strip())
+
+
+def retry_command(store_path: str, sync_id: str) -> str:
+    """The operator command that does the same retry from a shell with the API key set."""
+    return f"codat-expenses retry --store {shlex.quote(store_path)} --sync {shlex.quote(sync_id)}"
+
+
+def retry_argv(store_path: str, sync_id: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "destination_codat_expenses.cli",
+        "retry",
+        "--store",
+        store_path,
+        "--sync",
+        sync_id,
+    ]
+
+
+def retry_failed_items(
+    store_path: str, sync_id: str, progress: Callable[[str], object]
+) -> RetryOutcome:
+    """Plan, push the failed items again (same ids) and follow the new sync to its end."""
+    started_at = datetime.now(UTC) - timedelta(seconds=5)  # clock skew between processes
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    lines: list[str] = []
+    with subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        retry_argv(store_path, sync_id),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    ) as child:
+        for line in child.stdout:
+            lines.append(line.rstrip())
+            progress(lines[-1])
+        exit_code = child.wait()
+    result = outcome(exit_code, lines)
+    result.started_at, result.output = started_at, lines
+    return result
+
+
+def outcome(exit_code: int, lines: list[str]) -> RetryOutcome:
+    """What the retry command's exit code and last words mean for the page."""
+    if exit_code in (0, STILL_RUNNING_EXIT):
+        return RetryOutcome(True, "done", still_running=exit_code == STILL_RUNNING_EXIT)
+    said = [
+        line.removeprefix(CLI_ERROR_PREFIX) for line in lines if line.startswith(CLI_ERROR_PREFIX)
+    ]
+    if said:
+        return RetryOutcome(False, said[-1])
+    return RetryOutcome(False, f"The retry stopped unexpectedly (exit code {exit_code}).")

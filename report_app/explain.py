@@ -1,0 +1,302 @@
+"""Plain words for Codat's sync status codes and the error messages the report knows.
+
+Each note says what happened and what to do about it. Pure data and pure functions: no
+Streamlit, no SQL, so pages, tests and the CLI can all use it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS NULL)
+
+# Codat's sync status codes and their meaning (Sync for Expenses, "Monitor sync status").
+STATUS_MEANING = {
+    1000: "In progress",
+    1010: "In progress (long running)",
+    2000: "Success (Data written)",
+    2040: "Success (No data written)",
+    4000: "Configuration error",
+    4040: "Company deleted/de-authorized",
+    4220: "Company deleted/de-authorized",
+    4260: "Accounting software billing expiry",
+    5000: "Generic server error",
+    5080: "Duplication protection",
+    5120: "Data processing error",
+    5130: "Data write error",
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    title: str
+    happened: str
+    to_do: str
+    retry_helps: bool = False
+    code: int | None = None  # the status code this problem usually comes with
+
+
+CODE_NOTES = {
+    1000: Note(
+        "Sync in progress",
+        "Codat accepted the expenses and is writing them to the accounting software.",
+        "Nothing yet. The status updates when the sync ends (webhook or "
+        "`codat-expenses status refresh`).",
+    ),
+    1010: Note(
+        "Long-running sync",
+        "The sync is taking longer than usual, often because the accounting software is slow "
+        "or the batch is large.",
+        "Give it time. If it stays in progress for hours, run `codat-expenses status refresh`; "
+        "if it still does not finish, contact Codat support with the sync id.",
+    ),
+    2000: Note(
+        "Written",
+        "Every expense in the sync was written to the accounting software.",
+        "Nothing to do.",
+    ),
+    2040: Note(
+        "Nothing written",
+        "The sync finished but there was nothing to write (for example, zero totals or "
+        "expenses already in the books).",
+        "Nothing to do unless expenses are missing from the books; then check their amounts.",
+    ),
+    4000: Note(
+        "Configuration missing or invalid",
+        "The company has no usable expense configuration (default bank account, supplier, "
+        "customer), so Codat could not prepare the records.",
+        "Set the company's expense configuration in Codat, then retry the failed items.",
+        retry_helps=True,
+    ),
+    4040: Note(
+        "Accounting software disconnected",
+        "The company's connection to its accounting software was de-authorized or the "
+        "company was deleted, so nothing could be written.",
+        "Ask the customer to re-link their accounting software in Codat, then retry.",
+        retry_helps=True,
+    ),
+    4220: Note(
+        "Company deleted or de-authorized",
+        "The company was deleted in Codat or its connection was de-authorized.",
+        "Check the company still exists and is linked; re-link it, then retry.",
+        retry_helps=True,
+    ),
+    4260: Note(
+        "Accounting software subscription expired",
+        "The customer's subscription to their accounting software has lapsed, so it refuses "
+        "new entries.",
+        "Ask the customer to renew the subscription, then retry the failed items.",
+        retry_helps=True,
+    ),
+    5000: Note(
+        "Codat server error",
+        "Something went wrong inside Codat while processing the sync; the expenses themselves "
+        "may be fine.",
+        "Retry the failed items. If it happens again, contact Codat support with the sync id.",
+        retry_helps=True,
+    ),
+    5080: Note(
+        "Already processed (duplication protection)",
+        "Codat had already processed these transaction ids in an earlier sync, so it did not "
+        "write them again. The expenses are not duplicated.",
+        "Nothing to do: the earlier sync wrote them. Do not push them again under a new id.",
+    ),
+    5120: Note(
+        "Data could not be processed",
+        "Codat or the accounting software rejected some expenses as invalid before writing "
+        "(see each item's message).",
+        "Fix the cause named in each item's message (usually a mapping at the source or in the "
+        "accounting software), then retry the failed items or run the connector again.",
+        retry_helps=True,
+    ),
+    5130: Note(
+        "Data could not be written",
+        "The accounting software refused to write some expenses (see each item's message), "
+        "for example because their period is closed.",
+        "Fix the cause in the accounting software, then retry the failed items.",
+        retry_helps=True,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Pattern:
+    regex: re.Pattern[str]
+    note: Note
+
+
+def pattern(
+    regex: str, title: str, happened: str, to_do: str, retry: bool = True, code: int | None = None
+) -> Pattern:
+    return Pattern(re.compile(regex, re.IGNORECASE), Note(title, happened, to_do, retry, code))
+
+
+MESSAGE_PATTERNS = [
+    pattern(
+        r"closed period|locked for entries|period is (closed|locked)",
+        "Closed period",
+        "The expense is dated in a period the accounting software has closed (locked) for "
+        "new entries.",
+        "Ask the customer to reopen the period or move its lock date, then retry the failed items.",
+    ),
+    pattern(
+        r"(?<!bank )account ('[^']*' was not found|.* does not exist)|unknown account",
+        "Unknown account",
+        "The expense names an account that is not in the company's chart of accounts.",
+        "Map the expense to an existing account (see the company's mapping options) or create "
+        "the account in the accounting software, then retry.",
+    ),
+    pattern(
+        r"cannot be used for .* transactions|not valid for (this )?(transaction )?type",
+        "Account not valid for this type",
+        "The account exists but the accounting software does not accept it for this kind of "
+        "transaction (for example an income account on a card payment).",
+        "Use an account meant for this transaction type, then run the connector again or retry.",
+    ),
+    pattern(
+        r"tax rate '[^']*' was not found|unknown tax rate|does not accept taxRateRef",
+        "Unknown or unsupported tax rate",
+        "The tax rate on the expense is not one the accounting software knows or accepts.",
+        "Map the expense to one of the company's tax rates (or leave the rate out where the "
+        "software sets it itself), then retry.",
+    ),
+    pattern(
+        r"currencyRate is required|currency ?rate (is )?missing",
+        "Currency rate missing",
+        "The expense is in a foreign currency and carries no exchange rate, which the "
+        "accounting software needs.",
+        "Send a currency rate with foreign-currency expenses (or record them in the base "
+        "currency), then run the connector again.",
+    ),
+    pattern(
+        r"bank account '[^']*' is in \w+ but the transaction is in",
+        "Bank account currency mismatch",
+        "The expense's currency differs from the currency of the bank account it is posted to.",
+        "Post it to a bank account in the expense's currency (expense configuration or the "
+        "record's bank account), then retry.",
+    ),
+    pattern(
+        r"bank account '[^']*' was not found",
+        "Unknown bank account",
+        "The bank account the expense is posted to does not exist in the accounting software.",
+        "Choose an existing bank account in the company's expense configuration, then retry.",
+    ),
+    pattern(
+        r"supplier '[^']*' was not found",
+        "Unknown supplier",
+        "The supplier named on the expense does not exist in the accounting software.",
+        "Use an existing supplier (or the configured default supplier), then retry.",
+    ),
+    pattern(
+        r"more decimal places than",
+        "Too many decimal places",
+        "An amount has more decimal places than its currency allows.",
+        "Round the amount at the source to the currency's minor unit and run the connector again.",
+        retry=False,
+    ),
+    pattern(
+        r"total is negative",
+        "Negative payment",
+        "A payment's total is negative; money coming back must be recorded as a refund.",
+        "Send it as a refund at the source and run the connector again.",
+        retry=False,
+    ),
+    pattern(
+        r"previously (been )?processed|duplicat",
+        "Already processed (5080)",
+        "Codat had already processed this transaction id, so it was not written again; the "
+        "books are not duplicated.",
+        "Nothing to do: an earlier sync wrote it.",
+        retry=False,
+        code=5080,
+    ),
+    pattern(
+        r"de-?authori[sz]ed|re-link|unlinked|has been deleted",
+        "Accounting software disconnected (4040)",
+        "The company's accounting connection is de-authorized or the company was deleted.",
+        "Ask the customer to re-link their accounting software in Codat, then retry.",
+        code=4040,
+    ),
+    pattern(
+        r"no expense configuration|configuration error",
+        "No expense configuration (4000)",
+        "The company has no expense configuration (default bank account, supplier, customer).",
+        "Set the company's expense configuration in Codat, then retry.",
+        code=4000,
+    ),
+    pattern(
+        r"subscription .*expired|billing",
+        "Subscription expired (4260)",
+        "The accounting software subscription has expired, so it refuses new entries.",
+        "Ask the customer to renew it, then retry.",
+        code=4260,
+    ),
+    pattern(
+        r"generic server error|internal server error|unexpected error",
+        "Codat server error (5000)",
+        "Codat hit an internal error while processing the sync.",
+        "Retry later; if it repeats, contact Codat support with the sync id.",
+        code=5000,
+    ),
+]
+
+
+def as_code(value) -> int | None:
+    """A status code as an int; None for anything missing (None, NaN, pandas NA)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def meaning(code) -> str:
+    """Codat's meaning for a status code ('No status yet' when none is recorded)."""
+    code = as_code(code)
+    if code is None or code == NO_STATUS:
+        return "No status yet"
+    return STATUS_MEANING.get(code, "Unknown status code")
+
+
+def code_label(code) -> str:
+    """'5130 · Data write error', for filters and legends."""
+    code = as_code(code)
+    if code is None or code == NO_STATUS:
+        return "No status yet"
+    return f"{code} · {meaning(code)}"
+
+
+def note_for_code(code) -> Note | None:
+    code = as_code(code)
+    return None if code is None else CODE_NOTES.get(code)
+
+
+def note_for_message(message: str | None) -> Note | None:
+    """The first known pattern the message matches, or None."""
+    if not isinstance(message, str) or not message:
+        return None
+    for known in MESSAGE_PATTERNS:
+        if known.regex.search(message):
+            return known.note
+    return None
+
+
+def short_reason(message: str | None) -> str:
+    """A few plain words for one item's message ('' when it is not a known pattern)."""
+    note = note_for_message(message)
+    return note.title if note else ""
+
+
+def notes_for_sync(code, messages: list) -> list[Note]:
+    """The code's note first, then one note per known problem found in the messages."""
+    notes: list[Note] = []
+    code = as_code(code)
+    first = note_for_code(code)
+    if first:
+        notes.append(first)
+    for message in messages:
+        note = note_for_message(message)
+        restates_code = note is not None and code is not None and note.code == code
+        if note and note not in notes and not restates_code:
+            notes.append(note)
+    return notes

@@ -1,0 +1,102 @@
+"""The dashboard's sidebar (search, dates, status codes, stuck threshold) and table options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import streamlit as st
+
+from report_app import explain, queries, ui
+
+DEFAULT_COLUMNS = [
+    "attention",
+    "sync_id",
+    "company_id",
+    "initiated_at",
+    "duration_s",
+    "status_code",
+    "status_meaning",
+    "outcome",
+    "item_count",
+    "failed_count",
+    "target_platform",
+]
+SORT_LABELS = {
+    "initiated_at": "Started",
+    "completed_at": "Finished",
+    "duration_s": "Duration",
+    "status_code": "Status code",
+    "company_id": "Company",
+    "sync_id": "Sync id",
+    "item_count": "Items",
+    "failed_count": "Failed items",
+    "target_platform": "Accounting software",
+}
+ROW_LIMITS = [100, 500, 1000, 5000]
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    columns: list[str]
+    order_by: str
+    descending: bool
+    limit: int
+
+
+def sync_filter(path: str) -> queries.SyncFilter:
+    """The search bar and sidebar widgets -> the filter every dashboard query uses."""
+    search = st.text_input(
+        "Search",
+        key="search",
+        placeholder="Search by sync id or company id (any part of one)",
+        icon=":material/search:",
+    )
+    sidebar = st.sidebar
+    sidebar.header("Filter syncs")
+    since, until = date_range(path)
+    codes = sidebar.multiselect(
+        "Status codes",
+        queries.load_status_codes(path),
+        key="codes",
+        format_func=explain.code_label,
+        placeholder="All status codes",
+    )
+    stuck = sidebar.number_input(
+        "Stuck after (minutes without a final status)",
+        min_value=1,
+        max_value=10_080,
+        value=30,
+        step=5,
+        key="stuck_after",
+    )
+    ui.reload_button()
+    return queries.SyncFilter(search.strip(), since, until, tuple(codes), int(stuck))
+
+
+def date_range(path: str) -> tuple[date | None, date | None]:
+    """The picked range; while only its start is picked, that one day."""
+    bounds = queries.load_date_bounds(path)
+    first, last = bounds or (ui.today_utc(), ui.today_utc())
+    picked = st.sidebar.date_input(
+        "Started between (UTC)", value=(first, max(last, ui.today_utc())), key="dates"
+    )
+    if not isinstance(picked, tuple | list):
+        return picked, picked
+    if len(picked) == 1:
+        return picked[0], picked[0]
+    if len(picked) == 2:
+        return picked[0], picked[1]
+    return None, None
+
+
+def table_options() -> TableOptions:
+    """Which columns, in which order, sorted how, how many rows."""
+    columns = st.multiselect(
+        "Columns", queries.HISTORY_COLUMNS, default=DEFAULT_COLUMNS, key="columns"
+    )
+    left, middle, right = st.columns([2, 1, 1])
+    order_by = left.selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.get, key="sort")
+    descending = middle.toggle("Descending", value=True, key="descending")
+    limit = right.selectbox("Rows shown", ROW_LIMITS, index=1, key="limit")
+    return TableOptions(columns or DEFAULT_COLUMNS, order_by, descending, limit)
