@@ -63,6 +63,13 @@ def store_problem(path: str) -> str | None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".check-"):
                 pass
-    except (OSError, CodatExpensesError) as error:
-        return f"The status store {path} cannot be written: {error}"
-    return None
+    except OSError as error:
+        detail = f"{error.strerror}: {error.filename}" if error.strerror else str(error)
+    except CodatExpensesError as error:
+        detail = str(error).rstrip(".")
+    else:
+        return None
+    return (
+        f"The status store {path} cannot be written ({detail}). Set 'status_store_path' "
+        "to a file in a folder this process can write to."
+    )

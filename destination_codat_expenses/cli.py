@@ -7,7 +7,9 @@ import os
 import sys
 
 from destination_codat_expenses.cli_ops import add_operator_commands
+from destination_codat_expenses.cli_report import add_report_command
 from destination_codat_expenses.errors import CodatExpensesError
+from destination_codat_expenses.webhooks import add_webhook_commands
 
 SANDBOX_KEY_ENV = "CODAT_SANDBOX_API_KEY"
 
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.set_defaults(handler=run_sandbox)
     add_operator_commands(commands)
+    add_report_command(commands)
+    add_webhook_commands(commands)
     return parser
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import logging
@@ -28,7 +29,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_codat_expenses import protocol
 from destination_codat_expenses.check import connection_problem
-from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.codat.client import CodatClient, RetryPolicy
 from destination_codat_expenses.codat.jsonwire import dumps
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.crashpoints import crash_point
@@ -42,6 +43,11 @@ from destination_codat_expenses.pipeline import Pipeline, TooManyRejectsError
 from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
+# check answers someone waiting on a setup form: a few quick tries, not a whole run's patience
+# (the default policy backs off for up to a minute before calling a closed port unreachable)
+CHECK_RETRIES = RetryPolicy(
+    attempts=3, give_up_after_s=20.0, backoff_max_s=2.0, max_retry_after_s=5.0
+)
 
 
 class DestinationCodatExpenses(Destination):
@@ -50,7 +56,8 @@ class DestinationCodatExpenses(Destination):
             settings = Config.from_mapping(dict(config))
             hide_key(settings.api_key)
             with http_client(settings) as http:
-                problem = connection_problem(settings, CodatClient(http, settings.api_key))
+                client = CodatClient(http, settings.api_key, CHECK_RETRIES)
+                problem = connection_problem(settings, client)
         except ConfigError as error:
             problem = str(error)
         except Exception as error:  # check never raises: the user gets a sentence instead
@@ -78,6 +85,19 @@ class DestinationCodatExpenses(Destination):
                 StatusStore(settings.status_store_path),
             )
             yield from run_pipeline(pipeline, streams, input_messages)
+
+    def run_cmd(self, parsed_args: argparse.Namespace) -> Iterable[AirbyteMessage]:
+        """Settings are judged here first: the CDK's own schema check runs next, and its
+        messages do not say which setting is wrong ("51 is greater than the maximum of 50")."""
+        if parsed_args.command in ("check", "write"):
+            problem = settings_problem(self.read_config(parsed_args.config))
+            if problem is not None and parsed_args.command == "write":
+                raise traced(problem)
+            if problem is not None:
+                status = AirbyteConnectionStatus(status=Status.FAILED, message=str(problem))
+                yield AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=status)
+                return
+        yield from super().run_cmd(parsed_args)
 
     # -- stdin and stdout, kept exact -----------------------------------------------------------
     def _parse_input_stream(self, input_stream: io.TextIOWrapper) -> Iterable[AirbyteMessage]:
@@ -122,6 +142,14 @@ def stamped(message: AirbyteMessage, since_state: dict[str, int]) -> AirbyteMess
     else:
         message.state.echo_count = since_state.pop(scope, 0)
     return message
+
+
+def settings_problem(config: Mapping[str, Any]) -> ConfigError | None:
+    try:
+        Config.from_mapping(dict(config))
+    except ConfigError as error:
+        return error
+    return None
 
 
 def traced(error: CodatExpensesError) -> AirbyteTracedException:

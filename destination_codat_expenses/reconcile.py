@@ -54,6 +54,9 @@ def reconcile_company(
         ]
         if not carried:
             continue
+        # recorded as open: whoever follows open syncs (this run's finish, `status refresh`)
+        # then records its status with its items; a final status stored here would hide the
+        # sync from them, and its transactions would stay `sent` with no outcome
         store.mark_sent(
             company_id,
             carried,
@@ -63,7 +66,6 @@ def reconcile_company(
                 "initiated_at": parse_utc(status.get("syncUtc")) or datetime.now(UTC),
             },
         )
-        store.record_sync_status(status)
         ids -= set(carried)
         found += len(carried)
     return found

@@ -34,7 +34,8 @@ def refresh(
             raise LookupError(f"Sync {sync_id} is not in the status store {store.path}.")
         targets = [(details["company_id"], sync_id)]
     else:
-        targets = store.open_syncs(company_id)
+        # open syncs, and syncs only a webhook has settled: the API confirms both
+        targets = store.open_syncs(company_id) + store.webhook_settled_syncs(company_id)
         companies = [company_id] if company_id else queries.known_companies(store.path)
         report.discovered = sum(discover(client, store, c) for c in companies)
     for company, sync in targets:

@@ -12,6 +12,10 @@ import pytest
 from codat_sandbox.app import SandboxSettings, create_app
 from codat_sandbox.server import ServerThread
 
+# The Airbyte CDK's standard-test plugin: its options (--connector-image, ...), fixtures and the
+# scenario parametrisation used by test_destination_protocol.py's standard suite.
+pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
+
 API_KEY = "sandbox-test-key"
 AUTH = {"Authorization": "Basic " + base64.b64encode(API_KEY.encode()).decode()}
 XERO = "11111111-1111-4111-8111-111111111111"
@@ -44,10 +48,19 @@ def api(sandbox_url):
 def expense(**overrides) -> dict:
     """A valid Xero-ready card payment; override any field."""
     body = {
-        "id": str(uuid.uuid4()), "type": "Payment", "issueDate": "2024-05-01",
-        "currency": "GBP", "merchantName": "Coffee Corner",
-        "lines": [{"netAmount": 10.00, "taxAmount": 2.00, "accountRef": {"id": "402"},
-                   "taxRateRef": {"id": "STD"}}],
+        "id": str(uuid.uuid4()),
+        "type": "Payment",
+        "issueDate": "2024-05-01",
+        "currency": "GBP",
+        "merchantName": "Coffee Corner",
+        "lines": [
+            {
+                "netAmount": 10.00,
+                "taxAmount": 2.00,
+                "accountRef": {"id": "402"},
+                "taxRateRef": {"id": "STD"},
+            }
+        ],
     }
     body.update(overrides)
     return body

@@ -41,10 +41,7 @@ def test_lost_response_is_retried_with_same_key_and_writes_once(client, sandbox_
         headers=AUTH,
         json={"rate_lost_response": 0.5, "seed": 3, "paths": "expense-transactions$"},
     )
-    items = [
-        expense(lines=[{"netAmount": 19.99, "accountRef": {"id": "402"}}])
-        for _ in range(6)
-    ]
+    items = [expense(lines=[{"netAmount": 19.99, "accountRef": {"id": "402"}}]) for _ in range(6)]
     sync_ids = [
         client.create_expense_transactions(XERO, [item], key=f"key-{item['id']}") for item in items
     ]

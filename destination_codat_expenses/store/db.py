@@ -78,8 +78,9 @@ class Lease:
 
     def start_closer(self) -> None:
         if self.closer is None or not self.closer.is_alive():
-            self.closer = threading.Thread(target=self.close_when_idle, daemon=True,
-                                           name="store-lease")
+            self.closer = threading.Thread(
+                target=self.close_when_idle, daemon=True, name="store-lease"
+            )
             self.closer.start()
 
     def close_when_idle(self) -> None:
@@ -167,8 +168,7 @@ def migrate(path: str) -> int:
             "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
         )
         done = {
-            row[0]
-            for row in connection.execute("SELECT version FROM schema_migrations").fetchall()
+            row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()
         }
         for version, script in enumerate(MIGRATIONS, start=1):
             if version in done:

@@ -65,7 +65,7 @@ def list_syncs(path: str, where: SyncFilter) -> list[dict[str, Any]]:
     like = f"%{where.search}%" if where.search else None
     with store_views(path) as db:
         cursor = db.execute(
-            f"SELECT {', '.join(SYNC_COLUMNS)} FROM v_syncs "  # noqa: S608 - fixed column list
+            f"SELECT {', '.join(SYNC_COLUMNS)} FROM v_syncs "
             "WHERE (? IS NULL OR company_id = ?) "
             "AND (? IS NULL OR sync_id ILIKE ? OR company_id ILIKE ?) "
             "AND (? IS NULL OR status_code = ?) "

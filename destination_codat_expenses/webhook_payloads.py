@@ -1,0 +1,185 @@
+"""What a verified Codat webhook body says about a sync, as plain values.
+
+Codat sends one fact in two shapes: the current Svix events (`expenses.sync.successful`,
+`expenses.sync.unsuccessful`, payload `referenceCompany.id`, `syncId`, `transactions[]`) and the
+legacy rules ("Sync Completed", "Sync Failed", `CompanyId`, `Data.syncId`). Both are read into one
+`WebhookEvent` here so the store applies a single shape. Nothing here does I/O or raises on a
+strange body: a body that is not a sync event becomes an event with nothing to apply, and is kept.
+
+A webhook says whether a sync succeeded, not its status code. The codes chosen below mirror how
+the API pairs codes with item outcomes (inferred, see docs/webhooks.md); the API's own status
+replaces them when a run or `codat-expenses status refresh` reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SUCCESS_TYPES = frozenset({"expenses.sync.successful", "Sync Completed"})
+FAILURE_TYPES = frozenset({"expenses.sync.unsuccessful", "Sync Failed"})
+ITEM_STATUSES = frozenset({"Completed", "Failed", "PushError", "Unknown", "Pending"})
+MAX_ID_CHARS = 200
+MAX_MESSAGE_CHARS = 2000
+
+SUCCESS_CODE = (2000, "Complete")
+FAILURE_CODES = {  # the most telling failed item decides; none at all: the generic failure
+    "PushError": (5130, "PushError"),
+    "Failed": (5120, "Failed"),
+}
+GENERIC_FAILURE = (5000, "Failed")
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    transaction_id: str
+    status: str  # one of ITEM_STATUSES
+    message: str | None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_type: str | None
+    sync_id: str | None
+    company_id: str | None
+    succeeded: bool | None  # None: not a sync outcome (another event type, or no JSON)
+    items: tuple[ItemOutcome, ...]
+    generated_at: datetime | None
+    message: str | None  # the legacy shape's sentence, e.g. "... has failed at step Pushing."
+    payload_json: str  # what the store keeps: the body's JSON, or the body as a JSON string
+
+    @property
+    def applicable(self) -> bool:
+        return self.succeeded is not None and self.sync_id is not None
+
+    def status(self) -> tuple[int, str]:
+        """(status code, status text) to record until the API gives the precise one."""
+        if self.succeeded:
+            return SUCCESS_CODE
+        statuses = {item.status for item in self.items}
+        for status, code in FAILURE_CODES.items():
+            if status in statuses:
+                return code
+        return GENERIC_FAILURE
+
+    def error_message(self) -> str | None:
+        """A reason a person can read, when the event carries one; else None (left unknown)."""
+        if self.succeeded:
+            return None
+        failed = [i for i in self.items if i.status in FAILURE_CODES]
+        if failed:
+            first = failed[0].message or failed[0].status
+            return f"{len(failed)} of {len(self.items)} transactions failed: {first}"
+        return self.message
+
+
+def interpret(body: bytes) -> WebhookEvent:
+    """Read a verified body. Never raises: what cannot be read is simply not applicable."""
+    try:
+        payload_json = body.decode("utf-8")
+        document = json.loads(payload_json, parse_constant=refuse_constant)
+    except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
+        return not_json(body)
+    if not isinstance(document, dict):
+        return unapplicable(None, payload_json)
+    if "RuleType" in document:
+        return legacy_event(document, payload_json)
+    return current_event(document, payload_json)
+
+
+def current_event(document: dict, payload_json: str) -> WebhookEvent:
+    event_type = text(document.get("eventType"))
+    payload = document.get("payload")
+    if not isinstance(payload, dict):
+        return unapplicable(event_type, payload_json)
+    company = payload.get("referenceCompany")
+    company_id = text(company.get("id")) if isinstance(company, dict) else None
+    return WebhookEvent(
+        event_type=event_type,
+        sync_id=text(payload.get("syncId")),
+        company_id=company_id or text(payload.get("companyId")),
+        succeeded=outcome_of(event_type),
+        items=items_of(payload.get("transactions")),
+        generated_at=moment(document.get("generatedDate")),
+        message=None,
+        payload_json=payload_json,
+    )
+
+
+def legacy_event(document: dict, payload_json: str) -> WebhookEvent:
+    event_type = text(document.get("RuleType"))
+    data = document.get("Data")
+    return WebhookEvent(
+        event_type=event_type,
+        sync_id=text(data.get("syncId")) if isinstance(data, dict) else None,
+        company_id=text(document.get("CompanyId")),
+        succeeded=outcome_of(event_type),
+        items=(),
+        generated_at=None,
+        message=bounded(document.get("Message")),
+        payload_json=payload_json,
+    )
+
+
+def items_of(raw: Any) -> tuple[ItemOutcome, ...]:
+    """Per-transaction outcomes; entries without an id are skipped, odd statuses are Unknown."""
+    if not isinstance(raw, list):
+        return ()
+    items = []
+    for entry in raw:
+        if not isinstance(entry, dict) or not text(entry.get("id")):
+            continue
+        status = entry.get("status")
+        items.append(
+            ItemOutcome(
+                transaction_id=text(entry["id"]),
+                status=status if status in ITEM_STATUSES else "Unknown",
+                message=bounded(entry.get("errorMessage")),
+            )
+        )
+    return tuple(items)
+
+
+def outcome_of(event_type: str | None) -> bool | None:
+    if event_type in SUCCESS_TYPES:
+        return True
+    if event_type in FAILURE_TYPES:
+        return False
+    return None
+
+
+def unapplicable(event_type: str | None, payload_json: str) -> WebhookEvent:
+    return WebhookEvent(event_type, None, None, None, (), None, None, payload_json)
+
+
+def refuse_constant(name: str) -> None:
+    """NaN and Infinity are not JSON (the store's JSON column refuses them)."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def not_json(body: bytes) -> WebhookEvent:
+    """Signed, yet not JSON: kept as a JSON string so nothing Codat sent is thrown away."""
+    return unapplicable(None, json.dumps(body.decode("utf-8", errors="replace")))
+
+
+def text(value: Any) -> str | None:
+    """A usable id: a non-empty string of sensible length, else None."""
+    if isinstance(value, str) and 0 < len(value.strip()) <= MAX_ID_CHARS:
+        return value.strip()
+    return None
+
+
+def bounded(value: Any) -> str | None:
+    return value[:MAX_MESSAGE_CHARS] if isinstance(value, str) and value else None
+
+
+def moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
