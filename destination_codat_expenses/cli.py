@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from destination_codat_expenses.cli_demo import add_demo_command
 from destination_codat_expenses.cli_ops import add_operator_commands
 from destination_codat_expenses.cli_report import add_report_command
 from destination_codat_expenses.errors import CodatExpensesError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_operator_commands(commands)
     add_report_command(commands)
     add_webhook_commands(commands)
+    add_demo_command(commands)
     return parser
 
 

@@ -9,23 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS NULL)
+from destination_codat_expenses.status_codes import STATUS_MEANING
 
-# Codat's sync status codes and their meaning (Sync for Expenses, "Monitor sync status").
-STATUS_MEANING = {
-    1000: "In progress",
-    1010: "In progress (long running)",
-    2000: "Success (Data written)",
-    2040: "Success (No data written)",
-    4000: "Configuration error",
-    4040: "Company deleted/de-authorized",
-    4220: "Company deleted/de-authorized",
-    4260: "Accounting software billing expiry",
-    5000: "Generic server error",
-    5080: "Duplication protection",
-    5120: "Data processing error",
-    5130: "Data write error",
-}
+NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS NULL)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,300 @@
+"""`codat-expenses demo` and `make demo`: the whole loop on one machine.
+
+Starts the sandbox (demo scenario) and the webhook receiver on loopback, registers the receiver
+with the sandbox, feeds generated expense records through the real
+`destination-codat-expenses write` over a pipe with a progress bar, prints a summary checked
+against the store, then serves the report until Ctrl-C. Everything it starts, it stops.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from codat_sandbox.server import free_port
+from destination_codat_expenses.demo.records import COMPANIES, generate
+from destination_codat_expenses.demo.summary import print_summary
+from destination_codat_expenses.webhooks import SECRET_ENV, WEBHOOK_PATH
+
+HOST = "127.0.0.1"
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class DemoSettings:
+    records: int = 2000
+    companies: int = 8
+    seed: int = 7
+    workdir: Path = Path("var/demo")
+    serve: bool = True
+    report_port: int = 8501
+
+
+class Processes:
+    """Child processes that are stopped, whatever happens, when the demo ends."""
+
+    def __init__(self) -> None:
+        self.children: list[subprocess.Popen] = []
+
+    def start(self, command: list[str], env: dict, log: Path) -> subprocess.Popen:
+        with log.open("w") as out:
+            child = subprocess.Popen(  # noqa: S603 - our own executables
+                command,
+                env={**os.environ, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in self.children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def run_demo(settings: DemoSettings) -> int:
+    workdir = fresh(settings.workdir)
+    api_key, secret = f"demo-{secrets.token_hex(8)}", make_secret()
+    store = workdir / "status.duckdb"
+    processes = Processes()
+    try:
+        sandbox_url = start_sandbox(processes, workdir, api_key)
+        receiver_url = start_receiver(processes, workdir, store, secret)
+        register_webhook(sandbox_url, api_key, f"{receiver_url}{WEBHOOK_PATH}", secret)
+        messages = write_messages(workdir, settings)
+        config = write_config(workdir, api_key, sandbox_url, store)
+        run_destination(workdir, config, messages, settings.records)
+        wait_for_webhooks(sandbox_url, api_key)
+        print_summary(store, sandbox_url, api_key, workdir)
+        if settings.serve:
+            serve_report(processes, workdir, store, api_key, sandbox_url, settings.report_port)
+        return 0
+    except KeyboardInterrupt:
+        print("\nstopped", file=sys.stderr)
+        return 130
+    finally:
+        processes.stop()
+
+
+def fresh(workdir: Path) -> Path:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    return workdir.resolve()
+
+
+def make_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def auth(api_key: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(api_key.encode()).decode()}
+
+
+def wait_until_up(url: str, headers: dict, what: str, child: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise SystemExit(f"The {what} stopped at start; see its log in the demo folder.")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"The {what} did not start within 60 s.")
+
+
+def start_sandbox(processes: Processes, workdir: Path, api_key: str) -> str:
+    port = free_port(HOST)
+    child = processes.start(
+        [
+            str(BIN / "codat-expenses"),
+            "sandbox",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--scenario",
+            "demo",
+        ],
+        {"CODAT_SANDBOX_API_KEY": api_key},
+        workdir / "sandbox.log",
+    )
+    url = f"http://{HOST}:{port}"
+    wait_until_up(f"{url}/_sandbox/healthz", auth(api_key), "sandbox", child)
+    print(f"sandbox          {url} (demo scenario: {len(COMPANIES)} companies)")
+    return url
+
+
+def start_receiver(processes: Processes, workdir: Path, store: Path, secret: str) -> str:
+    port = free_port(HOST)
+    child = processes.start(
+        [
+            str(BIN / "codat-expenses"),
+            "webhooks",
+            "serve",
+            "--store",
+            str(store),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+        ],
+        {SECRET_ENV: secret},
+        workdir / "webhooks.log",
+    )
+    url = f"http://{HOST}:{port}"
+    wait_until_up(f"{url}/healthz", {}, "webhook receiver", child)
+    print(f"webhook receiver {url}{WEBHOOK_PATH}")
+    return url
+
+
+def register_webhook(sandbox_url: str, api_key: str, url: str, secret: str) -> None:
+    answer = httpx.post(
+        f"{sandbox_url}/_sandbox/webhooks",
+        headers=auth(api_key),
+        json={"url": url, "secret": secret},
+        timeout=10,
+    )
+    answer.raise_for_status()
+
+
+def write_messages(workdir: Path, settings: DemoSettings) -> Path:
+    path = workdir / "messages.jsonl"
+    with path.open("w") as out:
+        for line in generate(settings.records, settings.companies, settings.seed):
+            out.write(line + "\n")
+    return path
+
+
+def write_config(workdir: Path, api_key: str, sandbox_url: str, store: Path) -> Path:
+    config = {
+        "api_key": api_key,
+        "base_url": sandbox_url,
+        "company_id_field": "company_id",
+        "status_store_path": str(store),
+        "push_flow": "direct",
+        "sync_wait_timeout_seconds": 300,
+    }
+    catalog = {
+        "streams": [
+            {
+                "stream": {
+                    "name": "card_transactions",
+                    "json_schema": {},
+                    "supported_sync_modes": ["incremental"],
+                },
+                "sync_mode": "incremental",
+                "destination_sync_mode": "append_dedup",
+                "primary_key": [["id"]],
+            }
+        ]
+    }
+    (workdir / "catalog.json").write_text(json.dumps(catalog, indent=2))
+    path = workdir / "config.json"
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+def run_destination(workdir: Path, config: Path, messages: Path, records: int) -> None:
+    """The real connector, fed through a pipe; STATE echoes drive the progress bar."""
+    command = [
+        str(BIN / "destination-codat-expenses"),
+        "write",
+        "--config",
+        str(config),
+        "--catalog",
+        str(workdir / "catalog.json"),
+    ]
+    print(f"destination      {' '.join(command)} < {messages.name}")
+    with (workdir / "destination.log").open("w") as log:
+        writer = subprocess.Popen(  # noqa: S603 - our own executable
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        feeder = threading.Thread(target=feed, args=(messages, writer.stdin), daemon=True)
+        feeder.start()
+        confirmed = follow_output(writer.stdout, log, records)
+        writer.wait()
+    progress(records if writer.returncode == 0 else confirmed, records, final=True)
+    if writer.returncode != 0:
+        raise SystemExit(
+            f"The destination failed (exit {writer.returncode}); see {workdir / 'destination.log'}."
+        )
+
+
+def feed(messages: Path, stdin) -> None:
+    with messages.open() as source, contextlib.suppress(BrokenPipeError):
+        shutil.copyfileobj(source, stdin)
+    with contextlib.suppress(BrokenPipeError):
+        stdin.close()
+
+
+def follow_output(stdout, log, records: int) -> int:
+    confirmed = 0
+    for line in stdout:
+        log.write(line)
+        message = json.loads(line) if line.startswith("{") else {}
+        if message.get("type") == "STATE":
+            confirmed = message["state"]["stream"]["stream_state"]["cursor"]
+            progress(confirmed, records)
+    return confirmed
+
+
+def progress(confirmed: int, total: int, final: bool = False) -> None:
+    """One line redrawn in place: records whose STATE came back (committed and accepted)."""
+    if not final and not sys.stderr.isatty():
+        return  # a log file gets the last line only
+    width = 40
+    filled = int(width * confirmed / max(total, 1))
+    print(
+        f"\rrecords          [{'#' * filled}{'.' * (width - filled)}] {confirmed}/{total}",
+        end="\n" if final else "",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def wait_for_webhooks(sandbox_url: str, api_key: str, timeout_s: float = 20) -> None:
+    """Give the sandbox's webhooks time to reach the receiver before the summary."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        deliveries = httpx.get(
+            f"{sandbox_url}/_sandbox/webhooks/deliveries", headers=auth(api_key), timeout=10
+        ).json()
+        if all(d["delivered"] for d in deliveries):
+            return
+        time.sleep(0.25)
+
+
+def serve_report(
+    processes: Processes, workdir: Path, store: Path, api_key: str, sandbox_url: str, port: int
+) -> None:
+    child = processes.start(
+        [str(BIN / "codat-expenses"), "report", "--store", str(store), "--port", str(port)],
+        {"CODAT_API_KEY": api_key, "CODAT_BASE_URL": sandbox_url},
+        workdir / "report.log",
+    )
+    url = f"http://{HOST}:{port}"
+    wait_until_up(f"{url}/_stcore/health", {}, "report", child)
+    print(f"\nSync Health report: {url}   (Ctrl-C stops the report, receiver and sandbox)")
+    child.wait()
