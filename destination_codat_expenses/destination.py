@@ -20,6 +20,7 @@ from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteMessageSerializer,
     ConfiguredAirbyteCatalog,
+    DestinationSyncMode,
     FailureType,
     Status,
     Type,
@@ -77,7 +78,7 @@ class DestinationCodatExpenses(Destination):
         except ConfigError as error:
             raise traced(error) from None
         hide_key(settings.api_key)
-        streams = {s.stream.name for s in configured_catalog.streams}
+        streams = writable_streams(configured_catalog)
         with http_client(settings) as http:
             pipeline = Pipeline(
                 settings,
@@ -111,6 +112,21 @@ class DestinationCodatExpenses(Destination):
                 print(dumps(protocol.echo(raw_state, message.state.echo_count)), flush=True)
             else:
                 print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
+
+
+def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
+    """Stream names to write; overwrite is refused, since pushed expenses cannot be deleted."""
+    for configured in catalog.streams:
+        if configured.destination_sync_mode == DestinationSyncMode.overwrite:
+            raise traced(
+                ConfigError(
+                    "destination_sync_mode",
+                    f"stream '{configured.stream.name}' asks for overwrite, "
+                    "but expenses already in the accounting software cannot be deleted; use append "
+                    "or append_dedup.",
+                )
+            )
+    return {configured.stream.name for configured in catalog.streams}
 
 
 def run_pipeline(
