@@ -24,16 +24,16 @@ browser:
 	fi
 
 demo: install
-	@echo "make demo: not built yet (the demo issue wires the whole loop). Try: $(RUN) codat-expenses sandbox --scenario demo --port $(PORT)"
+	$(RUN) codat-expenses demo --port $(or $(REPORT_PORT),8501)
 
 test: install browser
 	$(RUN) ruff check .
 	$(RUN) pytest -q -p no:cacheprovider
 
-bench: install
+bench: install browser
 	$(RUN) python -m benchmarks.sandbox_throughput
 	$(RUN) python -m benchmarks.destination_throughput --records 100000
-	$(RUN) python -m benchmarks.report_render
+	$(RUN) python -m benchmarks.report_render --browser
 
 lint: install
 	$(RUN) ruff check .

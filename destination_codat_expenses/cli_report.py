@@ -52,6 +52,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
         "--server.enableXsrfProtection=true",
         "--server.fileWatcherType=none",
         "--client.showErrorDetails=false",
+        "--client.toolbarMode=viewer",
         "--browser.gatherUsageStats=false",
     ]
 
