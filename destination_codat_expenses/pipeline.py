@@ -66,7 +66,9 @@ class Pipeline:
         self.in_flight: list[Future] = []
         self.slots = threading.BoundedSemaphore(config.concurrency * 2)
         self.pusher = Pusher(self)
-        self.follower = SyncFollower(client, store, self.receipts, config.upload_receipts)
+        self.follower = SyncFollower(
+            client, store, self.receipts, config.upload_receipts, config.concurrency
+        )
         self.last_progress = time.monotonic()
         self.follower.on_wait = lambda still_open: self.maybe_log_progress()
 
@@ -74,7 +76,7 @@ class Pipeline:
     def start(self) -> None:
         self.store.prepare()
         self.store.start_run(self.run_id, self.config.redacted())
-        reconcile_in_flight(self.client, self.store)
+        reconcile_in_flight(self.client, self.store, self.run_id)
 
     def accept(self, stream: str, data: dict) -> None:
         self.counts.read += 1

@@ -27,6 +27,20 @@ def idempotency_key(company_id: str, purpose: str, parts: list[str]) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join([company_id, purpose, *parts])))
 
 
+def sync_record(sync_id: str, info, dates: list, **extra) -> dict:
+    """What the store keeps about a sync this process opened (run, retry_of, flow in extra)."""
+    return {
+        "sync_id": sync_id,
+        "initiated_at": datetime.now(UTC),
+        "source_platform": info.source_platform,
+        "target_platform": info.target_platform,
+        "expenses_from": min(dates),
+        "expenses_to": max(dates),
+        "config_snapshot": info.config,
+        **extra,
+    }
+
+
 class Pusher:
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
@@ -132,22 +146,10 @@ class Pusher:
     # -- bookkeeping ----------------------------------------------------------------------------
     def opened(self, company_id: str, sync_id: str, batch: Batch, flow: str) -> None:
         info = self.pipeline.company(company_id)
-        dates = [m.issue_date for _, m in batch]
-        self.store.mark_sent(
-            company_id,
-            [m.transaction_id for _, m in batch],
-            {
-                "sync_id": sync_id,
-                "run_id": self.pipeline.run_id,
-                "flow": flow,
-                "initiated_at": datetime.now(UTC),
-                "source_platform": info.source_platform,
-                "target_platform": info.target_platform,
-                "expenses_from": min(dates),
-                "expenses_to": max(dates),
-                "config_snapshot": info.config,
-            },
+        record = sync_record(
+            sync_id, info, [m.issue_date for _, m in batch], flow=flow, run_id=self.pipeline.run_id
         )
+        self.store.mark_sent(company_id, [m.transaction_id for _, m in batch], record)
         with self.lock:
             self.syncs_opened += 1
         logger.info(

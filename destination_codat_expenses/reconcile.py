@@ -19,14 +19,14 @@ logger = logging.getLogger("airbyte")
 RECENT_SYNCS = 200  # how far back to look in a company's sync list
 
 
-def reconcile_in_flight(client: CodatClient, store: StatusStore) -> int:
+def reconcile_in_flight(client: CodatClient, store: StatusStore, run_id: str | None = None) -> int:
     """Returns how many in-flight ids were found in a sync Codat already has."""
     wanted: dict[str, set[str]] = defaultdict(set)
     for company_id, transaction_id, _ in store.in_flight():
         wanted[company_id].add(transaction_id)
     found = 0
     for company_id, ids in wanted.items():
-        found += reconcile_company(client, store, company_id, ids)
+        found += reconcile_company(client, store, company_id, ids, run_id)
     if wanted:
         logger.info(
             "reconciled %d of %d in-flight transactions with Codat",
@@ -37,7 +37,11 @@ def reconcile_in_flight(client: CodatClient, store: StatusStore) -> int:
 
 
 def reconcile_company(
-    client: CodatClient, store: StatusStore, company_id: str, ids: set[str]
+    client: CodatClient,
+    store: StatusStore,
+    company_id: str,
+    ids: set[str],
+    run_id: str | None = None,
 ) -> int:
     known = store.known_sync_ids(company_id)
     statuses = [
@@ -63,6 +67,7 @@ def reconcile_company(
             {
                 "sync_id": status["syncId"],
                 "flow": "reconciled",
+                "run_id": run_id,
                 "initiated_at": parse_utc(status.get("syncUtc")) or datetime.now(UTC),
             },
         )

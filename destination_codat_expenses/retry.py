@@ -5,12 +5,12 @@ ours), so retrying can never write an expense twice. The report's button calls t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import learn_company
 from destination_codat_expenses.errors import CodatExpensesError, FatalAPIError
-from destination_codat_expenses.pushes import PREVIOUSLY_PROCESSED, idempotency_key
+from destination_codat_expenses.pushes import PREVIOUSLY_PROCESSED, idempotency_key, sync_record
 from destination_codat_expenses.store import queries
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.syncs import SyncFollower
@@ -96,19 +96,6 @@ def push_again(
             store.mark_refused(plan.company_id, transaction_id, error.detail or str(error))
         raise
     dates = [datetime.fromisoformat(i["payload"]["issueDate"]).date() for i in items]
-    store.mark_sent(
-        plan.company_id,
-        ids,
-        {
-            "sync_id": sync_id,
-            "retry_of": plan.sync_id,
-            "flow": "direct",
-            "initiated_at": datetime.now(UTC),
-            "source_platform": info.source_platform,
-            "target_platform": info.target_platform,
-            "expenses_from": min(dates),
-            "expenses_to": max(dates),
-            "config_snapshot": info.config,
-        },
-    )
+    record = sync_record(sync_id, info, dates, flow="direct", retry_of=plan.sync_id)
+    store.mark_sent(plan.company_id, ids, record)
     return sync_id

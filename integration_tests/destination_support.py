@@ -9,13 +9,13 @@ import contextlib
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import httpx
+from conftest import wait_for
 
 from codat_sandbox.server import free_port
 from destination_codat_expenses import protocol
@@ -306,12 +306,5 @@ def ledger(path: Path) -> dict[str, tuple]:
 
 
 def wait_until(check, timeout: float = 30.0, interval: float = 0.05):
-    """Poll `check()` until it returns something truthy, and return that."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Gave up after {timeout} s waiting for {check}.")
-        time.sleep(interval)
+    """Poll `check()` until it returns something truthy (30 s by default here)."""
+    return wait_for(check, timeout, interval)

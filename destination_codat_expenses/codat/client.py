@@ -239,7 +239,10 @@ class CodatClient:
                 attempt,
             )
             raise RetriableAPIError(
-                f"Codat could not be reached ({type(exc).__name__}).", method=method, path=template
+                f"Codat could not be reached ({type(exc).__name__}).",
+                method=method,
+                path=template,
+                detail=type(exc).__name__,
             ) from None
         logger.info(
             "codat %s %s %d %.0fms (attempt %d)",
