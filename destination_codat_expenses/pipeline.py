@@ -25,7 +25,7 @@ from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import CompanyInfo, learn_company
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.errors import CodatExpensesError, RecordError
-from destination_codat_expenses.mapping import MappedTransaction, Receipt, map_record
+from destination_codat_expenses.mapping import MappedTransaction, map_record
 from destination_codat_expenses.pushes import Pusher
 from destination_codat_expenses.reconcile import reconcile_in_flight
 from destination_codat_expenses.store.status_store import StatusStore
@@ -59,16 +59,12 @@ class Pipeline:
         self.counts = Counters()
         self.buffers: dict[str, list[tuple[str, MappedTransaction]]] = defaultdict(list)
         self.rejects: list[tuple[str, str, str, str]] = []
-        self.seen: dict[tuple[str, str], str] = {}  # (company, id) -> payload hash, this run
-        self.receipts: dict[tuple[str, str], Receipt] = {}
         self.companies: dict[str, CompanyInfo] = {}
         self.pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="push")
         self.in_flight: list[Future] = []
         self.slots = threading.BoundedSemaphore(config.concurrency * 2)
         self.pusher = Pusher(self)
-        self.follower = SyncFollower(
-            client, store, self.receipts, config.upload_receipts, config.concurrency
-        )
+        self.follower = SyncFollower(client, store, config.upload_receipts, config.concurrency)
         self.last_progress = time.monotonic()
         self.follower.on_wait = lambda still_open: self.maybe_log_progress()
 
@@ -121,21 +117,6 @@ class Pipeline:
     def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction | None, str]:
         mapped = map_record(data, stream, self.config.mapping)
         company_id = self.company_of(data, mapped.source_key)
-        key = (company_id, mapped.transaction_id)
-        earlier = self.seen.get(key)
-        if earlier is not None:
-            if earlier != mapped.payload_hash:
-                raise RecordError(
-                    mapped.source_key,
-                    self.config.mapping.fields.id,
-                    "repeats an id already seen in this run with different "
-                    "content (conflicting duplicate)",
-                )
-            self.counts.skipped += 1
-            return None, company_id
-        self.seen[key] = mapped.payload_hash
-        if mapped.receipt is not None:
-            self.receipts[key] = mapped.receipt
         return mapped, company_id
 
     def company_of(self, data: dict, record_key: str) -> str:
@@ -166,6 +147,24 @@ class Pipeline:
         self.rejects.append((stream, error.record_key, error.field, error.reason))
         logger.warning("rejected record: %s", error)
 
+    def repeated(self, stream: str, mapped: MappedTransaction, recorded_hash: str | None) -> None:
+        """The same id again: the same content is skipped; other content is a conflict."""
+        with self.pusher.lock:
+            if recorded_hash == mapped.payload_hash:
+                self.counts.skipped += 1
+                return
+            self.counts.rejected += 1
+            self.counts.accepted -= 1
+            self.rejects.append(
+                (
+                    stream,
+                    mapped.source_key,
+                    self.config.mapping.fields.id,
+                    "repeats an id already recorded with different content "
+                    "(conflicting duplicate); Codat does not update expenses",
+                )
+            )
+
     def reject_refused(
         self, stream: str, mapped: MappedTransaction, company_id: str, reason: str
     ) -> None:
@@ -177,7 +176,13 @@ class Pipeline:
         self.store.mark_refused(company_id, mapped.transaction_id, reason or "refused by Codat")
 
     def buffer(self, company_id: str, stream: str, mapped: MappedTransaction) -> None:
+        """Queue for the company's next push; an id already queued is a repeat or a conflict.
+        (Ids pushed earlier are judged by the ledger in Pusher.not_yet_recorded.)"""
         batch = self.buffers[company_id]
+        earlier = next((m for _, m in batch if m.transaction_id == mapped.transaction_id), None)
+        if earlier is not None:
+            self.repeated(stream, mapped, earlier.payload_hash)
+            return
         batch.append((stream, mapped))
         if len(batch) >= self.config.batch_size:
             self.submit(company_id)

@@ -65,12 +65,13 @@ class Pusher:
     def not_yet_recorded(self, company_id: str, batch: Batch) -> Batch:
         """Completed ids are never pushed again; ids a sync is still carrying wait for it."""
         ledger = self.store.ledger(company_id, [m.transaction_id for _, m in batch])
-        keep = [
-            (s, m)
-            for s, m in batch
-            if ledger.get(m.transaction_id, ("new", None))[0] not in ("completed", "sent")
-        ]
-        self.pipeline.counts.skipped += len(batch) - len(keep)
+        keep = []
+        for stream, mapped in batch:
+            state, recorded_hash = ledger.get(mapped.transaction_id, ("new", None))
+            if state in ("completed", "sent"):
+                self.pipeline.repeated(stream, mapped, recorded_hash)
+            else:
+                keep.append((stream, mapped))
         return keep
 
     # -- direct flow ----------------------------------------------------------------------------

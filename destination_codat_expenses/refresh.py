@@ -26,7 +26,7 @@ def refresh(
     sync_id: str | None = None,
 ) -> RefreshReport:
     store.prepare()
-    follower = SyncFollower(client, store, receipts={}, upload_receipts=False)
+    follower = SyncFollower(client, store, upload_receipts=False)
     report = RefreshReport()
     if sync_id:
         details = queries.sync_details(store.path, sync_id)
@@ -53,7 +53,7 @@ def discover(client: CodatClient, store: StatusStore, company_id: str) -> int:
             return 0
         raise
     known = store.known_sync_ids(company_id)
-    follower = SyncFollower(client, store, receipts={}, upload_receipts=False)
+    follower = SyncFollower(client, store, upload_receipts=False)
     fresh = [s for s in statuses if s.get("syncId") and s["syncId"] not in known]
     for status in fresh:
         record_discovered_sync(store, company_id, status)

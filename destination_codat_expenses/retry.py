@@ -68,7 +68,7 @@ def run_retry(
         sync_id = push_again(client, store, plan, plan.items[start : start + BATCH], info)
         if sync_id:
             result.new_sync_ids.append(sync_id)
-    follower = SyncFollower(client, store, receipts={}, upload_receipts=False)
+    follower = SyncFollower(client, store, upload_receipts=False)
     open_syncs = follower.follow([(plan.company_id, s) for s in result.new_sync_ids], wait_s)
     result.still_open = [s for _, s in open_syncs]
     return result

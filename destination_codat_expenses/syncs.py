@@ -28,13 +28,11 @@ class SyncFollower:
         self,
         client: CodatClient,
         store: StatusStore,
-        receipts: dict[tuple[str, str], Receipt],
         upload_receipts: bool,
         workers: int = 4,
     ) -> None:
         self.client, self.store = client, store
         self.workers = workers
-        self.receipts = receipts
         self.upload_receipts = upload_receipts
         self.finished = 0
         self.lock = threading.Lock()
@@ -90,10 +88,9 @@ class SyncFollower:
                 "Codat had already processed this transaction id in "
                 "an earlier sync (duplication protection); it was not written again.",
             )
-        for item in items:
-            receipt = self.receipts.get((company_id, item["transactionId"]))
-            if receipt and item.get("status") == "Completed" and self.upload_receipts:
-                self.upload(company_id, sync_id, item["transactionId"], receipt)
+        if self.upload_receipts:
+            for transaction_id, receipt in self.store.receipts_of(company_id, sync_id).items():
+                self.upload(company_id, sync_id, transaction_id, receipt)
 
     def upload(self, company_id: str, sync_id: str, transaction_id: str, receipt: Receipt) -> None:
         try:

@@ -11,7 +11,12 @@ import httpx
 import pytest
 
 from destination_codat_expenses.codat import jsonwire
-from destination_codat_expenses.codat.client import CodatClient, RetryPolicy, retry_after
+from destination_codat_expenses.codat.client import (
+    CodatClient,
+    RetryBudget,
+    RetryPolicy,
+    retry_after,
+)
 from destination_codat_expenses.errors import FatalAPIError, RetriableAPIError
 
 COMPANY = "11111111-1111-4111-8111-111111111111"
@@ -77,7 +82,7 @@ def test_attempts_exhausted_raise_retriable_with_status():
 
 def test_retry_budget_is_shared_across_calls():
     client, seen, _ = scripted(*[(503, {}, {})] * 20)
-    client.budget.remaining = 2
+    client.budget = RetryBudget(floor=2, ratio=0)
     with pytest.raises(RetriableAPIError):
         client.get_sync_status(COMPANY, "s1")
     with pytest.raises(RetriableAPIError):
@@ -128,3 +133,11 @@ def test_paging_follows_next_links():
     ids = [t["transactionId"] for t in client.iter_sync_transactions(COMPANY, "s1")]
     assert ids == ["a", "b"]
     assert [r.url.params["page"] for r in seen] == ["1", "2"]
+
+
+def test_retry_budget_grows_with_traffic():
+    budget = RetryBudget(floor=1, ratio=0.5)
+    assert budget.take() and not budget.take()
+    for _ in range(4):
+        budget.sent()
+    assert budget.take() and budget.take() and not budget.take()

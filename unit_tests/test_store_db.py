@@ -16,8 +16,8 @@ from destination_codat_expenses.store.db import migrate, reading, release, trans
 
 def test_migrate_creates_tables_and_views_once(tmp_path):
     path = str(tmp_path / "status.duckdb")
-    assert migrate(path) == 1
-    assert migrate(path) == 1
+    assert migrate(path) == 2
+    assert migrate(path) == 2
     with reading(path) as connection:
         names = {
             r[0]
@@ -37,7 +37,26 @@ def test_migrate_creates_tables_and_views_once(tmp_path):
         "v_push_items",
         "v_transactions",
     } <= names
-    assert versions == (1,)
+    assert versions == (2,)
+
+
+def test_version_1_store_is_migrated_in_place(tmp_path):
+    from destination_codat_expenses.store import db
+
+    path = str(tmp_path / "status.duckdb")
+    first_only = db.MIGRATIONS[:1]
+    original, db.MIGRATIONS = db.MIGRATIONS, first_only
+    try:
+        assert migrate(path) == 1
+    finally:
+        db.MIGRATIONS = original
+    with transaction(path) as connection:
+        connection.execute("INSERT INTO rejects VALUES ('r', 's', 'k', 'f', 'kept', now())")
+    assert migrate(path) == 2
+    with reading(path) as connection:
+        columns = {r[0] for r in connection.execute("DESCRIBE transactions").fetchall()}
+        kept = connection.execute("SELECT reason FROM rejects").fetchall()
+    assert "receipt" in columns and kept == [("kept",)]
 
 
 def test_failed_unit_of_work_rolls_back(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,26 +34,37 @@ RETRIABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
 @dataclass
 class RetryPolicy:
-    attempts: int = 8
+    attempts: int = 12  # at a 30% fault rate, 12 failures in a row is a 1-in-2-million call
     give_up_after_s: float = 300.0  # all attempts of one call, sleeps included
     attempt_deadline_s: float = 60.0  # one attempt, however slowly the bytes drip
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 120.0
-    budget: int = 1000  # retries allowed across the whole run
+    budget: int = 1000  # retries always allowed in a run, on top of budget_ratio
+    budget_ratio: float = 0.5  # plus this many retries per request sent
 
 
 @dataclass
 class RetryBudget:
-    remaining: int
+    """Retries in proportion to traffic: a flaky API is ridden out, a dead one is not hammered
+    (once retries pass floor + ratio x requests, calls fail at their first error)."""
+
+    floor: int
+    ratio: float = 0.5
+    requests: int = 0
     spent: int = field(default=0)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def sent(self) -> None:
+        with self.lock:
+            self.requests += 1
 
     def take(self) -> bool:
-        if self.remaining <= 0:
-            return False
-        self.remaining -= 1
-        self.spent += 1
-        return True
+        with self.lock:
+            if self.spent >= self.floor + self.ratio * self.requests:
+                return False
+            self.spent += 1
+            return True
 
 
 def basic_auth(api_key: str) -> str:
@@ -66,7 +78,7 @@ class CodatClient:
         self.http = http
         self.auth_header = basic_auth(api_key)
         self.policy = policy or RetryPolicy()
-        self.budget = RetryBudget(self.policy.budget)
+        self.budget = RetryBudget(self.policy.budget, self.policy.budget_ratio)
         self.sleep = sleep
 
     # -- companies and settings ---------------------------------------------------------------
@@ -225,6 +237,7 @@ class CodatClient:
         if key:
             headers["Idempotency-Key"] = key
         started = time.monotonic()
+        self.budget.sent()
         try:
             request = self.http.build_request(
                 method, path, content=content, files=files, params=query, headers=headers

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from destination_codat_expenses.codat import jsonwire
-from destination_codat_expenses.mapping import MappedTransaction
+from destination_codat_expenses.mapping import MappedTransaction, Receipt
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, reading, transaction
 
@@ -104,16 +104,16 @@ class StatusStore:
 
     # -- ledger ---------------------------------------------------------------------------------
     def ledger(self, company_id: str, ids: list[str]) -> dict[str, tuple[str, str | None]]:
-        """State and last sync of each known id: what decides push, skip or reconcile."""
+        """State and payload hash of each known id: what decides push, skip or refuse."""
         if not ids:
             return {}
         with reading(self.path) as db:
             rows = db.execute(
-                "SELECT transaction_id, state, last_sync_id FROM transactions "
+                "SELECT transaction_id, state, payload_hash FROM transactions "
                 "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
                 [company_id, ids],
             ).fetchall()
-        return {tid: (state, sync_id) for tid, state, sync_id in rows}
+        return {tid: (state, digest) for tid, state, digest in rows}
 
     def mark_sending(self, company_id: str, stream: str, batch: list[MappedTransaction]) -> None:
         table, params = columns(
@@ -124,15 +124,17 @@ class StatusStore:
             issued=("DATE", [t.issue_date for t in batch]),
             currency=("VARCHAR", [t.currency for t in batch]),
             total=("DECIMAL(38,9)", [t.total for t in batch]),
+            receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
         )
         sql = (
             "INSERT INTO transactions (company_id, transaction_id, source_stream, source_key, "
-            "state, payload, payload_hash, issue_date, currency, total_amount, updated_at) "
-            "SELECT ?, tid, ?, source_key, 'sending', payload, hash, issued, currency, total, ? "
-            f"FROM {table} ON CONFLICT (company_id, transaction_id) DO UPDATE SET "
-            "state = 'sending', payload = excluded.payload, payload_hash = excluded.payload_hash,"
-            " issue_date = excluded.issue_date, currency = excluded.currency, "
-            "total_amount = excluded.total_amount, updated_at = excluded.updated_at"
+            "state, payload, payload_hash, issue_date, currency, total_amount, updated_at, "
+            "receipt) SELECT ?, tid, ?, source_key, 'sending', payload, hash, issued, currency, "
+            f"total, ?, receipt FROM {table} ON CONFLICT (company_id, transaction_id) DO UPDATE "
+            "SET state = 'sending', payload = excluded.payload, payload_hash = "
+            "excluded.payload_hash, issue_date = excluded.issue_date, currency = "
+            "excluded.currency, total_amount = excluded.total_amount, updated_at = "
+            "excluded.updated_at, receipt = excluded.receipt"
         )
         with transaction(self.path) as db:
             db.execute(sql, [company_id, stream, now(), *params])
@@ -265,6 +267,16 @@ class StatusStore:
             db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
             write_outcomes(db, company_id, sync_id, now())
 
+    def receipts_of(self, company_id: str, sync_id: str) -> dict[str, Receipt]:
+        """Receipts still waiting for upload, of the transactions this sync completed."""
+        with reading(self.path) as db:
+            rows = db.execute(
+                "SELECT transaction_id, receipt FROM transactions WHERE company_id = ? AND "
+                "last_sync_id = ? AND state = 'completed' AND receipt IS NOT NULL",
+                [company_id, sync_id],
+            ).fetchall()
+        return {tid: Receipt(**json.loads(raw)) for tid, raw in rows}
+
     def record_attachment(
         self,
         company_id: str,
@@ -294,6 +306,12 @@ class StatusStore:
                     attachment_id,
                     now(),
                 ],
+            )
+            # the outcome is kept; the receipt's content need not be
+            db.execute(
+                "UPDATE transactions SET receipt = NULL WHERE company_id = ? AND "
+                "transaction_id = ?",
+                [company_id, transaction_id],
             )
 
     # -- webhook events (the receiver; the SQL is in store/webhook_events.py) ------------------
@@ -391,6 +409,10 @@ def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
         "AND status IN ('ValidationError', 'PushError', 'Failed')) WHERE sync_id = ?",
         [sync_id, sync_id],
     )
+
+
+def receipt_json(receipt: Receipt | None) -> str | None:
+    return json.dumps(vars(receipt)) if receipt is not None else None
 
 
 def produced_record(message: str | None) -> tuple[str | None, str | None]:
