@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2)]
 LOCK_WAIT_S = 30.0
 IDLE_S, HOLD_S, YIELD_S, POLL_CAP_S = 0.25, 2.0, 0.15, 0.1
+WRITER_MEMORY = "256MB"
 
 
 def is_lock_conflict(error: Exception) -> bool:
@@ -69,6 +70,8 @@ class Lease:
                 time.sleep(YIELD_S)  # let a waiting process in
             if self.connection is None:
                 self.connection = open_connection(self.path, wait_s=wait_s)
+                # DuckDB caches pages up to 80% of RAM by default; a writer needs little
+                self.connection.execute(f"SET memory_limit = '{WRITER_MEMORY}'")
                 self.opened_at = time.monotonic()
                 self.start_closer()
             try:
