@@ -78,6 +78,27 @@ def wait_for_store() -> None:
     st.rerun()
 
 
+def pick_from_url(
+    param: str, find: Callable[[str], list[str]], search: tuple[str, str], pick: tuple[str, str]
+) -> str | None:
+    """The id named in the URL (`?param=`), or one picked from a sidebar search; the choice
+    goes back into the URL so the page can be shared. search/pick: (label, placeholder)."""
+    current = st.query_params.get(param)
+    text = st.sidebar.text_input(search[0], placeholder=search[1])
+    matches = find(text.strip())
+    options = ([current] if current and current not in matches else []) + matches
+    chosen = st.sidebar.selectbox(
+        pick[0],
+        options,
+        index=options.index(current) if current in options else None,
+        placeholder=pick[1],
+    )
+    if chosen and chosen != current:
+        st.query_params[param] = chosen
+    reload_button()
+    return chosen
+
+
 def reload_button() -> None:
     """Data is cached for a short while; this reads the store afresh now."""
     if st.sidebar.button("Reload data", icon=":material/refresh:", key="reload"):

@@ -15,20 +15,12 @@ ITEM_COLUMNS = ["data_type", "record_id", "transaction_id", "status", "reason", 
 
 def pick_sync(path: str) -> str | None:
     """The sync in the URL (`?sync=`), or one picked from the sidebar search."""
-    current = st.query_params.get("sync")
-    text = st.sidebar.text_input("Find a sync", placeholder="sync or company id, or part of one")
-    matches = queries.load_sync_matches(path, text.strip())["sync_id"].tolist()
-    options = ([current] if current and current not in matches else []) + matches
-    chosen = st.sidebar.selectbox(
-        "Sync",
-        options,
-        index=options.index(current) if current in options else None,
-        placeholder="Choose a sync",
+    return ui.pick_from_url(
+        "sync",
+        lambda text: queries.load_sync_matches(path, text)["sync_id"].tolist(),
+        ("Find a sync", "sync or company id, or part of one"),
+        ("Sync", "Choose a sync"),
     )
-    if chosen and chosen != current:
-        st.query_params["sync"] = chosen
-    ui.reload_button()
-    return chosen
 
 
 def header(sync: dict) -> None:

@@ -11,22 +11,12 @@ from report_app import explain, queries, ui
 
 def pick_transaction(path: str) -> str | None:
     """The expense in the URL, or one found by (part of) its id or its source key."""
-    current = st.query_params.get("transaction")
-    text = st.sidebar.text_input(
-        "Find an expense", placeholder="transaction id or source key, or part of one"
+    return ui.pick_from_url(
+        "transaction",
+        lambda text: queries.load_transaction_matches(path, text)["transaction_id"].tolist(),
+        ("Find an expense", "transaction id or source key, or part of one"),
+        ("Expense", "Choose an expense"),
     )
-    matches = queries.load_transaction_matches(path, text.strip())["transaction_id"].tolist()
-    options = ([current] if current and current not in matches else []) + matches
-    chosen = st.sidebar.selectbox(
-        "Expense",
-        options,
-        index=options.index(current) if current in options else None,
-        placeholder="Choose an expense",
-    )
-    if chosen and chosen != current:
-        st.query_params["transaction"] = chosen
-    ui.reload_button()
-    return chosen
 
 
 def current_state(state: pd.DataFrame) -> None:
