@@ -20,7 +20,7 @@ from destination_codat_expenses.store.status_store import StatusStore
 logger = logging.getLogger("airbyte")
 IN_PROGRESS = (1000, 1010)
 PREVIOUSLY_PROCESSED = "previously been processed"
-FIRST_PAUSE_S, MAX_PAUSE_S = 0.2, 5.0
+FIRST_PAUSE_S, MAX_PAUSE_S, WEBHOOK_CHECK_S = 0.2, 5.0, 0.25
 
 
 class SyncFollower:
@@ -46,7 +46,7 @@ class SyncFollower:
             open_syncs = self.settle_round(open_syncs)
             if not open_syncs or time.monotonic() + pause > deadline:
                 break
-            time.sleep(pause)
+            self.wait(open_syncs, pause)
             pause = min(pause * 1.5, MAX_PAUSE_S)
             self.on_wait(len(open_syncs))
         if open_syncs:
@@ -57,6 +57,18 @@ class SyncFollower:
                 timeout_s,
             )
         return open_syncs
+
+    def wait(self, open_syncs: list[tuple[str, str]], pause: float) -> None:
+        """Sleep until the next poll, or less: a sync the webhook receiver has already recorded
+        as final is picked up at once (its items still come from the API)."""
+        until = time.monotonic() + pause
+        while time.monotonic() < until:
+            time.sleep(min(WEBHOOK_CHECK_S, max(until - time.monotonic(), 0)))
+            if any(
+                self.store.sync_code(sync_id) not in (None, *IN_PROGRESS)
+                for _, sync_id in open_syncs[:50]
+            ):
+                return
 
     def settle_round(self, syncs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """Ask about every open sync, several at once (each a few requests); the still open."""
