@@ -19,7 +19,7 @@ def connection_problem(settings: Config, client: CodatClient) -> str | None:
 
 def codat_problem(settings: Config, client: CodatClient) -> str | None:
     try:
-        client._send("GET", "/companies", query={"page": 1, "pageSize": 1})
+        client.list_companies(page_size=1)
         if settings.company_id:
             return company_problem(client, settings.company_id)
     except FatalAPIError as error:

@@ -64,10 +64,7 @@ class SyncFollower:
         until = time.monotonic() + pause
         while time.monotonic() < until:
             time.sleep(min(WEBHOOK_CHECK_S, max(until - time.monotonic(), 0)))
-            if any(
-                self.store.sync_code(sync_id) not in (None, *IN_PROGRESS)
-                for _, sync_id in open_syncs[:50]
-            ):
+            if self.store.any_final([sync_id for _, sync_id in open_syncs]):
                 return
 
     def settle_round(self, syncs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -7,7 +7,6 @@ import sys
 import textwrap
 import time
 
-import duckdb
 import pytest
 
 from destination_codat_expenses.errors import StoreError
@@ -99,8 +98,9 @@ def test_idle_lease_lets_another_process_in(tmp_path):
     migrate(path)
     code = f"import duckdb; duckdb.connect({path!r}, read_only=True).close(); print('ok')"
     time.sleep(0.6)  # past IDLE_S: the lease has closed
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    )
     assert result.stdout.strip() == "ok", result.stderr
 
 
@@ -121,4 +121,3 @@ def test_unwritable_location_is_a_store_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises((StoreError, OSError)):
         migrate(str(blocker / "status.duckdb"))
-    assert isinstance(duckdb.__version__, str) and time.monotonic() > 0

@@ -11,9 +11,9 @@ class StoreWithWebhook:
         self.checks = 0
         self.final_after = final_after_checks
 
-    def sync_code(self, sync_id: str) -> int | None:
+    def any_final(self, sync_ids: list[str]) -> bool:
         self.checks += 1
-        return 2000 if self.checks > self.final_after else 1000
+        return self.checks > self.final_after
 
 
 def follower(store, monkeypatch) -> tuple[SyncFollower, list[float]]:

@@ -82,6 +82,10 @@ class CodatClient:
         self.sleep = sleep
 
     # -- companies and settings ---------------------------------------------------------------
+    def list_companies(self, page_size: int = 100) -> dict:
+        """One page of companies (check uses it to prove the key and the address work)."""
+        return self._send("GET", "/companies", query={"page": 1, "pageSize": page_size})
+
     def get_company(self, company_id: str) -> dict:
         return self._send("GET", "/companies/{companyId}", companyId=company_id)
 

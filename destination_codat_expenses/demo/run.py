@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -30,6 +31,7 @@ from destination_codat_expenses.demo.summary import print_summary
 from destination_codat_expenses.webhooks import SECRET_ENV, WEBHOOK_PATH
 
 HOST = "127.0.0.1"
+logger = logging.getLogger("codat_expenses.demo")
 BIN = Path(sys.executable).parent
 
 
@@ -72,7 +74,17 @@ class Processes:
                 child.kill()
 
 
+def show_progress_to_person() -> None:
+    """The demo talks to a person: plain lines on stdout, through logging like the rest."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
 def run_demo(settings: DemoSettings) -> int:
+    show_progress_to_person()
     workdir = fresh(settings.workdir)
     api_key, secret = f"demo-{secrets.token_hex(8)}", make_secret()
     store = workdir / "status.duckdb"
@@ -90,7 +102,7 @@ def run_demo(settings: DemoSettings) -> int:
             serve_report(processes, workdir, store, api_key, sandbox_url, settings.report_port)
         return 0
     except KeyboardInterrupt:
-        print("\nstopped", file=sys.stderr)
+        logger.warning("stopped")
         return 130
     finally:
         processes.stop()
@@ -141,7 +153,7 @@ def start_sandbox(processes: Processes, workdir: Path, api_key: str) -> str:
     )
     url = f"http://{HOST}:{port}"
     wait_until_up(f"{url}/_sandbox/healthz", auth(api_key), "sandbox", child)
-    print(f"sandbox          {url} (demo scenario: {len(COMPANIES)} companies)")
+    logger.info("sandbox          %s (demo scenario: %d companies)", url, len(COMPANIES))
     return url
 
 
@@ -164,7 +176,7 @@ def start_receiver(processes: Processes, workdir: Path, store: Path, secret: str
     )
     url = f"http://{HOST}:{port}"
     wait_until_up(f"{url}/healthz", {}, "webhook receiver", child)
-    print(f"webhook receiver {url}{WEBHOOK_PATH}")
+    logger.info("webhook receiver %s%s", url, WEBHOOK_PATH)
     return url
 
 
@@ -226,7 +238,7 @@ def run_destination(workdir: Path, config: Path, messages: Path, records: int) -
         "--catalog",
         str(workdir / "catalog.json"),
     ]
-    print(f"destination      {' '.join(command)} < {messages.name}")
+    logger.info("destination      %s < %s", " ".join(command), messages.name)
     with (workdir / "destination.log").open("w") as log:
         writer = subprocess.Popen(  # noqa: S603 - our own executable
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
@@ -266,12 +278,9 @@ def progress(confirmed: int, total: int, final: bool = False) -> None:
         return  # a log file gets the last line only
     width = 40
     filled = int(width * confirmed / max(total, 1))
-    print(
-        f"\rrecords          [{'#' * filled}{'.' * (width - filled)}] {confirmed}/{total}",
-        end="\n" if final else "",
-        file=sys.stderr,
-        flush=True,
-    )
+    bar = f"[{'#' * filled}{'.' * (width - filled)}] {confirmed}/{total}"
+    sys.stderr.write(f"\rrecords          {bar}{chr(10) if final else ''}")
+    sys.stderr.flush()
 
 
 def wait_for_webhooks(sandbox_url: str, api_key: str, timeout_s: float = 20) -> None:
@@ -296,5 +305,5 @@ def serve_report(
     )
     url = f"http://{HOST}:{port}"
     wait_until_up(f"{url}/_stcore/health", {}, "report", child)
-    print(f"\nSync Health report: {url}   (Ctrl-C stops the report, receiver and sandbox)")
+    logger.info("\nSync Health report: %s   (Ctrl-C stops the report, receiver and sandbox)", url)
     child.wait()

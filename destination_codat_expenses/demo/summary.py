@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import httpx
 
 from destination_codat_expenses.status_codes import STATUS_MEANING
 from destination_codat_expenses.store.db import reading
+
+logger = logging.getLogger("codat_expenses.demo")
 
 
 def store_counts(store: Path) -> dict:
@@ -67,6 +70,6 @@ def summary_lines(counts: dict, ground_truth: dict[str, list[dict]], store: Path
 def print_summary(store: Path, sandbox_url: str, api_key: str, workdir: Path) -> dict:
     counts = store_counts(store)
     for line in summary_lines(counts, books(sandbox_url, api_key), store):
-        print(line)
-    print(f"logs             {workdir}/*.log")
+        logger.info(line)
+    logger.info("logs             %s/*.log", workdir)
     return counts

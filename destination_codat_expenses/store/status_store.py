@@ -199,12 +199,16 @@ class StatusStore:
                 [message, now(), company_id, transaction_id],
             )
 
-    def sync_code(self, sync_id: str) -> int | None:
-        """The status code the store holds for a sync (the webhook receiver may have set it)."""
+    def any_final(self, sync_ids: list[str]) -> bool:
+        """Whether the store already holds a final status for any of these syncs (one query:
+        the webhook receiver may have recorded it while the destination waited)."""
         with reading(self.path) as db:
-            row = db.execute("SELECT status_code FROM syncs WHERE sync_id = ?", [sync_id])
-            found = row.fetchone()
-        return found[0] if found else None
+            row = db.execute(
+                "SELECT count(*) FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
+                "status_code IS NOT NULL AND status_code NOT IN (1000, 1010)",
+                [sync_ids],
+            ).fetchone()
+        return row[0] > 0
 
     def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
         """(company, transaction, last sync) of every row left `sending`: to reconcile."""
