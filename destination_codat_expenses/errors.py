@@ -6,6 +6,7 @@
     ├── CodatAPIError               Codat answered badly or not at all
     │   ├── RetriableAPIError       429, 5xx, transport: worth another try -> transient_error
     │   └── FatalAPIError           any other 4xx: trying again won't help -> system_error
+    │       └── AlreadyProcessed    Codat already completed some of the pushed ids (named)
     ├── StoreError                  the status store could not be used
     └── WebhookVerificationError    a webhook whose signature does not hold
 
@@ -63,6 +64,15 @@ class RetriableAPIError(CodatAPIError):
 
 class FatalAPIError(CodatAPIError):
     pass
+
+
+class AlreadyProcessed(FatalAPIError):
+    """A push refused because Codat says it already processed `ids` (a claim to check against
+    Codat's transaction statuses, never to record as completed on its own)."""
+
+    def __init__(self, *args, ids: set[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ids = ids
 
 
 class StoreError(CodatExpensesError):

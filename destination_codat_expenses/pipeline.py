@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import CompanyInfo, learn_company
@@ -73,6 +73,7 @@ class Pipeline:
         self.store.prepare()
         self.store.start_run(self.run_id, self.config.redacted())
         reconcile_in_flight(self.client, self.store, self.run_id)
+        self.follower.complete_unfinished()
 
     def accept(self, stream: str, data: dict) -> None:
         self.counts.read += 1
@@ -116,6 +117,9 @@ class Pipeline:
     # -- records --------------------------------------------------------------------------------
     def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction | None, str]:
         mapped = map_record(data, stream, self.config.mapping)
+        if not self.config.upload_receipts:
+            # a receipt in the ledger is one to upload (refresh and retry upload what waits)
+            mapped = replace(mapped, receipt=None)
         company_id = self.company_of(data, mapped.source_key)
         return mapped, company_id
 

@@ -1,8 +1,12 @@
-"""One push: ledger first, then Codat, then the ledger again.
+"""One push: claim, ledger first, then Codat, then the ledger again.
 
-Direct flow: one create queues one sync. Datasets flow: each push makes a dataset, and once a
-company has `sync_size` transactions in datasets (or at a checkpoint) one sync is initiated for
-all of them. "Previously processed" answers are reconciled as completed, never re-sent.
+An id is claimed before its push: an id this run is still pushing (its answer not yet in the
+ledger) is a repeat, like one the ledger has as sent or completed, so two pushes in flight never
+carry one id (Codat would refuse the second as processed before, with every other item of its
+sync). Direct flow: one create queues one sync. Datasets flow: each push makes a dataset, and
+once a company has `sync_size` transactions in datasets (or at a checkpoint) one sync is
+initiated for all of them; their claims last until then. A "previously processed" refusal is
+checked id by id against Codat's transaction statuses (reconcile.find_completions).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from destination_codat_expenses.crashpoints import crash_point
-from destination_codat_expenses.errors import FatalAPIError
+from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError
 from destination_codat_expenses.mapping import ID_NAMESPACE, MappedTransaction
+from destination_codat_expenses.reconcile import settle_processed_before
 
 logger = logging.getLogger("airbyte")
-PREVIOUSLY_PROCESSED = "previously been processed"
 Batch = list[tuple[str, MappedTransaction]]
 
 
@@ -46,33 +50,53 @@ class Pusher:
         self.pipeline = pipeline
         self.client, self.store = pipeline.client, pipeline.store
         self.config = pipeline.config
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # claim() reports repeats to the pipeline, which takes it
+        self.in_flight: dict[tuple[str, str], str] = {}  # (company, id) -> payload hash
         self.pending_datasets: dict[str, list[tuple[str, Batch]]] = defaultdict(list)
         self.syncs_opened = 0
 
     def push(self, company_id: str, batch: Batch) -> None:
-        fresh = self.not_yet_recorded(company_id, batch)
+        fresh = self.claim(company_id, batch)
         if not fresh:
             return
-        for stream in {s for s, _ in fresh}:
-            self.store.mark_sending(company_id, stream, [m for s, m in fresh if s == stream])
-        crash_point("before_push")
-        if self.config.push_flow == "direct":
-            self.push_direct(company_id, fresh)
-        else:
-            self.push_dataset(company_id, fresh)
-
-    def not_yet_recorded(self, company_id: str, batch: Batch) -> Batch:
-        """Completed ids are never pushed again; ids a sync is still carrying wait for it."""
-        ledger = self.store.ledger(company_id, [m.transaction_id for _, m in batch])
-        keep = []
-        for stream, mapped in batch:
-            state, recorded_hash = ledger.get(mapped.transaction_id, ("new", None))
-            if state in ("completed", "sent"):
-                self.pipeline.repeated(stream, mapped, recorded_hash)
+        try:
+            for stream in {s for s, _ in fresh}:
+                self.store.mark_sending(company_id, stream, [m for s, m in fresh if s == stream])
+            crash_point("before_push")
+            if self.config.push_flow == "direct":
+                self.push_direct(company_id, fresh)
             else:
+                self.push_dataset(company_id, fresh)
+        except BaseException:
+            self.release(company_id, fresh)
+            raise
+        if self.config.push_flow == "direct":
+            self.release(company_id, fresh)
+
+    def claim(self, company_id: str, batch: Batch) -> Batch:
+        """The ids of `batch` this push may carry: not in flight in this run, not sent or
+        completed in the ledger. The rest are repeats (same content) or conflicts."""
+        with self.lock:
+            ledger = self.store.ledger(company_id, [m.transaction_id for _, m in batch])
+            keep = []
+            for stream, mapped in batch:
+                key = (company_id, mapped.transaction_id)
+                if key in self.in_flight:
+                    self.pipeline.repeated(stream, mapped, self.in_flight[key])
+                    continue
+                state, recorded_hash = ledger.get(mapped.transaction_id, ("new", None))
+                if state in ("completed", "sent"):
+                    self.pipeline.repeated(stream, mapped, recorded_hash)
+                    continue
+                self.in_flight[key] = mapped.payload_hash
                 keep.append((stream, mapped))
-        return keep
+            return keep
+
+    def release(self, company_id: str, batch: Batch) -> None:
+        """The push's outcome is in the ledger now (or it failed): the ledger judges repeats."""
+        with self.lock:
+            for _, mapped in batch:
+                self.in_flight.pop((company_id, mapped.transaction_id), None)
 
     # -- direct flow ----------------------------------------------------------------------------
     def push_direct(self, company_id: str, batch: Batch) -> None:
@@ -92,16 +116,13 @@ class Pusher:
         """Resolve what Codat refused item by item; return what may still be pushed."""
         if error.status != 400:
             raise error
-        named = {v.get("itemId") for v in error.validation if v.get("itemId")}
-        if PREVIOUSLY_PROCESSED in (error.detail or ""):
-            named |= {m.transaction_id for _, m in batch if m.transaction_id in error.detail}
-            self.store.mark_completed_elsewhere(
-                company_id,
-                sorted(named),
-                "Codat had already processed this transaction id; "
-                "it was recorded by an earlier sync and was not sent again.",
-            )
+        if isinstance(error, AlreadyProcessed):
+            named = {m.transaction_id for _, m in batch if m.transaction_id in error.ids}
+            if not named:
+                raise error
+            settle_processed_before(self.client, self.store, company_id, named)
             return [(s, m) for s, m in batch if m.transaction_id not in named]
+        named = {v.get("itemId") for v in error.validation if v.get("itemId")}
         refused = [(s, m) for s, m in batch if m.transaction_id in named]
         if not refused:
             raise error
@@ -138,11 +159,14 @@ class Pusher:
             return
         dataset_ids = [d for d, _ in pending]
         batch = [item for _, b in pending for item in b]
-        sync_id = self.client.initiate_sync(
-            company_id, dataset_ids, idempotency_key(company_id, "sync", dataset_ids)
-        )
-        self.opened(company_id, sync_id, batch, "datasets")
-        self.store.link_datasets(dataset_ids, sync_id)
+        try:
+            sync_id = self.client.initiate_sync(
+                company_id, dataset_ids, idempotency_key(company_id, "sync", dataset_ids)
+            )
+            self.opened(company_id, sync_id, batch, "datasets")
+            self.store.link_datasets(dataset_ids, sync_id)
+        finally:
+            self.release(company_id, batch)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def opened(self, company_id: str, sync_id: str, batch: Batch, flow: str) -> None:

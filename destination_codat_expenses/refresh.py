@@ -26,7 +26,7 @@ def refresh(
     sync_id: str | None = None,
 ) -> RefreshReport:
     store.prepare()
-    follower = SyncFollower(client, store, upload_receipts=False)
+    follower = SyncFollower(client, store, upload_receipts=True)
     report = RefreshReport()
     if sync_id:
         details = queries.sync_details(store.path, sync_id)
@@ -41,6 +41,8 @@ def refresh(
     for company, sync in targets:
         report.checked += 1
         report.finished += follower.settle(company, sync)
+    if not sync_id:
+        report.finished += follower.complete_unfinished(company_id)
     return report
 
 
@@ -53,10 +55,12 @@ def discover(client: CodatClient, store: StatusStore, company_id: str) -> int:
             return 0
         raise
     known = store.known_sync_ids(company_id)
-    follower = SyncFollower(client, store, upload_receipts=False)
+    follower = SyncFollower(client, store, upload_receipts=True)
     fresh = [s for s in statuses if s.get("syncId") and s["syncId"] not in known]
     for status in fresh:
         record_discovered_sync(store, company_id, status)
-        if status.get("syncStatusCode") not in (1000, 1010):
-            follower.record_items(company_id, status["syncId"])
+        if status.get("syncStatusCode") in (1000, 1010):
+            store.record_sync_status(status)
+        else:
+            follower.record_final(company_id, status)
     return len(fresh)

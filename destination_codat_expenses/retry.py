@@ -9,8 +9,9 @@ from datetime import datetime
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import learn_company
-from destination_codat_expenses.errors import CodatExpensesError, FatalAPIError
-from destination_codat_expenses.pushes import PREVIOUSLY_PROCESSED, idempotency_key, sync_record
+from destination_codat_expenses.errors import AlreadyProcessed, CodatExpensesError, FatalAPIError
+from destination_codat_expenses.pushes import idempotency_key, sync_record
+from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store import queries
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.syncs import SyncFollower
@@ -68,7 +69,7 @@ def run_retry(
         sync_id = push_again(client, store, plan, plan.items[start : start + BATCH], info)
         if sync_id:
             result.new_sync_ids.append(sync_id)
-    follower = SyncFollower(client, store, upload_receipts=False)
+    follower = SyncFollower(client, store, upload_receipts=True)
     open_syncs = follower.follow([(plan.company_id, s) for s in result.new_sync_ids], wait_s)
     result.still_open = [s for _, s in open_syncs]
     return result
@@ -84,18 +85,31 @@ def push_again(
         sync_id = client.create_expense_transactions(
             plan.company_id, [i["payload"] for i in items], key
         )
+    except AlreadyProcessed as error:
+        return push_unprocessed(client, store, plan, items, info, error.ids)
     except FatalAPIError as error:
-        if error.status == 400 and PREVIOUSLY_PROCESSED in (error.detail or ""):
-            store.mark_completed_elsewhere(
-                plan.company_id,
-                ids,
-                "Codat had already processed this transaction id; it was not sent again.",
-            )
-            return None
         for transaction_id in ids:  # Codat refused for good: failed again, not in flight
             store.mark_refused(plan.company_id, transaction_id, error.detail or str(error))
         raise
+    record_retry_sync(store, plan, items, info, sync_id)
+    return sync_id
+
+
+def push_unprocessed(
+    client: CodatClient, store: StatusStore, plan: RetryPlan, items: list[dict], info, named
+) -> str | None:
+    """Codat says some of these ids were processed before: each is completed only where Codat
+    lists it so; the others of the batch are pushed again without them."""
+    named = {i["transaction_id"] for i in items if i["transaction_id"] in named}
+    if not named:
+        raise NothingToRetry("Codat refused the retry as processed before, naming no item of it.")
+    settle_processed_before(client, store, plan.company_id, named)
+    rest = [i for i in items if i["transaction_id"] not in named]
+    return push_again(client, store, plan, rest, info) if rest else None
+
+
+def record_retry_sync(store: StatusStore, plan: RetryPlan, items: list[dict], info, sync_id):
+    ids = [i["transaction_id"] for i in items]
     dates = [datetime.fromisoformat(i["payload"]["issueDate"]).date() for i in items]
     record = sync_record(sync_id, info, dates, flow="direct", retry_of=plan.sync_id)
     store.mark_sent(plan.company_id, ids, record)
-    return sync_id

@@ -1,5 +1,11 @@
-"""Following syncs to their end: status with backoff, then every transaction's outcome, then
-receipts for the transactions that completed."""
+"""Following syncs to their end: status with backoff, then the final status together with every
+transaction's outcome (one commit), then receipts for the transactions that completed.
+
+An item of a 5080 sync whose message says that its own id was processed before is checked
+against Codat's transaction statuses (reconcile.find_completions) before it is called completed;
+the sync's other items failed because of it and are recorded as failed. `complete_unfinished`
+finds and finishes what a crash or an older version left half done.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.codat.errors import names_itself
 from destination_codat_expenses.errors import CodatAPIError
 from destination_codat_expenses.mapping import ID_NAMESPACE, Receipt
+from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
 IN_PROGRESS = (1000, 1010)
-PREVIOUSLY_PROCESSED = "previously been processed"
 FIRST_PAUSE_S, MAX_PAUSE_S, WEBHOOK_CHECK_S = 0.2, 5.0, 0.25
 
 
@@ -74,32 +81,49 @@ class SyncFollower:
         return [sync for sync, done in zip(syncs, final, strict=True) if not done]
 
     def settle(self, company_id: str, sync_id: str) -> bool:
-        """Record the sync's current status; if final, its items too. True when final."""
+        """Record the sync's current status; if final, with its items. True when final."""
         status = self.client.get_sync_status(company_id, sync_id)
-        self.store.record_sync_status(status)
         if status.get("syncStatusCode") in IN_PROGRESS:
+            self.store.record_sync_status(status)
             return False
-        self.record_items(company_id, sync_id)
+        self.record_final(company_id, status)
         with self.lock:
             self.finished += 1
         return True
 
-    def record_items(self, company_id: str, sync_id: str) -> None:
+    def record_final(self, company_id: str, status: dict) -> None:
+        sync_id = status["syncId"]
         items = list(self.client.iter_sync_transactions(company_id, sync_id))
-        self.store.record_sync_items(company_id, sync_id, items)
-        done_before = [
-            i["transactionId"] for i in items if PREVIOUSLY_PROCESSED in (i.get("message") or "")
-        ]
-        if done_before:
-            self.store.mark_completed_elsewhere(
-                company_id,
-                done_before,
-                "Codat had already processed this transaction id in "
-                "an earlier sync (duplication protection); it was not written again.",
-            )
+        self.store.record_sync_outcome(company_id, status, items)
+        repeated = {
+            i["transactionId"] for i in items if names_itself(i["transactionId"], i.get("message"))
+        }
+        if repeated:
+            settle_processed_before(self.client, self.store, company_id, repeated)
         if self.upload_receipts:
-            for transaction_id, receipt in self.store.receipts_of(company_id, sync_id).items():
-                self.upload(company_id, sync_id, transaction_id, receipt)
+            self.upload_waiting(company_id, sync_id)
+
+    def upload_waiting(self, company_id: str | None = None, sync_id: str | None = None) -> None:
+        for company, transaction_id, completed_by, receipt in self.store.receipts_waiting(
+            company_id, sync_id
+        ):
+            self.upload(company, completed_by, transaction_id, receipt)
+
+    def complete_unfinished(self, company_id: str | None = None) -> int:
+        """What a crash (or an older version) left half done: final syncs whose items were
+        never recorded, repeats not yet checked against Codat, receipts not yet uploaded.
+        Returns how many syncs were recorded again."""
+        half = self.store.half_recorded_syncs(company_id)
+        for company, sync_id in half:
+            self.record_final(company, self.client.get_sync_status(company, sync_id))
+        unconfirmed: dict[str, set[str]] = {}
+        for company, transaction_id in self.store.failed_as_processed_before(company_id):
+            unconfirmed.setdefault(company, set()).add(transaction_id)
+        for company, ids in unconfirmed.items():
+            settle_processed_before(self.client, self.store, company, ids)
+        if self.upload_receipts:
+            self.upload_waiting(company_id)
+        return len(half)
 
     def upload(self, company_id: str, sync_id: str, transaction_id: str, receipt: Receipt) -> None:
         try:

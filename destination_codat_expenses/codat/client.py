@@ -24,8 +24,14 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_afte
 from tenacity.wait import wait_random_exponential
 
 from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses.codat.errors import already_processed_ids
 from destination_codat_expenses.crashpoints import crash_point
-from destination_codat_expenses.errors import CodatAPIError, FatalAPIError, RetriableAPIError
+from destination_codat_expenses.errors import (
+    AlreadyProcessed,
+    CodatAPIError,
+    FatalAPIError,
+    RetriableAPIError,
+)
 
 logger = logging.getLogger(__name__)
 EXPENSES = "/companies/{companyId}/sync/expenses"
@@ -167,6 +173,24 @@ class CodatClient:
             companyId=company_id,
             syncId=sync_id,
         )
+
+    def get_sync_transaction(
+        self, company_id: str, sync_id: str, transaction_id: str
+    ) -> dict | None:
+        """One transaction's status in one sync (Codat answers a one-item array), or None."""
+        try:
+            answer = self._send(
+                "GET",
+                f"{EXPENSES}/syncs/{{syncId}}/transactions/{{transactionId}}",
+                companyId=company_id,
+                syncId=sync_id,
+                transactionId=transaction_id,
+            )
+        except FatalAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+        return answer[0] if isinstance(answer, list) and answer else None
 
     # -- plumbing -------------------------------------------------------------------------------
     def _pages(self, template: str, page_size: int = 100, **params: str) -> Iterator[dict]:
@@ -311,6 +335,9 @@ def api_error(method: str, template: str, status: int, raw: bytes, headers) -> C
     message = f"Codat answered {status} to {method} {template}: {detail}"
     if status in RETRIABLE_STATUS:
         return RetriableAPIError(message, retry_after_s=retry_after(headers), **kwargs)
+    named = already_processed_ids(detail) if status == 400 else set()
+    if named:
+        return AlreadyProcessed(message, ids=named, **kwargs)
     return FatalAPIError(message, **kwargs)
 
 

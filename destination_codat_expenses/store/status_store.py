@@ -25,6 +25,13 @@ ITEM_STATE = {
 }
 
 
+NOT_COMPLETED = (
+    "Codat answered that this id was processed before, but lists it completed in none of the "
+    "company's syncs, so it is not counted as written; it is pushed again, with the same id, "
+    "when its record comes again or by a retry."
+)
+
+
 def columns(**lists: tuple[str, list]) -> tuple[str, list]:
     """Parallel lists as one derived table, so a batch is one statement, not one per row
     (DuckDB's executemany runs row by row: ~85 ms for 50 rows). Each column names its type."""
@@ -171,13 +178,65 @@ class StatusStore:
                 [sync_id, dataset_ids],
             )
 
-    def mark_completed_elsewhere(self, company_id: str, ids: list[str], message: str) -> None:
+    def syncs_that_carried(self, company_id: str, ids: list[str]) -> list[tuple[str, str]]:
+        """(transaction, sync) for every sync the store saw carry one of these ids."""
+        if not ids:
+            return []
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT transaction_id, sync_id FROM transaction_attempts WHERE company_id = ? "
+                "AND transaction_id IN (SELECT unnest(?)) UNION SELECT transaction_id, "
+                "last_sync_id FROM transactions WHERE company_id = ? AND transaction_id IN "
+                "(SELECT unnest(?)) AND last_sync_id IS NOT NULL",
+                [company_id, ids, company_id, ids],
+            ).fetchall()
+
+    def mark_completed_by(self, company_id: str, completions: dict[str, str]) -> None:
+        """Codat lists these ids `Completed` in these syncs (an earlier push's): the ledger and
+        each id's attempt history say so. A sync the store did not know is kept as discovered,
+        open, so whoever follows open syncs records it whole."""
+        if not completions:
+            return
+        ids, sync_ids = list(completions), list(completions.values())
+        messages = [
+            f"Codat had already completed this transaction in sync {sync_id}; "
+            "it was not written again."
+            for sync_id in sync_ids
+        ]
+        table, params = columns(
+            tid=("VARCHAR", ids), sync=("VARCHAR", sync_ids), message=("VARCHAR", messages)
+        )
+        stamp = now()
+        with transaction(self.path) as db:
+            for sync_id in set(sync_ids):
+                db.execute(
+                    "INSERT INTO syncs (sync_id, company_id, flow, initiated_at, updated_at) "
+                    "VALUES (?, ?, 'discovered', ?, ?) ON CONFLICT DO NOTHING",
+                    [sync_id, company_id, stamp, stamp],
+                )
+            db.execute(
+                f"UPDATE transactions t SET state = 'completed', codat_status = 'Completed', "
+                f"last_sync_id = c.sync, message = c.message, updated_at = ? FROM {table} c "
+                "WHERE t.company_id = ? AND t.transaction_id = c.tid",
+                [stamp, *params, company_id],
+            )
+            db.execute(
+                "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, ? "
+                f"FROM {table} ON CONFLICT DO UPDATE SET status = excluded.status, "
+                "message = excluded.message, recorded_at = excluded.recorded_at",
+                [company_id, stamp, *params],
+            )
+
+    def mark_not_completed(self, company_id: str, ids: list[str]) -> None:
+        """Codat called these ids processed before, yet lists them completed in no sync: they
+        stay failed (pushed again with the same id when their record comes, or by retry)."""
+        if not ids:
+            return
         with transaction(self.path) as db:
             db.execute(
-                "UPDATE transactions SET state = 'completed', codat_status = 'Completed', "
-                "message = ?, updated_at = ? WHERE company_id = ? "
-                "AND transaction_id IN (SELECT unnest(?))",
-                [message, now(), company_id, ids],
+                "UPDATE transactions SET state = 'failed', message = ?, updated_at = ? WHERE "
+                "company_id = ? AND transaction_id IN (SELECT unnest(?)) AND state <> 'completed'",
+                [NOT_COMPLETED, now(), company_id, ids],
             )
 
     def mark_retrying(self, company_id: str, ids: list[str]) -> None:
@@ -235,51 +294,58 @@ class StatusStore:
             return {row[0] for row in rows.fetchall()}
 
     def record_sync_status(self, status: dict[str, Any]) -> None:
-        code = status.get("syncStatusCode")
-        final = code is not None and code not in (1000, 1010)
+        """A status on its own: an open sync's progress (a final one comes with its items)."""
         with transaction(self.path) as db:
-            db.execute(
-                "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
-                "exception_message = ?, data_pushed = ?, completed_at = ?, updated_at = ? "
-                "WHERE sync_id = ?",
-                [
-                    code,
-                    status.get("syncStatus"),
-                    status.get("errorMessage") or None,
-                    status.get("syncExceptionMessage") or None,
-                    status.get("dataPushed"),
-                    parse_utc(status.get("syncUtc")) if final else None,
-                    now(),
-                    status["syncId"],
-                ],
-            )
+            write_status(db, status)
 
-    def record_sync_items(self, company_id: str, sync_id: str, items: list[dict]) -> None:
-        """Per-transaction outcomes of one sync: push items, ledger state, attempt history."""
-        if not items:
-            return
-        produced = [produced_record(i.get("message")) for i in items]
-        table, params = columns(
-            tid=("VARCHAR", [i["transactionId"] for i in items]),
-            data_type=("VARCHAR", [p[0] for p in produced]),
-            record_id=("VARCHAR", [p[1] for p in produced]),
-            status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
-            message=("VARCHAR", [i.get("message") for i in items]),
-            state=("VARCHAR", [ITEM_STATE.get(i.get("status"), "sent") for i in items]),
-        )
+    def record_sync_outcome(
+        self, company_id: str, status: dict[str, Any], items: list[dict]
+    ) -> None:
+        """A final status and every item's outcome, in one transaction: a crash leaves the
+        sync open (followed again), never final with its items missing."""
         with transaction(self.path) as db:
-            db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
-            write_outcomes(db, company_id, sync_id, now())
+            write_status(db, status)
+            if items:
+                table, params = outcome_table(items)
+                db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
+                write_outcomes(db, company_id, status["syncId"], now())
 
-    def receipts_of(self, company_id: str, sync_id: str) -> dict[str, Receipt]:
-        """Receipts still waiting for upload, of the transactions this sync completed."""
+    def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
+        """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
+        an older version, or before a crash, without their items."""
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT DISTINCT s.company_id, s.sync_id FROM syncs s JOIN transactions t ON "
+                "t.company_id = s.company_id AND t.last_sync_id = s.sync_id WHERE t.state = "
+                "'sent' AND s.status_code IS NOT NULL AND s.status_code NOT IN (1000, 1010) "
+                "AND (? IS NULL OR s.company_id = ?)",
+                [company_id, company_id],
+            ).fetchall()
+
+    def failed_as_processed_before(self, company_id: str | None = None) -> list[tuple[str, str]]:
+        """(company, transaction) failed with Codat's "previously been processed" message, so
+        not yet checked against Codat's own transaction statuses (a crash came between)."""
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT company_id, transaction_id FROM transactions WHERE state = 'failed' "
+                "AND message LIKE '%previously been processed%' "
+                "AND (? IS NULL OR company_id = ?)",
+                [company_id, company_id],
+            ).fetchall()
+
+    def receipts_waiting(
+        self, company_id: str | None = None, sync_id: str | None = None
+    ) -> list[tuple[str, str, str, Receipt]]:
+        """(company, transaction, completing sync, receipt) of completed transactions whose
+        receipt is not yet recorded as uploaded or refused (it is cleared once it is)."""
         with reading(self.path) as db:
             rows = db.execute(
-                "SELECT transaction_id, receipt FROM transactions WHERE company_id = ? AND "
-                "last_sync_id = ? AND state = 'completed' AND receipt IS NOT NULL",
-                [company_id, sync_id],
+                "SELECT company_id, transaction_id, last_sync_id, receipt FROM transactions "
+                "WHERE state = 'completed' AND receipt IS NOT NULL AND (? IS NULL OR "
+                "company_id = ?) AND (? IS NULL OR last_sync_id = ?)",
+                [company_id, company_id, sync_id, sync_id],
             ).fetchall()
-        return {tid: Receipt(**json.loads(raw)) for tid, raw in rows}
+        return [(c, t, s, Receipt(**json.loads(raw))) for c, t, s, raw in rows]
 
     def record_attachment(
         self,
@@ -382,6 +448,38 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
     )
 
 
+def write_status(db, status: dict[str, Any]) -> None:
+    code = status.get("syncStatusCode")
+    final = code is not None and code not in (1000, 1010)
+    db.execute(
+        "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
+        "exception_message = ?, data_pushed = ?, completed_at = ?, updated_at = ? "
+        "WHERE sync_id = ?",
+        [
+            code,
+            status.get("syncStatus"),
+            status.get("errorMessage") or None,
+            status.get("syncExceptionMessage") or None,
+            status.get("dataPushed"),
+            parse_utc(status.get("syncUtc")) if final else None,
+            now(),
+            status["syncId"],
+        ],
+    )
+
+
+def outcome_table(items: list[dict]) -> tuple[str, list]:
+    produced = [produced_record(i.get("message")) for i in items]
+    return columns(
+        tid=("VARCHAR", [i["transactionId"] for i in items]),
+        data_type=("VARCHAR", [p[0] for p in produced]),
+        record_id=("VARCHAR", [p[1] for p in produced]),
+        status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
+        message=("VARCHAR", [i.get("message") for i in items]),
+        state=("VARCHAR", [ITEM_STATE.get(i.get("status"), "sent") for i in items]),
+    )
+
+
 def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
     """From the temp table `outcome`: push items, attempts, ledger states, failed count."""
     db.execute(
@@ -429,7 +527,7 @@ def produced_record(message: str | None) -> tuple[str | None, str | None]:
 
 def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str, Any]) -> None:
     """A sync Codat has for a known company that this store never recorded (another run, a
-    lost answer): remember it, with what its status says."""
+    lost answer): remember it, open, for the follower to record with its items."""
     store.mark_sent(
         company_id,
         [],
@@ -439,4 +537,3 @@ def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str
             "initiated_at": parse_utc(status.get("syncUtc")) or now(),
         },
     )
-    store.record_sync_status(status)
