@@ -203,10 +203,13 @@ class StatusStore:
             "it was not written again."
             for sync_id in sync_ids
         ]
-        table, params = columns(
-            tid=("VARCHAR", ids), sync=("VARCHAR", sync_ids), message=("VARCHAR", messages)
-        )
         stamp = now()
+        table, params = columns(
+            tid=("VARCHAR", ids),
+            sync=("VARCHAR", sync_ids),
+            message=("VARCHAR", messages),
+            changed_at=("TIMESTAMPTZ", [stamp] * len(ids)),  # in the table: DuckDB binds FROM first
+        )
         with transaction(self.path) as db:
             for sync_id in set(sync_ids):
                 db.execute(
@@ -216,15 +219,15 @@ class StatusStore:
                 )
             db.execute(
                 f"UPDATE transactions t SET state = 'completed', codat_status = 'Completed', "
-                f"last_sync_id = c.sync, message = c.message, updated_at = ? FROM {table} c "
+                f"last_sync_id = c.sync, message = c.message, updated_at = c.changed_at FROM {table} c "
                 "WHERE t.company_id = ? AND t.transaction_id = c.tid",
-                [stamp, *params, company_id],
+                [*params, company_id],
             )
             db.execute(
-                "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, ? "
+                "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, changed_at "
                 f"FROM {table} ON CONFLICT DO UPDATE SET status = excluded.status, "
                 "message = excluded.message, recorded_at = excluded.recorded_at",
-                [company_id, stamp, *params],
+                [company_id, *params],
             )
 
     def mark_not_completed(self, company_id: str, ids: list[str]) -> None:
