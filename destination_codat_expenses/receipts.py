@@ -26,7 +26,8 @@ from destination_codat_expenses.values import FieldProblem
 
 # The largest attachment QuickBooks Online and NetSuite take (docs: "100 MB"). Smaller platform
 # limits (Xero 10 MB, FreeAgent 5 MB) are Codat's to enforce: such an upload is recorded failed.
-MAX_RECEIPT_BYTES = 100 * 1024 * 1024
+MAX_MIB = 100
+MAX_RECEIPT_BYTES = MAX_MIB * 1024 * 1024
 MAX_FILE_NAME, MAX_PATH = 255, 4096
 PSEUDO_FILE_SYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
 NOT_IN_FILE_NAMES = frozenset('/\\"')  # besides anything str.isprintable() refuses
@@ -152,7 +153,7 @@ def checked_file(real: Path, status: os.stat_result) -> ReceiptFile:
         raise ReceiptProblem("path", "names an empty file")
     if status.st_size > MAX_RECEIPT_BYTES:
         raise ReceiptProblem(
-            "path", f"names a file of {status.st_size} bytes; receipts are limited to 100 MiB"
+            "path", f"names a file of {status.st_size} bytes; receipts are limited to {MAX_MIB} MiB"
         )
     return ReceiptFile(real, status.st_size, (status.st_dev, status.st_ino))
 
