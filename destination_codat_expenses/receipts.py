@@ -127,8 +127,11 @@ def checked_root(root: str | Path | None) -> Path:
             "is not allowed: no receipts_root is configured, so receipts must come inline "
             "as base64 'content' (an operator may set receipts_root to allow files)",
         )
-    real_root = Path(root).resolve()
-    if not real_root.is_dir():
+    try:
+        real_root = Path(root).resolve(strict=True)
+    except (OSError, RuntimeError):
+        real_root = None
+    if real_root is None or not real_root.is_dir():
         raise ReceiptProblem("path", "cannot be read: receipts_root is no longer a folder")
     return real_root
 
