@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from importlib import resources
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from destination_codat_expenses import values
 from destination_codat_expenses.errors import ConfigError
 from destination_codat_expenses.mapping import FieldNames, MappingSettings
+from destination_codat_expenses.receipts import PSEUDO_FILE_SYSTEMS
 
 SECRET_SETTINGS = ("api_key",)
 
@@ -42,6 +44,7 @@ class Config:
     status_store_path: str
     concurrency: int
     upload_receipts: bool
+    receipts_root: str | None = None  # the real path of the only folder receipts are read from
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> Config:
@@ -64,6 +67,7 @@ class Config:
             status_store_path=checked_path(settings["status_store_path"]),
             concurrency=bounded(settings, "concurrency", 1, 10),
             upload_receipts=bool(settings["upload_receipts"]),
+            receipts_root=checked_receipts_root(settings.get("receipts_root")),
         ).routed()
 
     def routed(self) -> Config:
@@ -112,6 +116,27 @@ def checked_path(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError("status_store_path", "must be a file path for the DuckDB store.")
     return value.strip()
+
+
+def checked_receipts_root(value: Any) -> str | None:
+    """Unset: receipts come inline only. Set: an existing folder (its real path, symlinks
+    resolved), never the file system root nor a kernel file system."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("receipts_root", "must be the path of a folder that holds receipts.")
+    try:
+        root = Path(value.strip()).expanduser().resolve(strict=True)
+    except (OSError, RuntimeError):
+        root = None
+    if root is None or not root.is_dir():
+        raise ConfigError("receipts_root", f"'{value.strip()}' is not an existing folder.")
+    if root == Path(root.anchor) or any(root.is_relative_to(p) for p in PSEUDO_FILE_SYSTEMS):
+        raise ConfigError(
+            "receipts_root",
+            f"'{value.strip()}' is a system folder; name a folder that holds only receipts.",
+        )
+    return str(root)
 
 
 def one_of(settings: dict, name: str, allowed: tuple[str, ...]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from destination_codat_expenses import values
 from destination_codat_expenses.codat import jsonwire
 from destination_codat_expenses.errors import RecordError
+from destination_codat_expenses.receipts import Receipt, receipt_of
 from destination_codat_expenses.values import FieldProblem
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/destination-codat-expenses")
@@ -56,13 +57,6 @@ class MappingSettings:
     zone: tzinfo = UTC
     max_days_ahead: int = 365
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
-
-
-@dataclass(frozen=True)
-class Receipt:
-    file_name: str
-    path: str | None = None
-    content_base64: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,7 +110,8 @@ class Reader:
         try:
             return parse(raw, *args)
         except FieldProblem as problem:
-            raise RecordError(self.key, name, str(problem)) from None
+            part = getattr(problem, "part", None)  # a receipt's fileName, path or content
+            raise RecordError(self.key, f"{name}.{part}" if part else name, str(problem)) from None
 
     def finish(self, body: dict, day: date, code: str, receipt: Receipt | None):
         body = {k: v for k, v in body.items() if v is not None}
@@ -156,7 +151,7 @@ class FlatReader(Reader):
             "contactRef": contact(self.value(f.contact, values.reference_id)),
             "lines": [self.line(code)],
         }
-        return self.finish(body, day, code, self.value(f.receipt, receipt_of))
+        return self.finish(body, day, code, self.value(receipt_field(self.settings), receipt_of))
 
     def line(self, code: str) -> dict:
         f = self.settings.fields
@@ -209,7 +204,7 @@ class CodatReader(Reader):
             else None,
             "lines": [self.line(i, line, code) for i, line in enumerate(lines)],
         }
-        return self.finish(body, day, code, self.value("receipt", receipt_of))
+        return self.finish(body, day, code, self.value(receipt_field(self.settings), receipt_of))
 
     def nested_id(self, name: str, source: dict | None = None, label: str | None = None):
         holder = (self.record if source is None else source).get(name)
@@ -289,14 +284,9 @@ def list_of(value: Any, low: int, high: int) -> list:
     return value
 
 
-def receipt_of(value: Any) -> Receipt:
-    if not isinstance(value, dict):
-        raise FieldProblem("must be an object with fileName and either path or content")
-    name = values.text(value.get("fileName") or value.get("file_name") or "", 255)
-    path, content = value.get("path"), value.get("content")
-    if not name or (path is None) == (content is None):
-        raise FieldProblem("needs a fileName and exactly one of path or content (base64)")
-    return Receipt(name, path, content)
+def receipt_field(settings: MappingSettings) -> str:
+    """The record field that holds the receipt (flat rows name it in the field mapping)."""
+    return settings.fields.receipt if settings.shape == "flat" else "receipt"
 
 
 def ref(ident: str | None) -> dict | None:

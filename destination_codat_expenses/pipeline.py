@@ -25,8 +25,9 @@ from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import CompanyInfo, learn_company
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.errors import CodatExpensesError, RecordError
-from destination_codat_expenses.mapping import MappedTransaction, map_record
+from destination_codat_expenses.mapping import MappedTransaction, map_record, receipt_field
 from destination_codat_expenses.pushes import Pusher
+from destination_codat_expenses.receipts import ReceiptProblem, resolve_receipt_path
 from destination_codat_expenses.reconcile import reconcile_in_flight
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.syncs import SyncFollower
@@ -64,7 +65,9 @@ class Pipeline:
         self.in_flight: list[Future] = []
         self.slots = threading.BoundedSemaphore(config.concurrency * 2)
         self.pusher = Pusher(self)
-        self.follower = SyncFollower(client, store, config.upload_receipts, config.concurrency)
+        self.follower = SyncFollower(
+            client, store, config.upload_receipts, config.concurrency, config.receipts_root
+        )
         self.last_progress = time.monotonic()
         self.follower.on_wait = lambda still_open: self.maybe_log_progress()
 
@@ -116,12 +119,25 @@ class Pipeline:
 
     # -- records --------------------------------------------------------------------------------
     def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction | None, str]:
-        mapped = map_record(data, stream, self.config.mapping)
-        if not self.config.upload_receipts:
-            # a receipt in the ledger is one to upload (refresh and retry upload what waits)
-            mapped = replace(mapped, receipt=None)
+        mapped = self.receipt_checked(map_record(data, stream, self.config.mapping))
         company_id = self.company_of(data, mapped.source_key)
         return mapped, company_id
+
+    def receipt_checked(self, mapped: MappedTransaction) -> MappedTransaction:
+        """A receipt path must name a file inside receipts_root now (the upload checks again).
+        With uploads off no receipt is kept, so nothing is ever read."""
+        receipt = mapped.receipt
+        if receipt is None:
+            return mapped
+        if not self.config.upload_receipts:
+            return replace(mapped, receipt=None)
+        if receipt.path is not None:
+            try:
+                resolve_receipt_path(self.config.receipts_root, receipt.path)
+            except ReceiptProblem as problem:
+                field_name = f"{receipt_field(self.config.mapping)}.{problem.part}"
+                raise RecordError(mapped.source_key, field_name, str(problem)) from None
+        return mapped
 
     def company_of(self, data: dict, record_key: str) -> str:
         if self.config.company_id:

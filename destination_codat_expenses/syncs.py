@@ -9,19 +9,18 @@ finds and finishes what a crash or an older version left half done.
 
 from __future__ import annotations
 
-import base64
 import logging
 import mimetypes
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.errors import names_itself
 from destination_codat_expenses.errors import CodatAPIError
 from destination_codat_expenses.mapping import ID_NAMESPACE, Receipt
+from destination_codat_expenses.receipts import read_receipt, why_unread
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
 
@@ -37,10 +36,12 @@ class SyncFollower:
         store: StatusStore,
         upload_receipts: bool,
         workers: int = 4,
+        receipts_root: str | None = None,
     ) -> None:
         self.client, self.store = client, store
         self.workers = workers
         self.upload_receipts = upload_receipts
+        self.receipts_root = receipts_root  # the only folder a receipt path may be read from
         self.finished = 0
         self.lock = threading.Lock()
         self.on_wait = lambda still_open: None  # the pipeline logs progress while syncs run
@@ -107,6 +108,8 @@ class SyncFollower:
         for company, transaction_id, completed_by, receipt in self.store.receipts_waiting(
             company_id, sync_id
         ):
+            if receipt.path is not None and self.receipts_root is None:
+                continue  # only a run configured with the receipts folder may read it
             self.upload(company, completed_by, transaction_id, receipt)
 
     def complete_unfinished(self, company_id: str | None = None) -> int:
@@ -127,7 +130,7 @@ class SyncFollower:
 
     def upload(self, company_id: str, sync_id: str, transaction_id: str, receipt: Receipt) -> None:
         try:
-            content = receipt_bytes(receipt)
+            content = read_receipt(receipt, self.receipts_root)  # checked again: files change
         except (OSError, ValueError) as error:
             self.store.record_attachment(
                 company_id,
@@ -136,7 +139,7 @@ class SyncFollower:
                 receipt.file_name,
                 0,
                 "rejected",
-                f"Receipt could not be read: {error}",
+                f"Receipt could not be read: {why_unread(error)}",
                 None,
             )
             return
@@ -170,9 +173,3 @@ class SyncFollower:
             None,
             answer.get("id"),
         )
-
-
-def receipt_bytes(receipt: Receipt) -> bytes:
-    if receipt.content_base64 is not None:
-        return base64.b64decode(receipt.content_base64, validate=True)
-    return Path(receipt.path).expanduser().read_bytes()

@@ -6,6 +6,7 @@ companies' books hold)."""
 from __future__ import annotations
 
 import base64
+import os
 import re
 
 import pytest
@@ -370,25 +371,49 @@ PNG = base64.b64decode(
 )
 
 
+def receipts_folder(tmp_path) -> dict[str, object]:
+    """The operator's receipts_root with a small PDF in a sub-folder, and a file outside it."""
+    root = tmp_path / "receipts"
+    (root / "2024").mkdir(parents=True)
+    hotel = root / "2024" / "hotel.pdf"
+    hotel.write_bytes(b"%PDF-1.4\n% a small receipt\n%%EOF\n")
+    outside = tmp_path / "outside.pdf"
+    outside.write_bytes(b"%PDF-1.4\n% not a receipt of this pipeline\n%%EOF\n")
+    return {"root": root, "hotel": hotel, "outside": outside}
+
+
+def attachments_in_books(base_url: str) -> dict[str, list[tuple[str, int]]]:
+    """transaction id -> [(file name, size)] of every attachment in the sandbox's books."""
+    return {
+        entry["transaction_id"]: [(a["fileName"], a["size"]) for a in entry["attachments"]]
+        for entry in books(base_url).values()
+    }
+
+
 def test_receipts_are_uploaded_after_completion(sandbox_url, tmp_path):
-    pdf = tmp_path / "hotel.pdf"
-    pdf.write_bytes(b"%PDF-1.4\n% a small receipt\n%%EOF\n")
-    huge = tmp_path / "scan.pdf"
-    huge.write_bytes(b"%PDF" + b"0" * (10 * 1024 * 1024))  # just over Xero's 10 MB
+    folder = receipts_folder(tmp_path)
+    root, hotel = folder["root"], folder["hotel"]
+    (root / "latest.pdf").symlink_to(hotel)  # a symlink that stays inside the root is fine
+    (root / "scan.pdf").write_bytes(b"%PDF" + b"0" * (10 * 1024 * 1024))  # over Xero's 10 MB
     content = base64.b64encode(PNG).decode()
     records = [
         flat("rc-b64", receipt={"fileName": "coffee.png", "content": content}),
-        flat("rc-path", receipt={"fileName": "hotel.pdf", "path": str(pdf)}),
-        flat("rc-huge", receipt={"fileName": "scan.pdf", "path": str(huge)}),
+        flat("rc-path", receipt={"fileName": "hotel.pdf", "path": "2024/hotel.pdf"}),
+        flat("rc-link", receipt={"fileName": "latest.pdf", "path": "latest.pdf"}),
+        flat("rc-huge", receipt={"fileName": "scan.pdf", "path": "scan.pdf"}),
         flat("rc-qbd", QBD, receipt={"fileName": "lunch.png", "content": content}),
-        flat("rc-garbled", receipt={"fileName": "x.png", "content": "not base64!"}),
-        flat("rc-missing", receipt={"fileName": "gone.pdf", "path": str(tmp_path / "gone")}),
         flat("rc-failed", account_id="999", receipt={"fileName": "y.png", "content": content}),
     ]
     store = tmp_path / "status.duckdb"
 
-    write_in_process(routed(sandbox_url, store), CATALOG, with_states(records, every=7))
+    config = routed(sandbox_url, store, receipts_root=str(root))
+    write_in_process(config, CATALOG, with_states(records, every=6))
 
+    attached = attachments_in_books(sandbox_url)
+    assert attached[txn_id(S, "rc-b64")] == [("coffee.png", len(PNG))]
+    assert attached[txn_id(S, "rc-path")] == [("hotel.pdf", hotel.stat().st_size)]
+    assert attached[txn_id(S, "rc-link")] == [("latest.pdf", hotel.stat().st_size)]
+    assert attached[txn_id(S, "rc-huge")] == [] and attached[txn_id(S, "rc-qbd")] == []
     rows = query(
         store,
         "SELECT t.source_key, a.file_name, a.size_bytes, a.status, a.message, a.attachment_id, "
@@ -397,22 +422,131 @@ def test_receipts_are_uploaded_after_completion(sandbox_url, tmp_path):
     )
     got = {row[0]: row[1:] for row in rows}
     assert got["rc-b64"][:3] == ("coffee.png", len(PNG), "uploaded")
-    assert got["rc-path"][:3] == ("hotel.pdf", pdf.stat().st_size, "uploaded")
-    assert all(got[k][4] and got[k][5] for k in ("rc-b64", "rc-path"))
+    assert got["rc-path"][:3] == ("hotel.pdf", hotel.stat().st_size, "uploaded")
+    assert got["rc-link"][2] == "uploaded"
+    assert all(got[k][4] and got[k][5] for k in ("rc-b64", "rc-path", "rc-link"))
     assert got["rc-huge"][2] == "failed" and "up to 10 MB" in got["rc-huge"][3]
     assert got["rc-qbd"][2] == "failed"
     assert "QuickBooks Desktop does not accept attachments" in got["rc-qbd"][3]
-    assert got["rc-garbled"][2] == "rejected" and got["rc-missing"][2] == "rejected"
     assert "rc-failed" not in got  # a transaction that failed gets no upload attempt
 
-    written = books(sandbox_url)
-    attached = {
-        e["transaction_id"]: [(a["fileName"], a["size"]) for a in e["attachments"]]
-        for e in written.values()
+
+def refused_receipt_records(folder: dict) -> dict[str, dict]:
+    """Records whose receipt must never be read, by key."""
+    (folder["root"] / "environ.pdf").symlink_to("/proc/self/environ")
+    (folder["root"] / "away.pdf").symlink_to(folder["outside"])
+    os.mkfifo(folder["root"] / "pipe.pdf")
+    pdf = "JVBERi0xLjQK"
+    return {
+        "rc-environ": flat(
+            "rc-environ", receipt={"fileName": "environ.pdf", "path": "/proc/self/environ"}
+        ),
+        "rc-absolute": flat(
+            "rc-absolute", receipt={"fileName": "o.pdf", "path": str(folder["outside"])}
+        ),
+        "rc-dotdot": flat(
+            "rc-dotdot", receipt={"fileName": "o.pdf", "path": "2024/../../outside.pdf"}
+        ),
+        "rc-link-environ": flat(
+            "rc-link-environ", receipt={"fileName": "e.pdf", "path": "environ.pdf"}
+        ),
+        "rc-link-away": flat("rc-link-away", receipt={"fileName": "o.pdf", "path": "away.pdf"}),
+        "rc-fifo": flat("rc-fifo", receipt={"fileName": "p.pdf", "path": "pipe.pdf"}),
+        "rc-folder": flat("rc-folder", receipt={"fileName": "f.pdf", "path": "2024"}),
+        "rc-missing": flat("rc-missing", receipt={"fileName": "gone.pdf", "path": "gone.pdf"}),
+        "rc-garbled": flat("rc-garbled", receipt={"fileName": "x.png", "content": "not base64!"}),
+        "rc-name": flat("rc-name", receipt={"fileName": "../../x.pdf", "content": pdf}),
     }
-    assert attached[txn_id(S, "rc-b64")] == [("coffee.png", len(PNG))]
-    assert attached[txn_id(S, "rc-path")] == [("hotel.pdf", pdf.stat().st_size)]
-    assert attached[txn_id(S, "rc-huge")] == [] and attached[txn_id(S, "rc-qbd")] == []
+
+
+@pytest.mark.parametrize("with_root", [False, True], ids=["no-root", "root"])
+def test_a_receipt_the_record_points_outside_the_receipts_root_is_refused(
+    sandbox_url, tmp_path, with_root
+):
+    folder = receipts_folder(tmp_path)
+    refused = refused_receipt_records(folder)
+    good = [
+        flat(
+            "rc-inline",
+            receipt={"fileName": "coffee.png", "content": base64.b64encode(PNG).decode()},
+        ),
+        flat("rc-in-root", receipt={"fileName": "hotel.pdf", "path": "2024/hotel.pdf"}),
+    ]
+    store = tmp_path / "status.duckdb"
+    root = str(folder["root"]) if with_root else None
+    config = routed(sandbox_url, store, receipts_root=root, max_rejected_share=1)
+
+    write_in_process(config, CATALOG, with_states([*refused.values(), *good], every=5))
+
+    written = books(sandbox_url)  # the books first: no refused record reached Codat at all
+    refused_ids = {txn_id(S, key) for key in refused}
+    assert not refused_ids & set(written)
+    uploaded = {name for files in attachments_in_books(sandbox_url).values() for name, _ in files}
+    expected = {"coffee.png", "hotel.pdf"} if with_root else {"coffee.png"}
+    assert uploaded == expected
+    rejects = {
+        row[0]: row[1:] for row in query(store, "SELECT record_key, field, reason FROM rejects")
+    }
+    expected_rejects = set(refused) if with_root else {*refused, "rc-in-root"}
+    assert set(rejects) == expected_rejects
+    fields = {key: field for key, (field, _) in rejects.items()}
+    assert (
+        fields.pop("rc-garbled") == "receipt.content"
+        and fields.pop("rc-name") == "receipt.fileName"
+    )
+    assert set(fields.values()) == {"receipt.path"}
+    reasons = {key: reason for key, (_, reason) in rejects.items()}
+    if not with_root:
+        assert "no receipts_root is configured" in reasons["rc-environ"]
+        assert "no receipts_root is configured" in reasons["rc-in-root"]
+        return
+    assert "not absolute" in reasons["rc-environ"] and "not absolute" in reasons["rc-absolute"]
+    assert "'..'" in reasons["rc-dotdot"]
+    assert (
+        "leads outside" in reasons["rc-link-environ"] and "leads outside" in reasons["rc-link-away"]
+    )
+    assert (
+        "not a regular file" in reasons["rc-fifo"] and "not a regular file" in reasons["rc-folder"]
+    )
+    assert "names no file" in reasons["rc-missing"]
+    assert query(store, "SELECT count(*) FROM attachments WHERE status = 'uploaded'") == [(2,)]
+
+
+def test_a_receipt_file_changed_after_acceptance_is_checked_again_and_not_read(
+    sandbox_url, tmp_path
+):
+    folder = receipts_folder(tmp_path)
+    root = folder["root"]
+    (root / "swapped.pdf").write_bytes(b"%PDF-1.4 accepted\n")
+    (root / "vanishing.pdf").write_bytes(b"%PDF-1.4 accepted\n")
+    records = [
+        flat("rc-swapped", receipt={"fileName": "swapped.pdf", "path": "swapped.pdf"}),
+        flat("rc-vanishing", receipt={"fileName": "vanishing.pdf", "path": "vanishing.pdf"}),
+        flat("rc-steady", receipt={"fileName": "hotel.pdf", "path": "2024/hotel.pdf"}),
+    ]
+    store = tmp_path / "status.duckdb"
+    config = routed(sandbox_url, store, receipts_root=str(root))
+
+    # the STATE is echoed once the records were accepted and pushed; uploads come at the end
+    for _ in iter_write(config, CATALOG, with_states(records, every=3)):
+        (root / "swapped.pdf").unlink()
+        (root / "swapped.pdf").symlink_to("/proc/self/environ")
+        (root / "vanishing.pdf").unlink()
+
+    attached = attachments_in_books(sandbox_url)
+    assert attached[txn_id(S, "rc-swapped")] == [] and attached[txn_id(S, "rc-vanishing")] == []
+    assert attached[txn_id(S, "rc-steady")] == [("hotel.pdf", folder["hotel"].stat().st_size)]
+    rows = query(
+        store,
+        "SELECT t.source_key, a.status, a.message, a.size_bytes FROM attachments a "
+        "JOIN transactions t USING (company_id, transaction_id)",
+    )
+    got = {row[0]: row[1:] for row in rows}
+    assert got["rc-swapped"][:1] == ("rejected",) and "leads outside" in got["rc-swapped"][1]
+    assert got["rc-swapped"][1].startswith("Receipt could not be read: receipt.path ")
+    assert got["rc-vanishing"][0] == "rejected" and "names no file" in got["rc-vanishing"][1]
+    assert got["rc-steady"][0] == "uploaded"
+    assert {row[1] for row in ledger(store).values()} == {"completed"}
 
 
 # -- too many bad records ----------------------------------------------------------------------

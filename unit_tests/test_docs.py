@@ -178,3 +178,16 @@ def test_every_store_table_and_view_is_documented():
     names = re.findall(r"CREATE (?:TABLE IF NOT EXISTS|OR REPLACE VIEW) (\w+)", schema)
     documented = set(re.findall(r"^\| `(\w+)` \|", STORE_DOC.read_text(), re.M))
     assert names and set(names) <= documented, set(names) - documented
+
+
+def test_the_receipt_size_cap_is_the_documented_one():
+    import json
+
+    from destination_codat_expenses.receipts import MAX_MIB, MAX_RECEIPT_BYTES
+
+    assert MAX_RECEIPT_BYTES == MAX_MIB * 1024 * 1024
+    receipts = " ".join(section(DESTINATION_DOC.read_text(), "Receipts").split())
+    assert f"at most {MAX_MIB} MiB" in receipts
+    spec = json.loads((ROOT / "destination_codat_expenses" / "spec.json").read_text())
+    described = spec["connectionSpecification"]["properties"]["receipts_root"]["description"]
+    assert f"at most {MAX_MIB} MiB" in described

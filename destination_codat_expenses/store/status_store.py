@@ -208,7 +208,8 @@ class StatusStore:
             tid=("VARCHAR", ids),
             sync=("VARCHAR", sync_ids),
             message=("VARCHAR", messages),
-            changed_at=("TIMESTAMPTZ", [stamp] * len(ids)),  # in the table: DuckDB binds FROM first
+            # in the table, not a parameter: DuckDB binds the FROM clause's parameters first
+            changed_at=("TIMESTAMPTZ", [stamp] * len(ids)),
         )
         with transaction(self.path) as db:
             for sync_id in set(sync_ids):
@@ -218,14 +219,14 @@ class StatusStore:
                     [sync_id, company_id, stamp, stamp],
                 )
             db.execute(
-                f"UPDATE transactions t SET state = 'completed', codat_status = 'Completed', "
-                f"last_sync_id = c.sync, message = c.message, updated_at = c.changed_at FROM {table} c "
-                "WHERE t.company_id = ? AND t.transaction_id = c.tid",
+                "UPDATE transactions t SET state = 'completed', codat_status = 'Completed', "
+                "last_sync_id = c.sync, message = c.message, updated_at = c.changed_at "
+                f"FROM {table} c WHERE t.company_id = ? AND t.transaction_id = c.tid",
                 [*params, company_id],
             )
             db.execute(
-                "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, changed_at "
-                f"FROM {table} ON CONFLICT DO UPDATE SET status = excluded.status, "
+                "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, "
+                f"changed_at FROM {table} ON CONFLICT DO UPDATE SET status = excluded.status, "
                 "message = excluded.message, recorded_at = excluded.recorded_at",
                 [company_id, *params],
             )
