@@ -63,8 +63,8 @@ def confirm_codat_answers(client: CodatClient) -> None:
         client.list_companies(page_size=1)
     except CodatAPIError as error:
         raise CodatExpensesError(
-            f"Nothing was refreshed: Codat did not answer the company list ({error}). Check "
-            "$CODAT_API_KEY and the base URL."
+            f"Nothing was refreshed: asking Codat for its company list failed ({error}). "
+            "Check $CODAT_API_KEY and the base URL."
         ) from None
 
 
