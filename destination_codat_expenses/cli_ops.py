@@ -28,7 +28,12 @@ def add_operator_commands(commands) -> None:
     status = commands.add_parser("status", help="Bring sync statuses up to date.")
     status_commands = status.add_subparsers(dest="status_command", required=True)
     refresh_parser = status_commands.add_parser(
-        "refresh", help="Update every open sync from Codat and discover unrecorded syncs."
+        "refresh",
+        help="Update every open sync from Codat and discover unrecorded syncs.",
+        description="Update every open sync from Codat and discover unrecorded syncs. A sync "
+        "Codat does not know (404) is recorded as not found at Codat. Exit code 0: everything "
+        "was refreshed; 1: some syncs or companies could not be (each is named, with why); "
+        "2: nothing could be (no key, Codat not answering, no such sync in the store).",
     )
     with_store(with_codat(refresh_parser))
     refresh_parser.add_argument("--company", help="Only this company.")
@@ -84,12 +89,22 @@ def codat_client(args: argparse.Namespace) -> CodatClient:
 
 
 def run_refresh(args: argparse.Namespace) -> int:
+    """0 when every sync and company was refreshed (a sync Codat does not know is settled as
+    not found: that is a refresh too); 1 when any could not be, each named on stderr."""
     report = refresh(codat_client(args), StatusStore(args.store), args.company, args.sync)
+    for company, sync_id in report.not_found:
+        print(
+            f"sync {sync_id} (company {company}): Codat answered 404, it does not know this "
+            "sync; recorded as not found at Codat and not asked about again"
+        )
+    for what, why in report.failures:
+        print(f"codat-expenses: could not refresh {what}: {why}", file=sys.stderr)
     print(
         f"checked {report.checked} open syncs, {report.finished} now final, "
-        f"{report.discovered} discovered"
+        f"{report.discovered} discovered, {len(report.not_found)} not found at Codat, "
+        f"{len(report.failures)} could not be refreshed"
     )
-    return 0
+    return 1 if report.failures else 0
 
 
 def run_retry_command(args: argparse.Namespace) -> int:

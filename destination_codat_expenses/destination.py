@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import logging
 from collections import defaultdict
@@ -41,6 +40,7 @@ from destination_codat_expenses.errors import (
     RetriableAPIError,
 )
 from destination_codat_expenses.pipeline import Pipeline, TooManyRejectsError
+from destination_codat_expenses.redaction import api_key_forms
 from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
@@ -192,9 +192,9 @@ def close_quietly(pipeline: Pipeline) -> None:
 
 
 def hide_key(api_key: str) -> None:
-    """Teach the CDK's log filter every form the key travels in."""
-    encoded = base64.b64encode(api_key.encode()).decode()
-    update_secrets([api_key, encoded, f"Basic {encoded}"])
+    """Teach the CDK's log filter every form the key travels in (the client's errors are
+    scrubbed of the same forms at their source; `Basic <base64>` contains one of them)."""
+    update_secrets(list(api_key_forms(api_key)))
 
 
 def http_client(settings: Config) -> httpx.Client:

@@ -19,3 +19,10 @@ STATUS_MEANING = {
 }
 IN_PROGRESS = (1000, 1010)
 SUCCESS = (2000, 2040)
+
+# This product's own marker, not one of Codat's sync codes (it is an HTTP status, three digits):
+# Codat answered 404 for the sync (no such sync for that company), so `status refresh` recorded
+# it as final and stops asking. The API's own status replaces it if Codat ever knows the sync.
+NOT_FOUND_AT_CODAT = 404
+NOT_FOUND_AT_CODAT_TEXT = "NotFoundAtCodat"
+OWN_STATUS_MEANING = {NOT_FOUND_AT_CODAT: "Not found at Codat"}

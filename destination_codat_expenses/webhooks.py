@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from destination_codat_expenses.errors import WebhookVerificationError
+from destination_codat_expenses.redaction import scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.webhook_payloads import WebhookEvent, interpret
 from destination_codat_expenses.webhook_spool import HeldEvent, Spool
@@ -147,8 +148,11 @@ def offered_signatures(header: str) -> list[bytes]:
 
 # -- the receiver ------------------------------------------------------------------------------
 class Receiver:
-    def __init__(self, keys: tuple[bytes, ...], writer: EventWriter, clock) -> None:
+    def __init__(
+        self, keys: tuple[bytes, ...], writer: EventWriter, clock, secret_forms: tuple[str, ...]
+    ) -> None:
         self.keys, self.writer, self.clock = keys, writer, clock
+        self.secret_forms = secret_forms  # what a reason built from an error must not carry
 
     async def receive(self, request: Request) -> JSONResponse:
         try:
@@ -183,7 +187,8 @@ class Receiver:
             waiting.add_done_callback(lambda late: late.cancelled() or late.exception())
             return await self.hold(held, event, "the writer is behind")
         if waiting.exception() is not None:
-            return await self.hold(held, event, f"the writer failed: {waiting.exception()}")
+            failure = scrub(str(waiting.exception()), self.secret_forms)
+            return await self.hold(held, event, f"the writer failed: {failure}")
         return acknowledged(held.webhook_id, event, waiting.result())
 
     async def hold(self, held: HeldEvent, event: WebhookEvent, why: str) -> JSONResponse:
@@ -191,7 +196,8 @@ class Receiver:
         try:
             await run_in_threadpool(self.writer.spool.hold, [held])
         except OSError as error:
-            return busy(held.webhook_id, f"{why}, and the spool refused the event: {error}")
+            refusal = scrub(str(error), self.secret_forms)
+            return busy(held.webhook_id, f"{why}, and the spool refused the event: {refusal}")
         logger.warning("webhook %s held in the spool: %s", safe(held.webhook_id), why)
         return acknowledged(held.webhook_id, event, QUEUED)
 
@@ -216,7 +222,7 @@ def create_receiver(
     store = StatusStore(store_path)
     store.prepare()
     writer = EventWriter(store, Spool(spool_dir or f"{store_path}.webhook-spool"))
-    receiver = Receiver(keys, writer, clock)
+    receiver = Receiver(keys, writer, clock, webhook_secret_forms(secret))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from conftest import API_KEY, XERO, expenses_path
+from echo_upstream import Echo, echo_upstream
+from webhook_support import post, running_receiver, signed, sync_event
 
 from destination_codat_expenses.destination import DestinationCodatExpenses
 from destination_codat_expenses.protocol import InputStats, parse_lines
+from destination_codat_expenses.redaction import api_key_forms as key_forms
 from destination_codat_expenses.retry import NothingToRetry, plan_retry
-from destination_codat_expenses.store.db import reading
+from destination_codat_expenses.store.db import reading, release
 from destination_codat_expenses.store.status_store import StatusStore
 
 CLI = Path(sys.executable).with_name("codat-expenses")
@@ -192,3 +195,114 @@ def test_refresh_without_key_explains(store, sandbox_url):
         timeout=60,
     )
     assert result.returncode == 2 and "CODAT_API_KEY" in result.stderr
+
+
+# -- refresh: syncs Codat does not know, and errors that must not stop the others ----------------
+UNKNOWN_SYNC = "0badc0de-0000-4000-8000-00000000a404"
+UNKNOWN_COMPANY = "99999999-9999-4999-8999-999999999999"
+UNKNOWN_COMPANY_SYNC = "0badc0de-0000-4000-8000-00000000b404"
+
+
+def rows(store: Path, sql: str) -> list[tuple]:
+    with reading(str(store), read_only=True) as db:
+        return db.execute(sql).fetchall()
+
+
+def open_sync_of(sandbox_url: str, store: Path, key: str) -> str:
+    """A sync of a real run, left open in the store (the run did not wait for it)."""
+    before = {r[0] for r in rows(store, "SELECT sync_id FROM syncs")} if store.exists() else set()
+    write(sandbox_url, store, [record(key)], wait_for_syncs=False)
+    release(str(store))
+    [sync_id] = {r[0] for r in rows(store, "SELECT sync_id FROM syncs")} - before
+    return sync_id
+
+
+def webhook_for_unknown_syncs(store: Path) -> None:
+    """Validly signed webhooks for syncs Codat never had: one for a company Codat knows, one for
+    a company it does not."""
+    with running_receiver(str(store)) as url:
+        for sync_id, company in ((UNKNOWN_SYNC, XERO), (UNKNOWN_COMPANY_SYNC, UNKNOWN_COMPANY)):
+            body = sync_event(True, sync_id, company_id=company)
+            assert post(url, body, signed(body)).json()["outcome"] == "applied"
+    release(str(store))
+
+
+def codat_status(api, sync_id: str) -> dict:
+    return api.get(f"{expenses_path(XERO)}/syncs/{sync_id}/status").json()
+
+
+def stored_syncs(store: Path) -> dict[str, tuple]:
+    found = rows(store, "SELECT sync_id, status_code, status_text, data_pushed FROM syncs")
+    return {row[0]: row[1:] for row in found}
+
+
+def test_refresh_settles_syncs_codat_does_not_know_and_refreshes_the_rest(api, sandbox_url, store):
+    open_sync = open_sync_of(sandbox_url, store, "open-1")
+    webhook_for_unknown_syncs(store)
+    api.post("/_sandbox/clock/advance", json={"seconds": 5})
+
+    first = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
+
+    assert first.returncode == 0, first.stderr
+    assert (
+        "checked 3 open syncs, 1 now final, 0 discovered, 2 not found at Codat, "
+        "0 could not be refreshed" in first.stdout
+    )
+    for sync_id, company in ((UNKNOWN_SYNC, XERO), (UNKNOWN_COMPANY_SYNC, UNKNOWN_COMPANY)):
+        assert f"sync {sync_id} (company {company}): Codat answered 404" in first.stdout
+    # Codat's word first: the open sync ended, the others do not exist there
+    codat = codat_status(api, open_sync)
+    assert codat["syncStatusCode"] == 2000
+    assert api.get(f"{expenses_path(XERO)}/syncs/{UNKNOWN_SYNC}/status").status_code == 404
+    stored = stored_syncs(store)
+    assert stored[open_sync] == (2000, codat["syncStatus"], codat["dataPushed"])
+    assert rows(store, "SELECT state FROM transactions") == [("completed",)]
+    assert stored[UNKNOWN_SYNC] == stored[UNKNOWN_COMPANY_SYNC] == (404, "NotFoundAtCodat", False)
+    [(note,)] = rows(store, f"SELECT error_message FROM syncs WHERE sync_id = '{UNKNOWN_SYNC}'")
+    assert "answered 404" in note and f"No sync was found with ID {UNKNOWN_SYNC}" in note
+
+    again = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
+
+    assert again.returncode == 0, again.stderr
+    assert "checked 0 open syncs" in again.stdout and "0 not found at Codat" in again.stdout
+    assert stored_syncs(store) == stored
+    listing = cli("syncs", "list", "--store", str(store), base_url=sandbox_url)
+    line = next(row for row in listing.stdout.splitlines() if UNKNOWN_SYNC in row)
+    assert "404" in line and "NotFoundAtCodat" in line
+
+
+def test_refresh_goes_on_past_a_sync_it_cannot_refresh_and_exits_1_naming_it(
+    api, sandbox_url, store
+):
+    """An upstream refuses one sync's status (and echoes the key while at it): the other sync
+    is still settled from Codat, the refused one is named with the reason, the key nowhere."""
+    refused, fine = open_sync_of(sandbox_url, store, "a-1"), open_sync_of(sandbox_url, store, "b-1")
+    api.post("/_sandbox/clock/advance", json={"seconds": 5})
+    rules = [Echo("GET", f"/syncs/{refused}/status$", 400)]
+
+    with echo_upstream(sandbox_url, rules) as gateway:
+        result = cli("status", "refresh", "--store", str(store), base_url=gateway)
+
+    assert result.returncode == 1, result.stderr
+    why = f"could not refresh sync {refused} (company {XERO}): Codat answered 400"
+    assert why in result.stderr and "[redacted]" in result.stderr
+    assert (
+        "1 now final, 0 discovered, 0 not found at Codat, 1 could not be refreshed" in result.stdout
+    )
+    codat = codat_status(api, fine)
+    stored = stored_syncs(store)
+    assert stored[fine] == (codat["syncStatusCode"], codat["syncStatus"], codat["dataPushed"])
+    assert stored[refused] == (None, None, None)
+    for form in key_forms(API_KEY):
+        assert form.lower() not in (result.stdout + result.stderr).lower()
+
+
+def test_refresh_at_a_wrong_address_settles_nothing(api, sandbox_url, store):
+    """Every path 404s at a wrong base URL: that must not read as "every sync not found"."""
+    open_sync = open_sync_of(sandbox_url, store, "c-1")
+
+    result = cli("status", "refresh", "--store", str(store), base_url=f"{sandbox_url}/v9")
+
+    assert result.returncode == 2
+    assert "Nothing was refreshed" in result.stderr and "404" in result.stderr
+    assert stored_syncs(store)[open_sync] == (None, None, None)

@@ -22,6 +22,7 @@ CODE_COLOURS = {
     5080: "#ce93d8",
     5120: "#d32f2f",
     5130: "#c62828",
+    explain.NOT_FOUND_AT_CODAT: "#757575",
 }
 OUTCOME_COLOURS = {"succeeded": "#2e7d32", "in progress": "#fb8c00", "failed": "#c62828"}
 

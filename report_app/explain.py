@@ -9,7 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from destination_codat_expenses.status_codes import STATUS_MEANING
+from destination_codat_expenses.status_codes import (
+    NOT_FOUND_AT_CODAT,
+    OWN_STATUS_MEANING,
+    STATUS_MEANING,
+)
 
 NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS NULL)
 
@@ -102,6 +106,21 @@ CODE_NOTES = {
         "for example because their period is closed.",
         "Fix the cause in the accounting software, then retry the failed items.",
         retry_helps=True,
+    ),
+}
+
+
+# the product's own markers (status_codes.OWN_STATUS_MEANING), explained like Codat's codes
+OWN_CODE_NOTES = {
+    NOT_FOUND_AT_CODAT: Note(
+        "Not found at Codat",
+        "Codat answered 404 for this sync: it has no sync with this id for this company. The "
+        "store knew of it from a webhook or an earlier record; `codat-expenses status refresh` "
+        "settled it so that it is not asked about again. Codat has no status or items for it.",
+        "If it has no items (a webhook named it), nothing waits on it: check who sent that "
+        "webhook. If expenses were pushed in it, Codat has no outcome for them: check the "
+        "company id and contact Codat support with the sync id. "
+        "`codat-expenses status refresh --sync <id>` asks Codat once more.",
     ),
 }
 
@@ -241,7 +260,7 @@ def meaning(code) -> str:
     code = as_code(code)
     if code is None or code == NO_STATUS:
         return "No status yet"
-    return STATUS_MEANING.get(code, "Unknown status code")
+    return STATUS_MEANING.get(code) or OWN_STATUS_MEANING.get(code, "Unknown status code")
 
 
 def code_label(code) -> str:
@@ -254,7 +273,7 @@ def code_label(code) -> str:
 
 def note_for_code(code) -> Note | None:
     code = as_code(code)
-    return None if code is None else CODE_NOTES.get(code)
+    return None if code is None else CODE_NOTES.get(code) or OWN_CODE_NOTES.get(code)
 
 
 def note_for_message(message: str | None) -> Note | None:

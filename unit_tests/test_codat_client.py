@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -104,6 +105,64 @@ def test_400_is_fatal_with_codat_validation_and_no_secret():
     assert error.status == 400 and error.correlation_id == "c0ffee"
     assert error.validation[0]["itemId"] == "a" and len(seen) == 1
     assert SECRET not in str(error) and SECRET not in repr(error.__dict__)
+
+
+SECRET_B64 = base64.b64encode(SECRET.encode()).decode()
+# what an upstream that repeats the request might say, in every form and letter case
+ECHOES = [
+    f"Authorization: Basic {SECRET_B64}",
+    f"authorization: basic {SECRET_B64.lower()}",
+    f"AUTHORIZATION: BASIC {SECRET_B64.upper()}",
+    f"key={SECRET}",
+    f"key={SECRET.upper()}",
+]
+
+
+def echoing_body() -> dict:
+    echo = " | ".join(ECHOES)
+    return {
+        "error": f"Bad request; you sent {echo}",
+        "correlationId": f"Basic {SECRET_B64}",
+        "validation": {
+            "errors": [
+                {"itemId": "a", "message": f"header {echo}", "validatorName": SECRET},
+                "not an object",
+                {"itemId": "b", "message": {"nested": SECRET}},
+            ]
+        },
+    }
+
+
+def assert_scrubbed(error) -> None:
+    texts = [str(error), repr(error), repr(error.__dict__)]
+    for text in texts:
+        for form in (SECRET, SECRET_B64):
+            assert form.lower() not in text.lower(), f"{form!r} in {text!r}"
+
+
+@pytest.mark.parametrize("status", [400, 404, 503])
+def test_an_error_body_echoing_the_key_is_scrubbed_before_the_error_carries_it(status):
+    policy = RetryPolicy(attempts=1)
+    answer = httpx.Response(status, json=echoing_body())
+    http = httpx.Client(
+        transport=httpx.MockTransport(lambda request: answer), base_url="https://codat.test"
+    )
+    client = CodatClient(http, SECRET, policy, sleep=lambda s: None)
+    with pytest.raises((FatalAPIError, RetriableAPIError)) as raised:
+        client.list_companies()
+    error = raised.value
+    assert_scrubbed(error)
+    assert error.detail.count("[redacted]") == len(ECHOES)
+    assert error.detail.startswith("Bad request; you sent Authorization: Basic [redacted]")
+    assert error.correlation_id == "Basic [redacted]"
+    assert error.validation == [
+        {
+            "itemId": "a",
+            "message": f"header {error.detail.split('sent ')[1]}",
+            "validatorName": "[redacted]",
+        },
+        {"itemId": "b"},
+    ]
 
 
 def test_auth_header_is_basic_base64_of_key():

@@ -50,6 +50,15 @@ def test_every_codat_status_code_has_its_meaning_and_a_note():
     assert explain.meaning(9999) == "Unknown status code"
 
 
+def test_the_not_found_at_codat_marker_is_named_and_explained_apart_from_codats_codes():
+    """404 is the product's own marker (status refresh settled a sync Codat does not know)."""
+    assert 404 not in SYNC_STATUS_TEXT
+    assert explain.code_label(404) == "404 · Not found at Codat"
+    note = explain.note_for_code(404)
+    assert note.title == "Not found at Codat" and "status refresh" in note.happened
+    assert explain.notes_for_sync(404, [None])[0] is note
+
+
 @pytest.mark.parametrize(("message", "title"), KNOWN_MESSAGES.items())
 def test_known_messages_get_plain_notes(message, title):
     note = explain.note_for_message(message)

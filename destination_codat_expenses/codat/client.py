@@ -32,6 +32,7 @@ from destination_codat_expenses.errors import (
     FatalAPIError,
     RetriableAPIError,
 )
+from destination_codat_expenses.redaction import api_key_forms, scrub
 
 logger = logging.getLogger(__name__)
 EXPENSES = "/companies/{companyId}/sync/expenses"
@@ -83,6 +84,7 @@ class CodatClient:
     ) -> None:
         self.http = http
         self.auth_header = basic_auth(api_key)
+        self.secret_forms = api_key_forms(api_key)  # what an error body must not pass on
         self.policy = policy or RetryPolicy()
         self.budget = RetryBudget(self.policy.budget, self.policy.budget_ratio)
         self.sleep = sleep
@@ -294,7 +296,7 @@ class CodatClient:
             attempt,
         )
         if status >= 400:
-            raise api_error(method, template, status, raw, response.headers)
+            raise api_error(method, template, status, raw, response.headers, self.secret_forms)
         return jsonwire.loads(raw) if raw else None
 
     def _read(self, request: httpx.Request, started: float):
@@ -316,21 +318,26 @@ class CodatClient:
             response.close()
 
 
-def api_error(method: str, template: str, status: int, raw: bytes, headers) -> CodatAPIError:
+def api_error(
+    method: str, template: str, status: int, raw: bytes, headers, secret_forms: tuple[str, ...]
+) -> CodatAPIError:
+    """The error for a non-2xx answer. Every text taken from the body is scrubbed of the key
+    first: an upstream that echoes the Authorization header must not put it in an exception,
+    whoever catches it (check's message, a trace, a store row, a page)."""
     try:
         body = jsonwire.loads(raw) if raw else {}
     except ValueError:
         body = {}
     body = body if isinstance(body, dict) else {}
-    detail = body.get("error") or f"HTTP {status}"
-    validation = (body.get("validation") or {}).get("errors") or []
+    detail = scrub(str(body.get("error") or f"HTTP {status}"), secret_forms)
+    correlation_id = body.get("correlationId")
     kwargs = {
         "status": status,
         "method": method,
         "path": template,
-        "correlation_id": body.get("correlationId"),
+        "correlation_id": scrub(str(correlation_id), secret_forms) if correlation_id else None,
         "detail": detail,
-        "validation": validation,
+        "validation": scrubbed_validation(body, secret_forms),
     }
     message = f"Codat answered {status} to {method} {template}: {detail}"
     if status in RETRIABLE_STATUS:
@@ -339,6 +346,24 @@ def api_error(method: str, template: str, status: int, raw: bytes, headers) -> C
     if named:
         return AlreadyProcessed(message, ids=named, **kwargs)
     return FatalAPIError(message, **kwargs)
+
+
+def scrubbed_validation(body: dict, secret_forms: tuple[str, ...]) -> list[dict]:
+    """Codat's per-item validation errors with their text fields scrubbed (what is not an
+    object of texts carries nothing the product reads, and is left out)."""
+    validation = body.get("validation")
+    errors = validation.get("errors") if isinstance(validation, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [
+        {
+            name: scrub(value, secret_forms)
+            for name, value in entry.items()
+            if isinstance(value, str)
+        }
+        for entry in errors
+        if isinstance(entry, dict)
+    ]
 
 
 def retry_after(headers) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from destination_codat_expenses.codat import jsonwire
 from destination_codat_expenses.mapping import MappedTransaction, Receipt
+from destination_codat_expenses.status_codes import NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, reading, transaction
 
@@ -296,6 +297,17 @@ class StatusStore:
         with reading(self.path) as db:
             rows = db.execute("SELECT sync_id FROM syncs WHERE company_id = ?", [company_id])
             return {row[0] for row in rows.fetchall()}
+
+    def settle_not_found(self, sync_id: str, note: str) -> None:
+        """Codat answered 404 for the sync: final as NOT_FOUND_AT_CODAT with `note`, so no
+        refresh asks again. `data_pushed` FALSE marks it settled by the API's word (a webhook
+        never replaces that); the API's own status replaces it if Codat ever knows the sync."""
+        with transaction(self.path) as db:
+            db.execute(
+                "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
+                "exception_message = NULL, data_pushed = FALSE, updated_at = ? WHERE sync_id = ?",
+                [NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT, note, now(), sync_id],
+            )
 
     def record_sync_status(self, status: dict[str, Any]) -> None:
         """A status on its own: an open sync's progress (a final one comes with its items)."""
