@@ -8,7 +8,7 @@ PORT ?= 8765
 BROWSER_BINS := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo 2>/dev/null))
 
-.PHONY: install browser demo test bench lint fmt
+.PHONY: install browser demo test soak bench lint fmt
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -29,6 +29,10 @@ demo: install
 test: install browser
 	$(RUN) ruff check .
 	$(RUN) pytest -q -p no:cacheprovider
+
+# the long property runs (hundreds of random message streams, with and without faults)
+soak: install
+	$(RUN) pytest -q -p no:cacheprovider -m soak integration_tests/test_exactly_once_properties.py
 
 bench: install browser
 	$(RUN) python -m benchmarks.sandbox_throughput

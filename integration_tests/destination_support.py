@@ -200,19 +200,21 @@ def traces_of(messages: list[dict]) -> list[dict]:
 
 
 # -- in process --------------------------------------------------------------------------------
-def write_in_process(config: dict, catalog_: dict, lines: Iterable[dict]) -> list[dict]:
+def write_in_process(config: dict, catalog_: dict, lines: Iterable[dict | str]) -> list[dict]:
     """DestinationCodatExpenses().write(...) with stdin parsed as the CLI parses it; returns the
-    STATE messages exactly as the CLI would print them."""
+    STATE messages exactly as the CLI would print them. A `str` line is read as it is (a line
+    that is not JSON, say); a dict is serialised."""
     return list(iter_write(config, catalog_, lines))
 
 
-def iter_write(config: dict, catalog_: dict, lines: Iterable[dict]) -> Iterator[dict]:
+def iter_write(config: dict, catalog_: dict, lines: Iterable[dict | str]) -> Iterator[dict]:
     """The same, yielding each STATE as the destination emits it."""
     from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
 
     from destination_codat_expenses.destination import DestinationCodatExpenses
 
-    parsed = protocol.parse_lines((json.dumps(line) for line in lines), protocol.InputStats())
+    raw_lines = (line if isinstance(line, str) else json.dumps(line) for line in lines)
+    parsed = protocol.parse_lines(raw_lines, protocol.InputStats())
     configured = ConfiguredAirbyteCatalogSerializer.load(catalog_)
     for message in DestinationCodatExpenses().write(config, configured, parsed):
         yield protocol.echo(message.state.raw_state, message.state.echo_count)

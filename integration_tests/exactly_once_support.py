@@ -1,0 +1,368 @@
+"""The exactly-once tests' model of a message stream.
+
+A `Stream` is a list of events: valid expenses for a few companies (a key seen again with the
+same content is a repeat, with other content a conflict), records the mapper refuses, lines
+that are not Airbyte messages at all, and STATEs. From it come the lines the destination reads
+and the oracle (`expect`): what the sandbox's books, the ledger and the rejects table must hold.
+The assertions judge the books first (the sandbox's ground truth) and the store second. The
+hypothesis strategy `streams` builds random streams over the same vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from hypothesis import strategies as st
+
+from integration_tests.destination_support import (
+    DYNAMICS,
+    QBO,
+    XERO,
+    admin,
+    books,
+    catalog,
+    flat,
+    global_state,
+    iter_write,
+    query,
+    record,
+    stream_state,
+    txn_id,
+)
+
+S = "card_spend"
+CATALOG = catalog(S)
+COMPANIES = (XERO, QBO, DYNAMICS)  # three platforms, three currencies, all healthy
+BASE_AMOUNT = Decimal("12.00")
+KEY_NAMESPACE = uuid.UUID("6f1d4c0e-7a51-4c8e-9d0b-2f3e4a5b6c7d")
+# Lines the protocol reader cannot turn into a message: each must leave the run standing.
+UNREADABLE = {
+    "not JSON": '{"type": "RECORD", "record": {"stream": "card_spend", "data": {"id": ',
+    "a JSON array": "[1, 2, 3]",
+    "a JSON string": '"RECORD"',
+    "a RECORD without a record": '{"type": "RECORD"}',
+    "a RECORD without data": json.dumps({"type": "RECORD", "record": {"stream": S}}),
+    "a RECORD whose data is a list": json.dumps(
+        {"type": "RECORD", "record": {"stream": S, "data": [1], "emitted_at": 1}}
+    ),
+    "a STATE without a state": '{"type": "STATE"}',
+}
+
+
+def uuid_key(name: str) -> str:
+    """A stable UUID source id (used as the transaction id as it is)."""
+    return str(uuid.uuid5(KEY_NAMESPACE, name))
+
+
+# -- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Expense:
+    """A valid record; `variant` sets its amount, so two variants of one key differ in content."""
+
+    key: str
+    company: str = XERO
+    variant: int = 0
+
+    @property
+    def total(self) -> Decimal:
+        return BASE_AMOUNT + self.variant
+
+    def line(self) -> dict:
+        return record(S, flat(self.key, self.company, amount=str(self.total)))
+
+
+@dataclass(frozen=True)
+class BadExpense:
+    """A record the mapper refuses: its amount is not a number."""
+
+    key: str
+    company: str = XERO
+
+    def line(self) -> dict:
+        return record(S, flat(self.key, self.company, amount="twelve"))
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    kind: str  # a key of UNREADABLE
+
+    def line(self) -> str:
+        return UNREADABLE[self.kind]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    scope: str = "stream"  # "stream" (this stream's STATE) or "global"
+
+
+Event = Expense | BadExpense | Unreadable | Checkpoint
+
+
+# -- the oracle --------------------------------------------------------------------------------
+@dataclass
+class Expected:
+    """What the books and the store must say about the records of a stream (or of its part
+    before a STATE)."""
+
+    books: dict[str, Expense] = field(default_factory=dict)  # id -> its first occurrence
+    rejects: Counter = field(default_factory=Counter)  # (record key, field) -> times
+    keys: set[str] = field(default_factory=set)  # every record key in the stream
+
+    def name(self, transaction_id: str) -> str:
+        first = self.books.get(transaction_id)
+        return first.key if first else transaction_id
+
+
+def expect(events: Iterable[Event]) -> Expected:
+    """The first occurrence of an id decides its content; a later one with the same content is
+    a repeat (nothing happens), with other content a conflict (a reject naming the id field)."""
+    out = Expected()
+    for event in events:
+        if isinstance(event, Expense):
+            out.keys.add(event.key)
+            first = out.books.setdefault(txn_id(S, event.key), event)
+            if first.variant != event.variant:
+                out.rejects[(event.key, "id")] += 1
+        elif isinstance(event, BadExpense):
+            out.keys.add(event.key)
+            out.rejects[(event.key, "amount")] += 1
+    return out
+
+
+@dataclass
+class Stream:
+    events: list[Event]
+    batch_size: int | None = None  # None: the configured default
+    fault_seed: int | None = None  # None: no faults
+    push_latency_ms: int = 0  # how long Codat takes to answer a push (without faults)
+
+    def lines(self) -> list[dict | str]:
+        out: list[dict | str] = []
+        number = 0
+        for event in self.events:
+            if isinstance(event, Checkpoint):
+                number += 1
+                if event.scope == "stream":
+                    out.append(stream_state(S, number))
+                else:
+                    out.append(global_state(number))
+            else:
+                out.append(event.line())
+        return out
+
+    def describe(self) -> str:
+        """One line a person can replay: settings, then each event in order."""
+        names = {XERO: "Xero", QBO: "QBO", DYNAMICS: "Dynamics"}
+        shown = []
+        for event in self.events:
+            if isinstance(event, Expense):
+                changed = f" (+{event.variant})" if event.variant else ""
+                shown.append(f"{event.key}@{names.get(event.company, event.company)}{changed}")
+            elif isinstance(event, BadExpense):
+                shown.append(f"{event.key} (bad amount)")
+            elif isinstance(event, Unreadable):
+                shown.append(f"<{event.kind}>")
+            else:
+                shown.append(f"STATE({event.scope})")
+        settings = (
+            f"batch {self.batch_size or 'default'}, faults seed {self.fault_seed}, "
+            f"push latency {self.push_latency_ms} ms"
+        )
+        return f"{settings}: " + ", ".join(shown)
+
+    @property
+    def state_count(self) -> int:
+        return sum(isinstance(e, Checkpoint) for e in self.events)
+
+    def expected(self, through_state: int | None = None) -> Expected:
+        """The oracle for the whole stream, or for the events before STATE `through_state`."""
+        if through_state is None:
+            return expect(self.events)
+        checkpoints = [i for i, e in enumerate(self.events) if isinstance(e, Checkpoint)]
+        return expect(self.events[: checkpoints[through_state - 1]])
+
+
+# -- hypothesis --------------------------------------------------------------------------------
+@st.composite
+def streams(draw, min_events: int = 1, max_events: int = 30, faults: bool = False) -> Stream:
+    """Interleavings of records for three companies (UUID and text ids, repeats with the same
+    and other content), bad records, unreadable lines and STATEs, with a small batch size so
+    repeats land in the same batch, the next one, or after a STATE."""
+    key_count = draw(st.integers(1, 8))
+    keys = [
+        (
+            uuid_key(f"k{i}") if draw(st.booleans()) else f"k{i}",
+            draw(st.sampled_from(COMPANIES)),
+        )
+        for i in range(key_count)
+    ]
+    expense = st.builds(
+        lambda index, variant: Expense(*keys[index], variant),
+        st.integers(0, key_count - 1),
+        st.one_of(st.just(0), st.integers(0, 2)),  # mostly the first content
+    )
+    bad = st.builds(BadExpense, st.integers(0, 2).map(lambda n: f"bad-{n}"), st.just(QBO))
+    unreadable = st.sampled_from(sorted(UNREADABLE)).map(Unreadable)
+    checkpoint = st.sampled_from(["stream", "global"]).map(Checkpoint)
+    event = st.integers(0, 9).flatmap(
+        lambda n: expense if n < 6 else bad if n == 6 else unreadable if n == 7 else checkpoint
+    )
+    return Stream(
+        events=draw(st.lists(event, min_size=min_events, max_size=max_events)),
+        batch_size=draw(st.integers(3, 7)),
+        fault_seed=draw(st.integers(0, 2**16)) if faults else None,
+        push_latency_ms=0 if faults else draw(st.sampled_from([0, 150])),
+    )
+
+
+# -- the sandbox -------------------------------------------------------------------------------
+FAULTS = {
+    "rate_429": 0.04,
+    "rate_500": 0.04,
+    "rate_503": 0.04,
+    "rate_reset": 0.04,
+    "rate_lost_response": 0.06,
+    "retry_after_s": 0,
+}
+PUSH_PATH = r"^/companies/[^/]+/sync/expenses/expense-transactions$"
+
+
+def fresh_sandbox(base_url: str, stream: Stream) -> None:
+    """Empty books, the demo companies, no idempotency keys; then the stream's faults (on
+    every API path), or its push latency (on the direct push alone: the next batch is read
+    and checked while a push is in flight, as over a real network)."""
+    admin(base_url, "POST", "/_sandbox/reset")
+    if stream.fault_seed is not None:
+        admin(base_url, "PUT", "/_sandbox/faults", {**FAULTS, "seed": stream.fault_seed})
+    elif stream.push_latency_ms:
+        plan = {"latency_ms": stream.push_latency_ms, "paths": PUSH_PATH}
+        admin(base_url, "PUT", "/_sandbox/faults", plan)
+
+
+# -- running and judging -----------------------------------------------------------------------
+def write_checking_states(config: dict, stream: Stream) -> list[dict]:
+    """The write, in this process; at each echoed STATE (the writer paused right there) the
+    store must already hold every record before it as accepted by Codat, and every bad one
+    before it as a reject. Returns the STATEs echoed, which must be all of them, in order."""
+    store = Path(config["status_store_path"])
+    echoed: list[dict] = []
+    for state in iter_write(config, CATALOG, stream.lines()):
+        echoed.append(state)
+        assert_state_is_covered(store, stream, len(echoed))
+    assert [s["state"]["id"] for s in echoed] == list(range(1, stream.state_count + 1))
+    return echoed
+
+
+def assert_state_is_covered(store: Path, stream: Stream, number: int) -> None:
+    before = stream.expected(through_state=number)
+    running = query(store, "SELECT run_id FROM runs WHERE outcome = 'running'")
+    assert len(running) == 1, f"STATE {number}: {len(running)} runs are running"
+    states = dict(query(store, "SELECT transaction_id, state FROM transactions"))
+    unaccepted = [
+        f"{before.name(t)}: {states.get(t)}"
+        for t in before.books
+        if states.get(t) not in ("sent", "completed")
+    ]
+    assert not unaccepted, f"STATE {number} echoed before Codat accepted {unaccepted}"
+    stored = rejects_of(store, running[0][0], before.keys)
+    unstored = before.rejects - stored
+    assert not unstored, f"STATE {number} echoed before these rejects were stored: {unstored}"
+
+
+def rejects_of(store: Path, run_id: str, keys: set[str]) -> Counter:
+    """(record key, field) -> times, for the run's rejects of the stream's records."""
+    rows = query(store, "SELECT record_key, field FROM rejects WHERE run_id = ?", [run_id])
+    return Counter((key, name) for key, name in rows if key in keys)
+
+
+def run_ids(store: Path) -> list[tuple[str, str]]:
+    return [tuple(r) for r in query(store, "SELECT run_id, outcome FROM runs ORDER BY started_at")]
+
+
+def assert_books_hold_exactly(base_url: str, expected: Expected) -> dict[str, dict]:
+    """The judge: each expected id once, in its company's books, with the content of its first
+    occurrence, and nothing else. Returns the books."""
+    written = books(base_url)
+
+    def named(ids: Iterable[str]) -> list[str]:
+        return sorted(expected.name(t) for t in ids)[:5]
+
+    lost = [t for t in expected.books if t not in written]
+    unknown = [t for t in written if t not in expected.books]
+    twice = [t for t, entry in written.items() if entry["writes"] != 1]
+    elsewhere = [
+        t
+        for t, first in expected.books.items()
+        if t in written and written[t]["company_id"] != first.company
+    ]
+    other_content = [
+        t
+        for t, first in expected.books.items()
+        if t in written and Decimal(written[t]["total"]) != first.total
+    ]
+    problems = [
+        f"{len(ids)} {what}, e.g. {named(ids)}"
+        for ids, what in (
+            (lost, f"of {len(expected.books)} expenses lost"),
+            (unknown, "expenses nobody sent"),
+            (twice, "expenses written more than once"),
+            (elsewhere, "expenses in the wrong company's books"),
+            (other_content, "expenses with other content than their first occurrence"),
+        )
+        if ids
+    ]
+    assert not problems, "the books: " + "; ".join(problems)
+    return written
+
+
+def assert_ledger_agrees(store: Path, written: dict[str, dict], expected: Expected) -> None:
+    """Completed in the ledger exactly when in the books, for the same company and content; and
+    one completed push item per expense, naming the record and sync the books name."""
+    rows = query(store, "SELECT transaction_id, company_id, state, total_amount FROM transactions")
+    ledger = {tid: (company, state, total) for tid, company, state, total in rows}
+    booked = {t: (e["company_id"], "completed", Decimal(e["total"])) for t, e in written.items()}
+    items = defaultdict(list)
+    for tid, company, sync_id, record_id in query(
+        store,
+        "SELECT transaction_id, company_id, sync_id, record_id FROM push_items "
+        "WHERE status = 'Completed'",
+    ):
+        items[tid].append((company, sync_id, record_id))
+    ghosts = [t for t, (_, state, _) in ledger.items() if state == "completed" and t not in written]
+    unrecorded = [t for t in written if t not in ledger or ledger[t][1] != "completed"]
+    disagree = [t for t in written if t in ledger and ledger[t] != booked[t]]
+    unlike_items = [
+        t
+        for t, entry in written.items()
+        if items.get(t) != [(entry["company_id"], entry["sync_id"], entry["record_id"])]
+    ]
+    problems = [
+        f"{len(ids)} {what}, e.g. {sorted(expected.name(t) for t in ids)[:5]}"
+        for ids, what in (
+            (ghosts, "completed in the ledger but not in the books"),
+            (unrecorded, "in the books but not completed in the ledger"),
+            (disagree, "in the ledger with another state, company or content than the books"),
+            (unlike_items, "without one completed push item naming the booked record"),
+        )
+        if ids
+    ]
+    assert not problems, "the ledger: " + "; ".join(problems)
+
+
+def judge_run(base_url: str, store: Path, stream: Stream, run_number: int) -> dict[str, dict]:
+    """After run `run_number` (1-based) on `store`: books, ledger, this run's rejects and every
+    run's outcome. Returns the books."""
+    expected = stream.expected()
+    written = assert_books_hold_exactly(base_url, expected)
+    assert_ledger_agrees(store, written, expected)
+    runs = run_ids(store)
+    assert [outcome for _, outcome in runs] == ["succeeded"] * run_number
+    got = rejects_of(store, runs[-1][0], expected.keys)
+    assert got == expected.rejects, f"rejects {dict(got)}, expected {dict(expected.rejects)}"
+    return written
