@@ -196,13 +196,9 @@ class Pipeline:
         self.store.mark_refused(company_id, mapped.transaction_id, reason or "refused by Codat")
 
     def buffer(self, company_id: str, stream: str, mapped: MappedTransaction) -> None:
-        """Queue for the company's next push; an id already queued is a repeat or a conflict.
-        (Ids pushed earlier are judged by the ledger in Pusher.not_yet_recorded.)"""
+        """Queue for the company's next push. Repeats are judged when the batch is claimed
+        (Pusher.claim), each against the content recorded first for its id."""
         batch = self.buffers[company_id]
-        earlier = next((m for _, m in batch if m.transaction_id == mapped.transaction_id), None)
-        if earlier is not None:
-            self.repeated(stream, mapped, earlier.payload_hash)
-            return
         batch.append((stream, mapped))
         if len(batch) >= self.config.batch_size:
             self.submit(company_id)

@@ -75,22 +75,30 @@ class Pusher:
 
     def claim(self, company_id: str, batch: Batch) -> Batch:
         """The ids of `batch` this push may carry: not in flight in this run, not sent or
-        completed in the ledger. The rest are repeats (same content) or conflicts."""
+        completed in the ledger, first in the batch. Every other occurrence is a repeat, judged
+        against the content recorded first for its id (same: skipped; other: a conflict)."""
         with self.lock:
             ledger = self.store.ledger(company_id, [m.transaction_id for _, m in batch])
+            first: dict[str, str] = {}  # id -> the payload hash every repeat is judged by
             keep = []
             for stream, mapped in batch:
-                key = (company_id, mapped.transaction_id)
-                if key in self.in_flight:
-                    self.pipeline.repeated(stream, mapped, self.in_flight[key])
-                    continue
-                state, recorded_hash = ledger.get(mapped.transaction_id, ("new", None))
-                if state in ("completed", "sent"):
-                    self.pipeline.repeated(stream, mapped, recorded_hash)
-                    continue
-                self.in_flight[key] = mapped.payload_hash
-                keep.append((stream, mapped))
+                tid = mapped.transaction_id
+                if tid not in first:
+                    first[tid] = self.recorded_hash(company_id, tid, ledger)
+                    if first[tid] is None:
+                        first[tid] = self.in_flight[(company_id, tid)] = mapped.payload_hash
+                        keep.append((stream, mapped))
+                        continue
+                self.pipeline.repeated(stream, mapped, first[tid])
             return keep
+
+    def recorded_hash(self, company_id: str, tid: str, ledger: dict) -> str | None:
+        """The content already on its way to Codat for this id, if any: in flight in this run,
+        or sent or completed in the ledger. None: the id may be pushed."""
+        if (company_id, tid) in self.in_flight:
+            return self.in_flight[(company_id, tid)]
+        state, recorded = ledger.get(tid, ("new", None))
+        return recorded if state in ("completed", "sent") else None
 
     def release(self, company_id: str, batch: Batch) -> None:
         """The push's outcome is in the ledger now (or it failed): the ledger judges repeats."""

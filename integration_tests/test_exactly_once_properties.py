@@ -35,30 +35,6 @@ from integration_tests.exactly_once_support import (
     write_checking_states,
 )
 
-LOSS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: an id repeated in the next batch while its first push is in flight is "
-    "pushed again; that sync ends 5080 and the ledger marks its other ids completed though "
-    "Codat wrote none of them",
-)
-CHANGED_REPEAT_LOSS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: a changed repeat in the next batch is pushed instead of refused as a "
-    "conflict; its sync ends 5080, the rest of its batch is lost, the ledger keeps the second "
-    "content",
-)
-JUDGED_AGAINST_BUFFER = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: a repeat is judged against an earlier record of its own batch, not the "
-    "content recorded first, so a conflict after a conflict is skipped and the first content "
-    "after a conflict is rejected",
-)
-STREAM_BUGS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 9: repeats across batches lose records (see LOSS) and are judged against the "
-    "batch, not the first content (see JUDGED_AGAINST_BUFFER)",
-)
-
 
 # -- the known loss: record #1 again as the first record of the second batch of 50 --------------
 def repeat_in_next_batch(changed: bool) -> Stream:
@@ -73,7 +49,6 @@ def repeat_in_next_batch(changed: bool) -> Stream:
     return Stream([*firsts[:50], repeat, *firsts[50:], Checkpoint()], push_latency_ms=300)
 
 
-@LOSS
 def test_a_repeat_in_the_next_batch_is_recorded_once(sandbox_url, tmp_path):
     stream = repeat_in_next_batch(changed=False)
     store = tmp_path / "status.duckdb"
@@ -84,7 +59,6 @@ def test_a_repeat_in_the_next_batch_is_recorded_once(sandbox_url, tmp_path):
     judge_run(sandbox_url, store, stream, run_number=1)
 
 
-@CHANGED_REPEAT_LOSS
 def test_a_changed_repeat_in_the_next_batch_is_a_conflict(sandbox_url, tmp_path):
     stream = repeat_in_next_batch(changed=True)
     store = tmp_path / "status.duckdb"
@@ -99,7 +73,7 @@ def test_a_changed_repeat_in_the_next_batch_is_a_conflict(sandbox_url, tmp_path)
 
 @pytest.mark.parametrize(
     "changed",
-    [pytest.param(False, marks=LOSS), pytest.param(True, marks=CHANGED_REPEAT_LOSS)],
+    [False, True],
     ids=["same content", "changed content"],
 )
 def test_rerunning_a_stream_with_a_repeat_loses_and_duplicates_nothing(
@@ -119,7 +93,6 @@ def test_rerunning_a_stream_with_a_repeat_loses_and_duplicates_nothing(
 
 
 # -- a repeat is judged against the content recorded first -------------------------------------
-@JUDGED_AGAINST_BUFFER
 @pytest.mark.parametrize(
     "later",
     [[1, 0], [1, 1]],
@@ -211,7 +184,6 @@ SOAK = settings(
 )
 
 
-@STREAM_BUGS
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @QUICK
@@ -223,7 +195,6 @@ def test_any_stream_is_recorded_exactly_once(stream, rerun, shared_sandbox, stor
     run_and_judge(shared_sandbox, next(store_paths), stream, rerun)
 
 
-@STREAM_BUGS
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @QUICK
