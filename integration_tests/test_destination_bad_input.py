@@ -19,6 +19,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from integration_tests.destination_support import (
     CLI,
+    XERO,
     books,
     catalog,
     flat,
@@ -26,6 +27,7 @@ from integration_tests.destination_support import (
     messages_of,
     query,
     record,
+    routed,
     run_write,
     settings,
     states_of,
@@ -34,6 +36,7 @@ from integration_tests.destination_support import (
     txn_id,
     wait_until,
     write_files,
+    write_in_process,
 )
 
 CARDS = "card_spend"
@@ -165,6 +168,27 @@ def test_a_run_of_only_unreadable_lines_fails_and_says_why(sandbox_url, tmp_path
     keys = sorted(r[0] for r in query(store, "SELECT record_key FROM rejects"))
     assert keys == ["line 1", "line 2", "line 3", "line 4"]
     assert books(sandbox_url) == {}
+
+
+def test_a_company_id_counts_only_in_its_canonical_form(sandbox_url, tmp_path):
+    """Routed by a record field: other spellings of Xero's id are not Xero's id."""
+    spellings = {
+        "upper": XERO.upper(),
+        "urn": f"urn:uuid:{XERO}",
+        "braces": f"{{{XERO}}}",
+        "no-hyphens": XERO.replace("-", ""),
+        "arabic-indic": XERO.replace("1", "\u0661"),
+    }
+    records = [record(CARDS, flat(key, company=company)) for key, company in spellings.items()]
+    store = tmp_path / "status.duckdb"
+    config = routed(sandbox_url, store, max_rejected_share=1)
+    write_in_process(config, catalog(CARDS), [*records, stream_state(CARDS, 1)])
+
+    written = books(sandbox_url)
+    assert {t: e["company_id"] for t, e in written.items()} == {txn_id(CARDS, "upper"): XERO}
+    rejects = query(store, "SELECT record_key, field, reason FROM rejects")
+    assert sorted(r[0] for r in rejects) == ["arabic-indic", "braces", "no-hyphens", "urn"]
+    assert all(field == "company" and "company id (UUID)" in why for _, field, why in rejects)
 
 
 # -- however a run ends, it records how -----------------------------------------------------------
