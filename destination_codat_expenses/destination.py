@@ -163,6 +163,12 @@ def run_pipeline(
         raise traced(error) from None
     except BaseException as error:
         close_quietly(pipeline, unexpected(error))
+        if isinstance(error, RunStopped):  # a cancel: a sentence, not a traceback
+            raise AirbyteTracedException(
+                message=unexpected(error),
+                internal_message=str(error),
+                failure_type=FailureType.transient_error,
+            ) from None
         raise
 
 

@@ -250,9 +250,10 @@ def test_a_terminated_run_is_recorded_failed_not_left_running(sandbox_url, tmp_p
         for line in (record(CARDS, flat("t1")), stream_state(CARDS, 1)):
             process.stdin.write(text(line) + b"\n")
         process.stdin.flush()
-        read_until(process, '"STATE"', timeout=120)  # t1 is pushed and committed
+        seen = read_until(process, '"STATE"', timeout=120)  # t1 is pushed and committed
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) != 0
+        seen += process.stdout.read().decode()
     finally:
         if process.poll() is None:
             process.kill()
@@ -261,4 +262,6 @@ def test_a_terminated_run_is_recorded_failed_not_left_running(sandbox_url, tmp_p
         process.stdout.close()
     ((outcome, error),) = query(store, "SELECT outcome, error FROM runs")
     assert outcome == "failed" and "stopped before it finished" in error
+    trace = traces_of(messages_of(seen.encode()))[-1]["error"]
+    assert trace["message"] == error and trace["failure_type"] == "transient_error"
     assert set(books(sandbox_url)) == {txn_id(CARDS, "t1")}
