@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from destination_codat_expenses import values
 from destination_codat_expenses.codat import jsonwire
@@ -122,7 +122,7 @@ class Reader:
             )
         return key
 
-    def no_id(self, reason: str) -> None:
+    def no_id(self, reason: str) -> NoReturn:
         raise RecordError(f"in {self.stream} without an id", self.id_field, reason)
 
     def value(self, name: str, parse, *args, required: bool = False, source=None):
