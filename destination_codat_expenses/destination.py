@@ -8,6 +8,7 @@ import base64
 import io
 import logging
 import signal
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -110,12 +111,24 @@ class DestinationCodatExpenses(Destination):
     def run(self, args: list[str]) -> None:
         init_uncaught_exception_handler(logger)
         signal.signal(signal.SIGTERM, stop_on_signal)  # so a cancelled run records `failed`
-        for message in self.run_cmd(self.parse_args(args)):
-            raw_state = getattr(message.state, "raw_state", None) if message.state else None
-            if raw_state is not None:
-                print(protocol.echo_line(raw_state, message.state.echo_count), flush=True)
-            else:
-                print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
+        messages = self.run_cmd(self.parse_args(args))
+        try:
+            for message in messages:
+                raw_state = getattr(message.state, "raw_state", None) if message.state else None
+                if raw_state is not None:
+                    emit(protocol.echo_line(raw_state, message.state.echo_count))
+                else:
+                    emit(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode())
+        except RunStopped as stop:
+            messages.throw(stop)  # stopped while printing: the run, paused, records why it ended
+            raise
+
+
+def emit(line: str) -> None:
+    """One message, one write: print() writes the text and its newline separately, and under
+    PYTHONUNBUFFERED a log line from another thread, or a SIGTERM, can land in between."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 class RunStopped(BaseException):

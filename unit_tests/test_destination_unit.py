@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.destination import (
+    emit,
     failure_type,
     settings_problem,
     writable_streams,
@@ -69,3 +72,20 @@ def test_a_configured_company_id_must_be_a_canonical_uuid(spelling):
     assert settings_problem({**config, "company_id": spelling}).setting == "company_id"
     accepted = Config.from_mapping({**config, "company_id": COMPANY.upper()})
     assert accepted.company_id == COMPANY
+
+
+def test_each_message_reaches_stdout_in_one_write(monkeypatch):
+    """A log line from another thread, or a SIGTERM, cannot land between a message and its
+    newline (print() writes them separately, and PYTHONUNBUFFERED sends each write at once)."""
+    writes = []
+
+    class Stdout:
+        def write(self, text):
+            writes.append(text)
+
+        def flush(self):
+            writes.append("<flush>")
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    emit('{"type": "STATE"}')
+    assert writes == ['{"type": "STATE"}\n', "<flush>"]
