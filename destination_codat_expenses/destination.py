@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import signal
+import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,13 +32,13 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_codat_expenses import protocol
 from destination_codat_expenses.check import connection_problem
 from destination_codat_expenses.codat.client import CodatClient, RetryPolicy
-from destination_codat_expenses.codat.jsonwire import dumps
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (
     CodatExpensesError,
     ConfigError,
     FatalAPIError,
+    RecordError,
     RetriableAPIError,
 )
 from destination_codat_expenses.pipeline import Pipeline, TooManyRejectsError
@@ -102,16 +104,40 @@ class DestinationCodatExpenses(Destination):
 
     # -- stdin and stdout, kept exact -----------------------------------------------------------
     def _parse_input_stream(self, input_stream: io.TextIOWrapper) -> Iterable[AirbyteMessage]:
-        return protocol.parse_lines(input_stream, protocol.InputStats())
+        # bytes, not the CDK's strict UTF-8 text: a line that is not UTF-8 is one reject
+        lines = protocol.read_lines(getattr(input_stream, "buffer", input_stream))
+        return protocol.parse_lines(lines, protocol.InputStats())
 
     def run(self, args: list[str]) -> None:
         init_uncaught_exception_handler(logger)
-        for message in self.run_cmd(self.parse_args(args)):
-            raw_state = getattr(message.state, "raw_state", None) if message.state else None
-            if raw_state is not None:
-                print(dumps(protocol.echo(raw_state, message.state.echo_count)), flush=True)
-            else:
-                print(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), flush=True)
+        signal.signal(signal.SIGTERM, stop_on_signal)  # so a cancelled run records `failed`
+        messages = self.run_cmd(self.parse_args(args))
+        try:
+            for message in messages:
+                raw_state = getattr(message.state, "raw_state", None) if message.state else None
+                if raw_state is not None:
+                    emit(protocol.echo_line(raw_state, message.state.echo_count))
+                else:
+                    emit(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode())
+        except RunStopped as stop:
+            messages.throw(stop)  # stopped while printing: the run, paused, records why it ended
+            raise
+
+
+def emit(line: str) -> None:
+    """One message, one write: print() writes the text and its newline separately, and under
+    PYTHONUNBUFFERED a log line from another thread, or a SIGTERM, can land in between."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class RunStopped(BaseException):
+    """SIGTERM arrived (the platform cancels a job this way); a BaseException, so no `except
+    Exception` on the way out swallows it and the run is closed as failed."""
+
+
+def stop_on_signal(signum: int, frame: object) -> None:
+    raise RunStopped(f"stopped by signal {signum}")
 
 
 def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
@@ -132,22 +158,57 @@ def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
 def run_pipeline(
     pipeline: Pipeline, streams: set[str], messages: Iterable[AirbyteMessage]
 ) -> Iterable[AirbyteMessage]:
-    """Records go to the pipeline; each STATE waits for a checkpoint, then is echoed."""
+    """Records go to the pipeline; each STATE waits for a checkpoint, then is echoed. However
+    the run ends (an error, an interrupt, the reader stopping early) its outcome is recorded."""
     since_state: dict[str, int] = defaultdict(int)
     try:
         pipeline.start()
         for message in messages:
-            if message.type == Type.RECORD and message.record.stream in streams:
-                since_state[message.record.stream] += 1
-                pipeline.accept(message.record.stream, message.record.data)
-            elif message.type == Type.STATE:
+            if message.type == Type.STATE:
                 pipeline.checkpoint()
                 crash_point("after_commit")
                 yield stamped(message, since_state)
+            else:
+                take_input(pipeline, streams, message, since_state)
         pipeline.finish()
     except CodatExpensesError as error:
-        close_quietly(pipeline)
+        close_quietly(pipeline, str(error))
         raise traced(error) from None
+    except BaseException as error:
+        close_quietly(pipeline, unexpected(error))
+        if isinstance(error, RunStopped):  # a cancel: a sentence, not a traceback
+            raise AirbyteTracedException(
+                message=unexpected(error),
+                internal_message=str(error),
+                failure_type=FailureType.transient_error,
+            ) from None
+        raise
+
+
+def take_input(
+    pipeline: Pipeline, streams: set[str], message: AirbyteMessage, since_state: dict[str, int]
+) -> None:
+    """A record of a configured stream is accepted (or rejected with its reason); a line that
+    could not be read and a record of a stream not in the catalog are rejects too, never
+    dropped without a word, so max_rejected_share sees them."""
+    problem = protocol.unreadable_of(message)
+    if problem is not None:
+        key = f"line {problem.line}"
+        pipeline.refuse(problem.stream, RecordError(key, "(line)", problem.reason))
+        if problem.stream:
+            since_state[problem.stream] += 1
+        return
+    if message.type != Type.RECORD:
+        return
+    stream = message.record.stream
+    since_state[stream] += 1
+    if stream in streams:
+        pipeline.accept(stream, message.record.data)
+        return
+    line = protocol.line_number_of(message)
+    key = f"line {line}" if line is not None else "(unknown line)"
+    reason = f"names '{stream[:100]}', a stream not in the configured catalog"
+    pipeline.refuse(stream, RecordError(key, "(stream)", reason))
 
 
 def stamped(message: AirbyteMessage, since_state: dict[str, int]) -> AirbyteMessage:
@@ -184,11 +245,26 @@ def failure_type(error: CodatExpensesError) -> FailureType:
     return FailureType.system_error
 
 
-def close_quietly(pipeline: Pipeline) -> None:
+def close_quietly(pipeline: Pipeline, error: str) -> None:
+    """Record the run as failed with why; a store that cannot take that is logged, and the
+    error that ended the run is the one raised."""
     try:
-        pipeline.close("failed")
-    except CodatExpensesError:
+        pipeline.close("failed", error)
+    except Exception:
         logger.warning("the run could not be marked failed in the status store")
+
+
+def unexpected(error: BaseException) -> str:
+    """What the store says about an error that is not ours: its kind only, since its message
+    may quote anything (the traceback in the log is filtered for secrets; the store is not)."""
+    if isinstance(error, KeyboardInterrupt | RunStopped):
+        return "The run was stopped before it finished (interrupted or terminated)."
+    if isinstance(error, GeneratorExit):
+        return "The run was stopped before it finished: its output was no longer read."
+    return (
+        f"The run stopped on an unexpected error ({type(error).__name__}); "
+        "the connector's log has the details."
+    )
 
 
 def hide_key(api_key: str) -> None:

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from destination_codat_expenses import values
 from destination_codat_expenses.codat import jsonwire
@@ -25,6 +25,8 @@ from destination_codat_expenses.values import FieldProblem
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/destination-codat-expenses")
 TYPES = {"payment": "Payment", "refund": "Refund", "reward": "Reward", "chargeback": "Chargeback"}
 MAX_LINES, MAX_TRACKING = 100, 10
+# what an odd value can make Python raise (huge numbers, deep nesting, wrong types)
+UNFORESEEN = (ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError)
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,16 @@ def transaction_id_for(stream: str, source_key: str) -> str:
 
 
 def map_record(record: dict, stream: str, settings: MappingSettings) -> MappedTransaction:
+    """The mapped record, or RecordError. A value no parser foresaw is that record's reject too:
+    records come from third parties, and one odd value must not end the run."""
     reader = FlatReader if settings.shape == "flat" else CodatReader
-    return reader(record, stream, settings).mapped()
+    key = f"in {stream} with an unreadable id"
+    try:
+        mapper = reader(record, stream, settings)
+        key = mapper.key
+        return mapper.mapped()
+    except UNFORESEEN as error:
+        raise RecordError(key, "(record)", f"could not be read ({type(error).__name__})") from None
 
 
 class Reader:
@@ -91,14 +101,23 @@ class Reader:
         self.key = self.source_key()
 
     def source_key(self) -> str:
+        """The record's id as text: 424242 and "424242" are one id (docs/destination.md)."""
         raw = self.record.get(self.id_field)
-        if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).strip():
+        if isinstance(raw, bool) or not isinstance(raw, str | int | None):
+            self.no_id("must be text or an integer; every record needs a stable id")
+        key = "" if raw is None else str(raw).strip()
+        if not key:
+            self.no_id("is missing or empty; every record needs a stable id")
+        if values.SURROGATE.search(key):  # not text that a store or a log can hold
             raise RecordError(
-                f"in {self.stream} without an id",
+                f"in {self.stream} with an unreadable id",
                 self.id_field,
-                "is missing or empty; every record needs a stable id",
+                "contains an invalid (lone surrogate) character",
             )
-        return str(raw).strip()
+        return key
+
+    def no_id(self, reason: str) -> NoReturn:
+        raise RecordError(f"in {self.stream} without an id", self.id_field, reason)
 
     def value(self, name: str, parse, *args, required: bool = False, source=None):
         source = self.record if source is None else source

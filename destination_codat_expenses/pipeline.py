@@ -106,7 +106,9 @@ class Pipeline:
         self.check_reject_share()
         self.close("succeeded")
 
-    def close(self, outcome: str) -> None:
+    def close(self, outcome: str, error: str | None = None) -> None:
+        """Record how the run ended (`error` says why a failed run failed, in words without
+        secrets), with the rejects not yet stored, whatever else goes wrong."""
         self.pool.shutdown(wait=True, cancel_futures=True)
         counts = {
             "in": self.counts.read,
@@ -114,7 +116,11 @@ class Pipeline:
             "rejected": self.counts.rejected,
             "checkpoints": self.counts.checkpoints,
         }
-        self.store.finish_run(self.run_id, counts, outcome)
+        try:
+            self.store.record_rejects(self.run_id, self.rejects)
+            self.rejects.clear()
+        finally:
+            self.store.finish_run(self.run_id, counts, outcome, error)
         logger.info("run %s %s: %s", self.run_id, outcome, self.progress_line())
 
     # -- records --------------------------------------------------------------------------------
@@ -161,6 +167,12 @@ class Pipeline:
         if company_id not in self.companies:
             self.companies[company_id] = learn_company(self.client, company_id)
         return self.companies[company_id]
+
+    def refuse(self, stream: str, error: RecordError) -> None:
+        """Input refused before mapping (a line that could not be read, a stream not in the
+        catalog): read and rejected like a bad record, and counted toward max_rejected_share."""
+        self.counts.read += 1
+        self.reject(stream, error)
 
     def reject(self, stream: str, error: RecordError) -> None:
         self.counts.rejected += 1

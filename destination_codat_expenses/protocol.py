@@ -4,20 +4,32 @@ The CDK parses stdin with orjson (floats for money) and drops state fields it do
 (the platform's `id`, `rejectedRecordCount`). Here each line is parsed once with Decimal numbers;
 RECORDs become CDK records carrying those Decimals, and each STATE keeps its raw mapping, which
 is what gets echoed (with destinationStats set) instead of a re-serialised model.
+
+Input is untrusted: no line can raise. A line that is not a message this destination can read
+(not UTF-8, not JSON, not an object, too long, a RECORD without a stream and a data object, a
+STATE that cannot be echoed) comes out as a LOG message carrying an `Unreadable`, which the
+destination stores as a reject; an odd `emitted_at` is ignorable metadata and becomes 0.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import IO, Any
 
-from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, AirbyteStateMessage, Type
+from airbyte_cdk.models import (
+    AirbyteLogMessage,
+    AirbyteMessage,
+    AirbyteRecordMessage,
+    AirbyteStateMessage,
+    Level,
+    Type,
+)
 
-logger = logging.getLogger("airbyte")
 MAX_LINE_BYTES = 1024 * 1024
+KNOWN_TYPES = tuple(kind.value for kind in Type)  # a tuple: `in` must not hash a dict
 
 
 @dataclass
@@ -29,74 +41,149 @@ class RawState:
 
 
 @dataclass
+class Unreadable:
+    """An input line that is not a message this destination can read: a reject, not a crash."""
+
+    line: int
+    stream: str  # the stream the line names, when that much could be read; else ""
+    reason: str  # completes "line 17 ..."
+
+
+@dataclass
 class InputStats:
     unreadable_lines: int = 0
 
 
-def parse_lines(lines: Iterable[str], stats: InputStats) -> Iterator[AirbyteMessage]:
+def read_lines(stream: IO) -> Iterator[bytes | str]:
+    """The stream's lines, none held longer than MAX_LINE_BYTES + 1: the rest of a longer line
+    is read and dropped, so one endless line cannot exhaust memory."""
+    while line := stream.readline(MAX_LINE_BYTES + 1):
+        if len(line) > MAX_LINE_BYTES and line[-1:] not in ("\n", b"\n"):
+            while (rest := stream.readline(MAX_LINE_BYTES)) and rest[-1:] not in ("\n", b"\n"):
+                pass
+        yield line
+
+
+def parse_lines(lines: Iterable[str | bytes], stats: InputStats) -> Iterator[AirbyteMessage]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         message = parse_line(line, number, stats)
         if message is not None:
+            message.line_number = number
             yield message
 
 
-def parse_line(line: str, number: int, stats: InputStats) -> AirbyteMessage | None:
-    if len(line) > MAX_LINE_BYTES:
-        return unreadable(number, "is longer than 1 MiB", stats)
+def parse_line(line: str | bytes, number: int, stats: InputStats) -> AirbyteMessage | None:
+    if len(line.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n")) > MAX_LINE_BYTES:
+        return unreadable(number, "", "is longer than 1 MiB", stats)
     try:
-        raw = json.loads(line, parse_float=Decimal)
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError:
+        return unreadable(number, "", "is not valid UTF-8", stats)
+    try:
+        raw = json.loads(text, parse_float=Decimal, parse_constant=Decimal)
     except (ValueError, RecursionError):
-        return unreadable(number, "is not valid JSON", stats)
-    if not isinstance(raw, dict):
-        return unreadable(number, "is not a JSON object", stats)
-    kind = raw.get("type")
-    if kind == "RECORD":
+        return unreadable(number, "", "is not valid JSON", stats)
+    if not isinstance(raw, dict) or raw.get("type") not in KNOWN_TYPES:
+        return unreadable(
+            number, "", "is not an Airbyte message (a JSON object with a type)", stats
+        )
+    if raw["type"] == "RECORD":
         return record_message(raw, number, stats)
-    if kind == "STATE" and isinstance(raw.get("state"), dict):
-        message = AirbyteMessage(type=Type.STATE, state=AirbyteStateMessage())
-        message.state.raw_state = RawState(raw["state"], state_scope(raw["state"]))
-        return message
+    if raw["type"] == "STATE":
+        return state_message(raw, number, stats)
     return None  # LOG, TRACE and anything else a source sends is not ours to act on
 
 
-def record_message(raw: dict, number: int, stats: InputStats) -> AirbyteMessage | None:
+def record_message(raw: dict, number: int, stats: InputStats) -> AirbyteMessage:
     record = raw.get("record")
-    if (
-        not isinstance(record, dict)
-        or not isinstance(record.get("stream"), str)
-        or not isinstance(record.get("data"), dict)
-    ):
-        return unreadable(number, "is a RECORD without a stream and a data object", stats)
+    stream = record.get("stream") if isinstance(record, dict) else None
+    if not isinstance(stream, str) or not isinstance(record.get("data"), dict):
+        named = stream if isinstance(stream, str) else ""
+        return unreadable(number, named, "is a RECORD without a stream and a data object", stats)
+    namespace = record.get("namespace")
     return AirbyteMessage(
         type=Type.RECORD,
         record=AirbyteRecordMessage(
-            stream=record["stream"],
+            stream=stream,
             data=record["data"],
-            emitted_at=int(record.get("emitted_at") or 0),
-            namespace=record.get("namespace"),
+            emitted_at=emitted_at(record.get("emitted_at")),
+            namespace=namespace if isinstance(namespace, str) else None,
         ),
     )
 
 
+def emitted_at(value: Any) -> int:
+    """Metadata nobody here reads: anything but an integer (text, NaN, an object) becomes 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def state_message(raw: dict, number: int, stats: InputStats) -> AirbyteMessage:
+    state = raw.get("state")
+    if not isinstance(state, dict):
+        return unreadable(number, "", "is a STATE without a state object", stats)
+    try:
+        to_json(state)  # what cannot be echoed is refused now, not when it is due
+    except (ValueError, RecursionError):
+        return unreadable(number, "", "is a STATE that cannot be echoed as JSON", stats)
+    message = AirbyteMessage(type=Type.STATE, state=AirbyteStateMessage())
+    message.state.raw_state = RawState(state, state_scope(state))
+    return message
+
+
 def state_scope(state: dict) -> str:
-    if state.get("type") == "STREAM":
-        descriptor = (state.get("stream") or {}).get("stream_descriptor") or {}
-        return str(descriptor.get("name"))
-    return "*"
+    if state.get("type") != "STREAM":
+        return "*"
+    stream = state.get("stream")
+    descriptor = stream.get("stream_descriptor") if isinstance(stream, dict) else None
+    name = descriptor.get("name") if isinstance(descriptor, dict) else None
+    return name if isinstance(name, str) else ""
 
 
-def unreadable(number: int, reason: str, stats: InputStats) -> None:
+def unreadable(number: int, stream: str, reason: str, stats: InputStats) -> AirbyteMessage:
     stats.unreadable_lines += 1
-    logger.warning("input line %d %s; it was skipped", number, reason)
-    return None
+    message = AirbyteMessage(
+        type=Type.LOG,
+        log=AirbyteLogMessage(level=Level.WARN, message=f"input line {number} {reason}"),
+    )
+    message.unreadable = Unreadable(number, stream, reason)
+    return message
+
+
+def unreadable_of(message: AirbyteMessage) -> Unreadable | None:
+    return getattr(message, "unreadable", None)
+
+
+def line_number_of(message: AirbyteMessage) -> int | None:
+    return getattr(message, "line_number", None)
 
 
 def echo(state: RawState, record_count: int) -> dict:
     """The STATE to emit: exactly what came in, plus how many records it covers."""
     out = dict(state.raw)
-    stats = dict(out.get("destinationStats") or {})
+    known = out.get("destinationStats")
+    stats = dict(known) if isinstance(known, dict) else {}
     stats["recordCount"] = record_count
     out["destinationStats"] = stats
     return {"type": "STATE", "state": out}
+
+
+def echo_line(state: RawState, record_count: int) -> str:
+    return to_json(echo(state, record_count))
+
+
+def to_json(value: Any) -> str:
+    """JSON text for an echoed STATE. A Decimal is written as it reads (`1E+999999999` stays
+    short, where the wire format would spell out every zero); NaN and Infinity are not JSON."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("NaN and Infinity are not JSON numbers")
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{to_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(to_json(v) for v in value) + "]"
+    if isinstance(value, float):
+        raise ValueError("floats are not read from stdin; a float here is a bug")
+    return json.dumps(value)

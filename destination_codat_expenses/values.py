@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-import uuid
 from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from destination_codat_expenses.currencies import MINOR_UNITS
 
-PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+# ASCII digits only: `\d` and Decimal() would also read Arabic-Indic or fullwidth digits
+PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 MAX_DIGITS = 28
 MAX_MAGNITUDE = Decimal(10) ** 15
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -28,18 +31,19 @@ class FieldProblem(ValueError):
 
 def amount(value: Any, currency: str | None = None) -> Decimal:
     """An exact decimal amount: Decimal, int, or a plain numeric string. Floats are refused."""
-    if isinstance(value, bool) or value is None:
-        raise FieldProblem("must be a number")
     if isinstance(value, float):
         raise FieldProblem("arrived as a binary float; amounts must be exact decimals")
     if isinstance(value, str):
         text = value.strip()
-        if not PLAIN_DECIMAL.match(text):
+        if not PLAIN_DECIMAL.fullmatch(text):
             raise FieldProblem(f"'{value[:40]}' is not a plain decimal number (no separators)")
         value = text
+    # nothing else: Decimal() would also read a list or tuple as (sign, digits, exponent)
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise FieldProblem("must be a number")
     try:
         number = Decimal(value) if not isinstance(value, Decimal) else value
-    except (InvalidOperation, TypeError, ValueError):
+    except (InvalidOperation, ValueError):
         raise FieldProblem("must be a number") from None
     return checked_amount(number, currency)
 
@@ -49,6 +53,8 @@ def checked_amount(number: Decimal, currency: str | None) -> Decimal:
         raise FieldProblem(f"is {number}, not a finite amount")
     if len(number.as_tuple().digits) > MAX_DIGITS or abs(number) >= MAX_MAGNITUDE:
         raise FieldProblem("is too large to be an expense amount")
+    if number.as_tuple().exponent < -MAX_DIGITS:  # 0E-999999999 would be written out in full
+        raise FieldProblem(f"has more than {MAX_DIGITS} decimal places")
     if currency is not None:
         places = MINOR_UNITS[currency]
         if number != number.quantize(Decimal(1).scaleb(-places)):
@@ -86,7 +92,12 @@ def issue_date(value: Any, zone: tzinfo, today: date, max_days_ahead: int = 365)
         raise FieldProblem("must be an ISO 8601 date")
     if isinstance(moment, date) and not isinstance(moment, datetime):
         return within_window(moment, today, max_days_ahead)
-    local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    try:
+        local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is past the last date there is
+        raise FieldProblem(
+            f"'{str(value)[:40]}' is out of range (no such date in {zone})"
+        ) from None
     return within_window(local.date(), today, max_days_ahead)
 
 
@@ -133,9 +144,11 @@ def reference_id(value: Any) -> str:
     return cleaned
 
 
-def canonical_uuid(value: str) -> str | None:
-    """The canonical lower-case form when `value` is a UUID, else None."""
-    try:
-        return str(uuid.UUID(value.strip()))
-    except (ValueError, AttributeError):
+def canonical_uuid(value: Any) -> str | None:
+    """The lower-case form when `value` is text in the canonical 8-4-4-4-12 hex form, else
+    None. uuid.UUID() is not used: it also takes `urn:uuid:`, braces, no hyphens and non-ASCII
+    digits, and each of those is another id, not this one."""
+    if not isinstance(value, str):
         return None
+    text = value.strip()
+    return text.lower() if CANONICAL_UUID.fullmatch(text) else None

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from destination_codat_expenses.destination import failure_type, writable_streams
+from destination_codat_expenses.config import Config
+from destination_codat_expenses.destination import (
+    emit,
+    failure_type,
+    settings_problem,
+    writable_streams,
+)
 from destination_codat_expenses.errors import ConfigError, FatalAPIError, RetriableAPIError
 
 
@@ -51,3 +59,33 @@ def test_append_modes_are_written():
 )
 def test_errors_map_to_failure_types(error, expected):
     assert failure_type(error) == expected
+
+
+COMPANY = "11111111-1111-4111-8111-111111111111"
+
+
+@pytest.mark.parametrize(
+    "spelling", [f"urn:uuid:{COMPANY}", f"{{{COMPANY}}}", COMPANY.replace("-", "")]
+)
+def test_a_configured_company_id_must_be_a_canonical_uuid(spelling):
+    config = {"api_key": "k", "status_store_path": "s.duckdb"}
+    assert settings_problem({**config, "company_id": spelling}).setting == "company_id"
+    accepted = Config.from_mapping({**config, "company_id": COMPANY.upper()})
+    assert accepted.company_id == COMPANY
+
+
+def test_each_message_reaches_stdout_in_one_write(monkeypatch):
+    """A log line from another thread, or a SIGTERM, cannot land between a message and its
+    newline (print() writes them separately, and PYTHONUNBUFFERED sends each write at once)."""
+    writes = []
+
+    class Stdout:
+        def write(self, text):
+            writes.append(text)
+
+        def flush(self):
+            writes.append("<flush>")
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    emit('{"type": "STATE"}')
+    assert writes == ['{"type": "STATE"}\n', "<flush>"]

@@ -78,11 +78,13 @@ class StatusStore:
                 [run_id, now(), json.dumps(config)],
             )
 
-    def finish_run(self, run_id: str, counts: dict[str, int], outcome: str) -> None:
+    def finish_run(
+        self, run_id: str, counts: dict[str, int], outcome: str, error: str | None = None
+    ) -> None:
         with transaction(self.path) as db:
             db.execute(
                 "UPDATE runs SET finished_at = ?, records_in = ?, records_accepted = ?, "
-                "records_rejected = ?, checkpoints = ?, outcome = ? WHERE run_id = ?",
+                "records_rejected = ?, checkpoints = ?, outcome = ?, error = ? WHERE run_id = ?",
                 [
                     now(),
                     counts["in"],
@@ -90,6 +92,7 @@ class StatusStore:
                     counts["rejected"],
                     counts["checkpoints"],
                     outcome,
+                    storable(error, 2000) if error is not None else None,
                     run_id,
                 ],
             )
@@ -99,10 +102,10 @@ class StatusStore:
         if not rows:
             return
         table, params = columns(
-            stream=("VARCHAR", [r[0] for r in rows]),
-            key=("VARCHAR", [r[1][:500] for r in rows]),
-            field=("VARCHAR", [r[2][:200] for r in rows]),
-            reason=("VARCHAR", [r[3][:1000] for r in rows]),
+            stream=("VARCHAR", [storable(r[0], 200) for r in rows]),
+            key=("VARCHAR", [storable(r[1], 500) for r in rows]),
+            field=("VARCHAR", [storable(r[2], 200) for r in rows]),
+            reason=("VARCHAR", [storable(r[3], 1000) for r in rows]),
         )
         with transaction(self.path) as db:
             db.execute(
@@ -527,6 +530,12 @@ def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
         "AND status IN ('ValidationError', 'PushError', 'Failed')) WHERE sync_id = ?",
         [sync_id, sync_id],
     )
+
+
+def storable(text: str, limit: int) -> str:
+    """Text from a record, bounded and valid UTF-8 (DuckDB refuses a lone surrogate, which
+    JSON's \\ud800 escape can carry); such a character is kept visible as its escape."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def receipt_json(receipt: Receipt | None) -> str | None:

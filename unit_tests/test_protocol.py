@@ -1,0 +1,179 @@
+"""The stdin reader: any line becomes a message, nothing, or an Unreadable reject; it never
+raises. An odd `emitted_at` is ignored; a STATE that could not be echoed is refused when read."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from airbyte_cdk.models import Type
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from destination_codat_expenses.protocol import (
+    MAX_LINE_BYTES,
+    InputStats,
+    RawState,
+    echo,
+    echo_line,
+    line_number_of,
+    parse_lines,
+    read_lines,
+    unreadable_of,
+)
+
+GOOD_DATA = {"id": "c1", "amount": "12.00"}
+
+
+def record_line(emitted_at=1, **record) -> str:
+    body = {"stream": "cards", "data": GOOD_DATA, "emitted_at": emitted_at, **record}
+    return json.dumps({"type": "RECORD", "record": body})
+
+
+def parsed(*lines: str | bytes) -> list:
+    return list(parse_lines(lines, InputStats()))
+
+
+@pytest.mark.parametrize(
+    "emitted_at",
+    ['"2024-05-01T00:00:00Z"', '{"at": 1}', "NaN", "Infinity", "-Infinity", "1.5", "true", "[1]"],
+)
+def test_an_odd_emitted_at_is_ignored_and_the_record_is_kept(emitted_at):
+    line = record_line().replace('"emitted_at": 1', f'"emitted_at": {emitted_at}')
+    (message,) = parsed(line)
+    assert message.type == Type.RECORD and unreadable_of(message) is None
+    assert message.record.emitted_at == 0 and message.record.data == GOOD_DATA
+
+
+def test_an_integer_emitted_at_and_the_line_number_are_kept():
+    (message,) = parsed("", record_line(emitted_at=1714521600000))
+    assert message.record.emitted_at == 1714521600000 and line_number_of(message) == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "stream", "reason"),
+    [
+        ("not json at all", "", "is not valid JSON"),
+        ("[1, 2, 3]", "", "is not an Airbyte message"),
+        ('{"type": {"RECORD": 1}}', "", "is not an Airbyte message"),
+        ('{"no": "type"}', "", "is not an Airbyte message"),
+        ("[" * 100_000 + "]" * 100_000, "", "is not valid JSON"),  # deeper than Python recurses
+        ('{"type": "RECORD", "record": {"stream": "cards", "data": [1]}}', "cards", "RECORD"),
+        ('{"type": "RECORD", "record": {"stream": 7, "data": {}}}', "", "RECORD without"),
+        ('{"type": "RECORD", "record": "cards"}', "", "RECORD without"),
+        ('{"type": "STATE", "state": [1]}', "", "STATE without a state object"),
+        ('{"type": "STATE", "state": {"type": "GLOBAL", "n": NaN}}', "", "cannot be echoed"),
+        (b'{"type": "RECORD", "record": {"stream": "\xff"}}', "", "is not valid UTF-8"),
+        ("x" * (MAX_LINE_BYTES + 1), "", "is longer than 1 MiB"),
+    ],
+)
+def test_an_unreadable_line_is_an_unreadable_reject_naming_its_line(line, stream, reason):
+    stats = InputStats()
+    (message,) = list(parse_lines([record_line(), line], stats))[1:]
+    problem = unreadable_of(message)
+    assert problem.line == 2 and problem.stream == stream and reason in problem.reason
+    assert message.type == Type.LOG and stats.unreadable_lines == 1
+
+
+def test_other_message_types_are_not_ours_and_not_rejects():
+    lines = ['{"type": "LOG", "log": {"level": "INFO", "message": "hi"}}', '{"type": "TRACE"}']
+    assert parsed(*lines) == []
+
+
+def test_an_endless_line_is_read_in_bounded_pieces_and_the_next_line_still_counts():
+    huge = b"{" + b"x" * (3 * MAX_LINE_BYTES) + b"}\n"
+    lines = list(read_lines(io.BytesIO(huge + record_line().encode() + b"\n")))
+    assert len(lines) == 2 and max(len(line) for line in lines) <= MAX_LINE_BYTES + 1
+    first, second = parsed(*lines)
+    assert "longer than 1 MiB" in unreadable_of(first).reason
+    assert second.type == Type.RECORD and line_number_of(second) == 2
+
+
+def test_a_state_echo_writes_a_huge_exponent_as_it_came_not_spelled_out():
+    (message,) = parsed('{"type": "STATE", "state": {"type": "GLOBAL", "n": 1E+999999999}}')
+    line = echo_line(message.state.raw_state, 3)
+    assert len(line) < 200
+    assert json.loads(line, parse_float=Decimal)["state"]["n"] == Decimal("1E+999999999")
+
+
+def test_destination_stats_that_are_not_an_object_are_replaced_not_a_crash():
+    state = RawState({"type": "GLOBAL", "destinationStats": [1, 2]}, "*")
+    assert echo(state, 4)["state"]["destinationStats"] == {"recordCount": 4}
+    state = RawState({"type": "STREAM", "stream": ["not", "an", "object"]}, "")
+    assert json.loads(echo_line(state, 0))["state"]["stream"] == ["not", "an", "object"]
+
+
+# -- properties: nothing a source sends makes the reader raise ----------------------------------
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=20)
+    | st.sampled_from(["NaN", "Infinity", "-Infinity", "1E+999999999", "-0.0", "1e-400"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+
+
+def as_json(value) -> str:
+    """JSON text where the sampled number words stay bare numbers (NaN, 1E+999999999, ...)."""
+    text = json.dumps(value)
+    for word in ["NaN", "Infinity", "-Infinity", "1E+999999999", "-0.0", "1e-400"]:
+        text = text.replace(f'"{word}"', word)
+    return text
+
+
+def message_line(kind: str, record: dict | None, state) -> str:
+    if kind == "RECORD":
+        return json.dumps({"type": "RECORD", "record": record}).replace('"@@"', "NaN")
+    return f'{{"type": "{kind}", "state": {as_json(state)}}}'
+
+
+def outcomes_are_readable(messages: list) -> None:
+    for message in messages:
+        problem = unreadable_of(message)
+        if problem is not None:
+            assert problem.reason and isinstance(problem.stream, str)
+        elif message.type == Type.RECORD:
+            assert isinstance(message.record.emitted_at, int)
+            assert isinstance(message.record.data, dict)
+        else:
+            assert message.type == Type.STATE
+            json.loads(echo_line(message.state.raw_state, 1))  # always valid JSON
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.text(max_size=200) | st.binary(max_size=200), max_size=20))
+def test_any_garbage_lines_never_raise(lines):
+    messages = list(parse_lines(lines, InputStats()))
+    outcomes_are_readable(messages)
+    assert len(messages) <= sum(1 for line in lines if line.strip())
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["RECORD", "STATE", "LOG"]),
+            st.fixed_dictionaries(
+                {"stream": st.text(max_size=8) | st.integers(), "data": JSON_VALUES},
+                optional={"emitted_at": JSON_VALUES | st.just("@@"), "namespace": JSON_VALUES},
+            ),
+            JSON_VALUES,
+        ),
+        max_size=10,
+    )
+)
+def test_any_message_shape_never_raises_and_every_record_or_reject_is_sound(items):
+    lines = [message_line(*item) for item in items]
+    messages = list(parse_lines(lines, InputStats()))
+    outcomes_are_readable(messages)
+    records = [m for m in messages if m.type == Type.RECORD]
+    readable = [
+        r
+        for kind, r, _ in items
+        if kind == "RECORD" and isinstance(r["stream"], str) and isinstance(r["data"], dict)
+    ]
+    assert len(records) == len(readable)
