@@ -14,9 +14,23 @@ from decimal import Decimal
 
 from codat_sandbox.ledger import Company
 from codat_sandbox.schemas import ExpenseLine, ExpenseTransaction
-from destination_codat_expenses.status_codes import STATUS_MEANING
 
-SYNC_STATUS_TEXT = STATUS_MEANING  # Codat's own table, shared with the destination
+# Codat's own table ("Monitor sync status"), kept here so the fake Codat depends on nothing of
+# the product's; a unit test checks that the product's copy says the same
+SYNC_STATUS_TEXT = {
+    1000: "In progress",
+    1010: "In progress (long running)",
+    2000: "Success (Data written)",
+    2040: "Success (No data written)",
+    4000: "Configuration error",
+    4040: "Company deleted/de-authorized",
+    4220: "Company deleted/de-authorized",
+    4260: "Accounting software billing expiry",
+    5000: "Generic server error",
+    5080: "Duplication protection",
+    5120: "Data processing error",
+    5130: "Data write error",
+}
 FORCEABLE_STATUSES = {4000, 4040, 4220, 4260, 5000, 5080, 5120, 5130}
 MINOR_UNITS = {
     "JPY": 0,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.errors import CodatAPIError, CodatExpensesError, FatalAPIError
+from destination_codat_expenses.models import IN_PROGRESS
 from destination_codat_expenses.store import queries
 from destination_codat_expenses.store.status_store import StatusStore, record_discovered_sync
 from destination_codat_expenses.syncs import SyncFollower
@@ -125,7 +126,7 @@ def discover(client: CodatClient, store: StatusStore, company_id: str) -> int:
     fresh = [s for s in statuses if s.get("syncId") and s["syncId"] not in known]
     for status in fresh:
         record_discovered_sync(store, company_id, status)
-        if status.get("syncStatusCode") in (1000, 1010):
+        if status.get("syncStatusCode") in IN_PROGRESS:
             store.record_sync_status(status)
         else:
             follower.record_final(company_id, status)

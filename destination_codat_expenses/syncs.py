@@ -20,12 +20,12 @@ from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.errors import names_itself
 from destination_codat_expenses.errors import CodatAPIError
 from destination_codat_expenses.mapping import ID_NAMESPACE, Receipt
+from destination_codat_expenses.models import IN_PROGRESS
 from destination_codat_expenses.receipts import read_receipt, why_unread
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
-IN_PROGRESS = (1000, 1010)
 FIRST_PAUSE_S, MAX_PAUSE_S, WEBHOOK_CHECK_S = 0.2, 5.0, 0.25
 
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from destination_codat_expenses.models import MAX_ID_CHARS
+
 SUCCESS_TYPES = frozenset({"expenses.sync.successful", "Sync Completed"})
 FAILURE_TYPES = frozenset({"expenses.sync.unsuccessful", "Sync Failed"})
 ITEM_STATUSES = frozenset({"Completed", "Failed", "PushError", "Unknown", "Pending"})
-MAX_ID_CHARS = 200
 MAX_MESSAGE_CHARS = 2000
 
 SUCCESS_CODE = (2000, "Complete")

@@ -43,6 +43,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from destination_codat_expenses.errors import WebhookVerificationError
+from destination_codat_expenses.models import MAX_ID_CHARS
 from destination_codat_expenses.redaction import scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.webhook_payloads import WebhookEvent, interpret
@@ -56,7 +57,6 @@ DEFAULT_PORT = 8766
 MAX_BODY_BYTES = 256 * 1024
 TOLERANCE_S = 5 * 60
 WRITER_WAIT_S = 0.6  # a request waits this long for the writer, then spools its event itself
-MAX_ID_CHARS = 255
 TIMESTAMP = re.compile(r"\d{1,12}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from destination_codat_expenses.status_codes import (
+from destination_codat_expenses.models import (
     NOT_FOUND_AT_CODAT,
     OWN_STATUS_MEANING,
     STATUS_MEANING,
@@ -110,7 +110,7 @@ CODE_NOTES = {
 }
 
 
-# the product's own markers (status_codes.OWN_STATUS_MEANING), explained like Codat's codes
+# the product's own markers (models.OWN_STATUS_MEANING), explained like Codat's codes
 OWN_CODE_NOTES = {
     NOT_FOUND_AT_CODAT: Note(
         "Not found at Codat",

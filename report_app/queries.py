@@ -19,12 +19,12 @@ import pandas as pd
 import streamlit as st
 
 from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.models import FAILED_ITEM
 from destination_codat_expenses.store.db import reading
 from report_app import explain
 
 LOCK_WAIT_S = 3.0  # a page waits this long for a writer's lock, then says "busy" and retries
 CACHE_TTL_S = 30
-FAILED_ITEM_STATUSES = ("ValidationError", "PushError", "Failed")
 
 # Columns of the history table, in their default order; ORDER BY accepts only these names.
 HISTORY_COLUMNS = (
@@ -391,7 +391,7 @@ def fetch_retryable_count(path: str, sync_id: str) -> int:
             "SELECT count(*) FROM v_push_items p JOIN v_transactions t "
             "USING (company_id, transaction_id) WHERE p.sync_id = ? "
             "AND list_contains(?, p.status) AND t.state <> 'completed'",
-            [sync_id, list(FAILED_ITEM_STATUSES)],
+            [sync_id, list(FAILED_ITEM)],
         ).fetchone()[0]
 
 

@@ -262,7 +262,9 @@ def test_mapping_keeps_a_path_as_given_without_touching_the_disk():
 
 # -- the setting ----------------------------------------------------------------------------------
 def config(**settings) -> Config:
-    return Config.from_mapping({"api_key": "k", "company_id": "1" * 32, **settings})
+    return Config.from_mapping(
+        {"api_key": "k", "company_id": "11111111-1111-4111-8111-111111111111", **settings}
+    )
 
 
 def test_receipts_root_is_optional_and_resolved(root):

@@ -43,6 +43,7 @@ KNOWN_MESSAGES = {
 
 
 def test_every_codat_status_code_has_its_meaning_and_a_note():
+    assert explain.STATUS_MEANING is not SYNC_STATUS_TEXT  # two tables: product and fake Codat
     assert explain.STATUS_MEANING == SYNC_STATUS_TEXT
     assert set(explain.CODE_NOTES) == set(SYNC_STATUS_TEXT)
     assert explain.code_label(5130) == "5130 · Data write error"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from destination_codat_expenses.status_codes import STATUS_MEANING
+from destination_codat_expenses.models import STATUS_MEANING
 from destination_codat_expenses.store.db import reading
 
 logger = logging.getLogger("codat_expenses.demo")

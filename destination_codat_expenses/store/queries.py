@@ -13,6 +13,7 @@ import duckdb
 
 from destination_codat_expenses.codat import jsonwire
 from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.models import FAILED_ITEM, sql_list
 from destination_codat_expenses.store.db import reading
 
 SYNC_COLUMNS = (
@@ -115,7 +116,7 @@ def retryable_items(path: str, sync_id: str) -> list[dict[str, Any]]:
                 "SELECT t.company_id, t.transaction_id, t.source_stream, t.source_key, t.payload, "
                 "t.state, p.status, p.message FROM push_items p JOIN transactions t USING "
                 "(company_id, transaction_id) WHERE p.sync_id = ? AND p.status IN "
-                "('ValidationError', 'PushError', 'Failed') AND t.state <> 'completed' "
+                f"{sql_list(FAILED_ITEM)} AND t.state <> 'completed' "
                 "ORDER BY t.transaction_id",
                 [sync_id],
             )

@@ -14,18 +14,20 @@ from typing import Any
 
 from destination_codat_expenses.codat import jsonwire
 from destination_codat_expenses.mapping import MappedTransaction, Receipt
-from destination_codat_expenses.status_codes import NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT
+from destination_codat_expenses.models import (
+    FAILED_ITEM,
+    IN_PROGRESS,
+    ITEM_LEDGER_STATE,
+    NOT_FOUND_AT_CODAT,
+    NOT_FOUND_AT_CODAT_TEXT,
+    SENT,
+    is_final,
+    sql_list,
+)
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, reading, transaction
 
-ITEM_STATE = {
-    "Completed": "completed",
-    "ValidationError": "failed",
-    "PushError": "failed",
-    "Failed": "failed",
-}
-
-
+OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
 NOT_COMPLETED = (
     "Codat answered that this id was processed before, but lists it completed in none of the "
     "company's syncs, so it is not counted as written; it is pushed again, with the same id, "
@@ -272,7 +274,7 @@ class StatusStore:
         with reading(self.path) as db:
             row = db.execute(
                 "SELECT count(*) FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
-                "status_code IS NOT NULL AND status_code NOT IN (1000, 1010)",
+                f"status_code IS NOT NULL AND status_code NOT IN {OPEN}",
                 [sync_ids],
             ).fetchone()
         return row[0] > 0
@@ -291,7 +293,7 @@ class StatusStore:
         with reading(self.path) as db:
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
-                "status_code IN (1000, 1010)) AND (? IS NULL OR company_id = ?) "
+                f"status_code IN {OPEN}) AND (? IS NULL OR company_id = ?) "
                 "ORDER BY initiated_at",
                 [company_id, company_id],
             ).fetchall()
@@ -336,7 +338,7 @@ class StatusStore:
             return db.execute(
                 "SELECT DISTINCT s.company_id, s.sync_id FROM syncs s JOIN transactions t ON "
                 "t.company_id = s.company_id AND t.last_sync_id = s.sync_id WHERE t.state = "
-                "'sent' AND s.status_code IS NOT NULL AND s.status_code NOT IN (1000, 1010) "
+                f"'sent' AND s.status_code IS NOT NULL AND s.status_code NOT IN {OPEN} "
                 "AND (? IS NULL OR s.company_id = ?)",
                 [company_id, company_id],
             ).fetchall()
@@ -469,7 +471,7 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
 
 def write_status(db, status: dict[str, Any]) -> None:
     code = status.get("syncStatusCode")
-    final = code is not None and code not in (1000, 1010)
+    final = is_final(code)
     db.execute(
         "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
         "exception_message = ?, data_pushed = ?, completed_at = ?, updated_at = ? "
@@ -495,7 +497,7 @@ def outcome_table(items: list[dict]) -> tuple[str, list]:
         record_id=("VARCHAR", [p[1] for p in produced]),
         status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
         message=("VARCHAR", [i.get("message") for i in items]),
-        state=("VARCHAR", [ITEM_STATE.get(i.get("status"), "sent") for i in items]),
+        state=("VARCHAR", [ITEM_LEDGER_STATE.get(i.get("status"), SENT) for i in items]),
     )
 
 
@@ -527,7 +529,7 @@ def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
     )
     db.execute(
         "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items WHERE sync_id = ? "
-        "AND status IN ('ValidationError', 'PushError', 'Failed')) WHERE sync_id = ?",
+        f"AND status IN {FAILED_STATUSES}) WHERE sync_id = ?",
         [sync_id, sync_id],
     )
 

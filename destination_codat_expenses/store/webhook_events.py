@@ -25,13 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from destination_codat_expenses.models import COMPLETED_ITEM, FAILED_ITEM, IN_PROGRESS, sql_list
 from destination_codat_expenses.webhook_payloads import WebhookEvent
 
 APPLIED, STORED, DUPLICATE = "applied", "stored", "duplicate"
-FAILED_ITEM = ("ValidationError", "PushError", "Failed")
 # how sure a webhook-set sync status is: success < generic failure < failure from its items
 WEBHOOK_CODE_RANK = {2000: 1, 5000: 2, 5120: 3, 5130: 3}
-OPEN_CODES = (1000, 1010)
+OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
 Entry = tuple[str, WebhookEvent, datetime]  # webhook-id, event, received at
 
 INSERT_EVENTS = (
@@ -44,7 +44,7 @@ INSERT_SYNCS = (
     "INSERT INTO syncs (sync_id, company_id, item_count, updated_at) SELECT "
     "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::TIMESTAMPTZ[])"
 )
-# Each statement is written out whole (no SQL is built from strings). Item ranks in them:
+# Each statement is written out whole; only models' fixed word sets are put in. Item ranks:
 # unknown/pending 0 < failed (ValidationError, PushError, Failed) 1 < Completed 2.
 UPSERT_PUSH_ITEMS = (
     "INSERT INTO push_items (sync_id, company_id, transaction_id, status, message, updated_at) "
@@ -53,9 +53,9 @@ UPSERT_PUSH_ITEMS = (
     "ON CONFLICT (sync_id, transaction_id) DO UPDATE SET "
     "status = excluded.status, message = excluded.message, updated_at = excluded.updated_at "
     "WHERE (CASE WHEN push_items.status = 'Completed' THEN 2 WHEN push_items.status IN "
-    "('ValidationError', 'PushError', 'Failed') THEN 1 ELSE 0 END) < "
+    f"{FAILED_STATUSES} THEN 1 ELSE 0 END) < "
     "(CASE WHEN excluded.status = 'Completed' THEN 2 WHEN excluded.status IN "
-    "('ValidationError', 'PushError', 'Failed') THEN 1 ELSE 0 END)"
+    f"{FAILED_STATUSES} THEN 1 ELSE 0 END)"
 )
 UPSERT_ATTEMPTS = (
     "INSERT INTO transaction_attempts (sync_id, company_id, transaction_id, status, message, "
@@ -64,9 +64,9 @@ UPSERT_ATTEMPTS = (
     "ON CONFLICT DO UPDATE SET status = excluded.status, "
     "message = excluded.message, recorded_at = excluded.recorded_at "
     "WHERE (CASE WHEN transaction_attempts.status = 'Completed' THEN 2 WHEN "
-    "transaction_attempts.status IN ('ValidationError', 'PushError', 'Failed') THEN 1 ELSE 0 "
+    f"transaction_attempts.status IN {FAILED_STATUSES} THEN 1 ELSE 0 "
     "END) < (CASE WHEN excluded.status = 'Completed' THEN 2 WHEN excluded.status IN "
-    "('ValidationError', 'PushError', 'Failed') THEN 1 ELSE 0 END)"
+    f"{FAILED_STATUSES} THEN 1 ELSE 0 END)"
 )
 ITEM_ROWS = (
     "(SELECT unnest(?::VARCHAR[]) AS sync_id, unnest(?::VARCHAR[]) AS company_id, "
@@ -96,7 +96,7 @@ SETTLE_SYNCS = (
     "unnest(?::VARCHAR[]) AS text, unnest(?::VARCHAR[]) AS error_message, "
     "unnest(?::TIMESTAMPTZ[]) AS completed_at, unnest(?::TIMESTAMPTZ[]) AS at, "
     "unnest(?::INTEGER[]) AS rank) v "
-    "WHERE s.sync_id = v.sync_id AND (s.status_code IS NULL OR s.status_code IN (1000, 1010) "
+    f"WHERE s.sync_id = v.sync_id AND (s.status_code IS NULL OR s.status_code IN {OPEN} "
     "OR (s.data_pushed IS NULL AND (CASE s.status_code WHEN 2000 THEN 1 WHEN 5000 THEN 2 "
     "WHEN 5120 THEN 3 WHEN 5130 THEN 3 ELSE 99 END) < v.rank))"
 )
@@ -107,7 +107,7 @@ FILL_ITEM_TOTALS = (
 )
 COUNT_FAILED = (
     "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items p WHERE "
-    "p.sync_id = syncs.sync_id AND p.status IN ('ValidationError', 'PushError', 'Failed')) "
+    f"p.sync_id = syncs.sync_id AND p.status IN {FAILED_STATUSES}) "
     "WHERE sync_id IN (SELECT unnest(?::VARCHAR[]))"
 )
 
@@ -123,7 +123,7 @@ class ItemRow:
 
     @property
     def rank(self) -> int:
-        return 2 if self.status == "Completed" else 1 if self.status in FAILED_ITEM else 0
+        return 2 if self.status == COMPLETED_ITEM else 1 if self.status in FAILED_ITEM else 0
 
 
 def record_events(db, entries: list[Entry], apply: bool = True) -> list[str]:
@@ -272,7 +272,7 @@ def adopt_recorded_outcomes(db, company_id: str, sync_id: str) -> None:
         "updated_at = p.updated_at FROM push_items p WHERE p.sync_id = ? "
         "AND p.company_id = t.company_id AND p.transaction_id = t.transaction_id "
         "AND t.company_id = ? AND t.last_sync_id = p.sync_id AND t.state <> 'completed' "
-        "AND p.status IN ('Completed', 'ValidationError', 'PushError', 'Failed')",
+        f"AND p.status IN {sql_list((COMPLETED_ITEM, *FAILED_ITEM))}",
         [sync_id, company_id],
     )
 
@@ -284,5 +284,5 @@ def settled_by_webhook(db, company_id: str | None) -> list[tuple[str, str]]:
         "AND s.status_code IS NOT NULL AND s.status_code NOT IN (SELECT unnest(?)) "
         "AND (? IS NULL OR s.company_id = ?) AND EXISTS (SELECT 1 FROM webhook_events e "
         "WHERE e.sync_id = s.sync_id AND e.applied) ORDER BY s.updated_at",
-        [list(OPEN_CODES), company_id, company_id],
+        [list(IN_PROGRESS), company_id, company_id],
     ).fetchall()

@@ -1,0 +1,63 @@
+"""The product's vocabulary, defined once: ledger states, Codat's item statuses and sync codes,
+and what each code means. Every module that needs one of these words imports it from here.
+
+Sync codes come from Codat's "Monitor sync status" table (reference/codat-api.md §5). SQL uses
+the same sets through `sql_list`, so a statement and the Python beside it cannot disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# -- the ledger: one row per expense, moving sending -> sent -> completed | failed ------------
+LedgerState = Literal["sending", "sent", "completed", "failed"]
+SENDING: LedgerState = "sending"
+SENT: LedgerState = "sent"
+COMPLETED: LedgerState = "completed"
+FAILED: LedgerState = "failed"
+ON_ITS_WAY: tuple[LedgerState, ...] = (SENT, COMPLETED)  # never pushed again
+
+# ids from outside (webhook-id headers, ids in webhook payloads) longer than this are refused
+MAX_ID_CHARS = 255
+
+# -- Codat's status of one transaction in one sync -------------------------------------------
+COMPLETED_ITEM = "Completed"
+FAILED_ITEM = ("ValidationError", "PushError", "Failed")  # "Failed": the webhook payloads' word
+ITEM_LEDGER_STATE: dict[str, LedgerState] = {
+    COMPLETED_ITEM: COMPLETED,
+    **{status: FAILED for status in FAILED_ITEM},
+}
+
+# -- Codat's sync status codes ----------------------------------------------------------------
+STATUS_MEANING = {
+    1000: "In progress",
+    1010: "In progress (long running)",
+    2000: "Success (Data written)",
+    2040: "Success (No data written)",
+    4000: "Configuration error",
+    4040: "Company deleted/de-authorized",
+    4220: "Company deleted/de-authorized",
+    4260: "Accounting software billing expiry",
+    5000: "Generic server error",
+    5080: "Duplication protection",
+    5120: "Data processing error",
+    5130: "Data write error",
+}
+IN_PROGRESS = (1000, 1010)
+
+# This product's own marker, not one of Codat's sync codes (it is an HTTP status, three digits):
+# Codat answered 404 for the sync (no such sync for that company), so `status refresh` recorded
+# it as final and stops asking. The API's own status replaces it if Codat ever knows the sync.
+NOT_FOUND_AT_CODAT = 404
+NOT_FOUND_AT_CODAT_TEXT = "NotFoundAtCodat"
+OWN_STATUS_MEANING = {NOT_FOUND_AT_CODAT: "Not found at Codat"}
+
+
+def is_final(code: int | None) -> bool:
+    """A sync code after which Codat changes nothing (None: not known yet)."""
+    return code is not None and code not in IN_PROGRESS
+
+
+def sql_list(values: tuple) -> str:
+    """A fixed set of this module's words as a SQL list: `(1000, 1010)`, `('a', 'b')`."""
+    return "(" + ", ".join(repr(v) for v in values) + ")"
