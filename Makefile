@@ -28,6 +28,7 @@ demo: install
 
 test: install browser
 	$(RUN) ruff check .
+	$(RUN) ruff format --check .
 	$(RUN) pytest -q -p no:cacheprovider
 
 # the long property runs (hundreds of random message streams, with and without faults)

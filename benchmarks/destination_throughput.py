@@ -10,7 +10,6 @@ writer's peak RSS (VmHWM), and prints the exact commands used. Stops by itself.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import shlex
 import subprocess
@@ -19,18 +18,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 from codat_sandbox.server import free_port
+from testing.sandbox import (
+    BASE_CURRENCY,
+    DYNAMICS,
+    NETSUITE,
+    QBO,
+    XERO,
+    patch_company,
+    running_sandbox,
+    sandbox_command,
+)
 
-HOST, API_KEY = "127.0.0.1", "bench-key"
-COMPANIES = [
-    "11111111-1111-4111-8111-111111111111",
-    "22222222-2222-4222-8222-222222222222",
-    "33333333-3333-4333-8333-333333333333",
-    "44444444-4444-4444-8444-444444444444",
-]
-CURRENCY = {COMPANIES[0]: "GBP", COMPANIES[1]: "USD", COMPANIES[2]: "USD", COMPANIES[3]: "EUR"}
+API_KEY = "bench-key"
+COMPANIES = [XERO, QBO, NETSUITE, DYNAMICS]
 
 
 def write_input(path: Path, records: int, state_every: int) -> None:
@@ -43,7 +44,7 @@ def write_input(path: Path, records: int, state_every: int) -> None:
                 "date": "2024-05-02",
                 "amount": f"{10 + n % 90}.{n % 100:02d}",
                 "tax_amount": "1.00",
-                "currency": CURRENCY[company],
+                "currency": BASE_CURRENCY[company],
                 "merchant": "Bench Cafe",
                 "account_id": "402",
                 "tax_rate_id": "STD",
@@ -75,42 +76,11 @@ def write_input(path: Path, records: int, state_every: int) -> None:
                 )
 
 
-def start_sandbox(port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "destination_codat_expenses.cli",
-        "sandbox",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--api-key",
-        API_KEY,
-        "--per-minute",
-        "100000000",
-    ]
-    print("sandbox:", shlex.join(command))
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    auth = {"Authorization": "Basic " + base64.b64encode(API_KEY.encode()).decode()}
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://{HOST}:{port}/_sandbox/healthz", headers=auth, timeout=1)
-            quick_syncs(port, auth)
-            return server
-        except httpx.TransportError:
-            time.sleep(0.1)
-    server.kill()
-    raise SystemExit("the sandbox did not start within 30 s")
-
-
-def quick_syncs(port: int, auth: dict) -> None:
+def quick_syncs(base_url: str) -> None:
     """Simulated syncs take 10 ms instead of 200 ms, so the figure measures the connector and
     not the sandbox's pretend accounting platform (each company runs its syncs one by one)."""
     for company in COMPANIES:
-        httpx.patch(f"http://{HOST}:{port}/_sandbox/companies/{company}", headers=auth,
-                    json={"syncSeconds": 0.01}, timeout=5).raise_for_status()
+        patch_company(base_url, company, {"syncSeconds": 0.01}, api_key=API_KEY)
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -123,10 +93,10 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def run_writer(workdir: Path, port: int) -> tuple[float, int, list[str]]:
+def run_writer(workdir: Path, base_url: str) -> tuple[float, int, list[str]]:
     config = {
         "api_key": API_KEY,
-        "base_url": f"http://{HOST}:{port}",
+        "base_url": base_url,
         "company_id_field": "company",
         "status_store_path": str(workdir / "status.duckdb"),
         "concurrency": 8,
@@ -177,16 +147,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--state-every", type=int, default=5000)
     args = parser.parse_args()
-    port = free_port(HOST)
     with tempfile.TemporaryDirectory(prefix="bench-dest-") as tmp:
         workdir = Path(tmp)
         write_input(workdir / "messages.jsonl", args.records, args.state_every)
-        server = start_sandbox(port)
-        try:
-            seconds, peak_kib, output = run_writer(workdir, port)
-        finally:
-            server.terminate()
-            server.wait(timeout=15)
+        port = free_port()
+        command = sandbox_command(port, API_KEY, options=["--per-minute", "100000000"])
+        print("sandbox:", shlex.join(command))
+        with running_sandbox(command, port, workdir / "sandbox.log") as base_url:
+            quick_syncs(base_url)
+            seconds, peak_kib, output = run_writer(workdir, base_url)
     states = sum('"type": "STATE"' in line or '"type":"STATE"' in line for line in output)
     print(
         f"records:    {args.records} in {seconds:.1f} s -> {args.records / seconds:.0f} "

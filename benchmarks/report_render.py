@@ -42,7 +42,7 @@ from streamlit.components.v2.component_manager import BidiComponentManager
 from streamlit.testing.v1 import AppTest
 
 from destination_codat_expenses.cli_report import STORE_ENV
-from integration_tests.report_seed import seed_bulk
+from testing.report_seed import seed_bulk
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "report_app" / "app.py"
@@ -136,7 +136,7 @@ def one_round(steps: dict[str, Callable[[AppTest], AppTest]]) -> dict[str, tuple
 
 # -- the same in a real browser ----------------------------------------------------------------
 def browser_steps() -> dict[str, Callable]:
-    from integration_tests import browser_support as web
+    from testing import browser as web
 
     return {
         f"search {SEARCH!r}": lambda driver: web.type_into(driver, "Search", SEARCH),
@@ -169,7 +169,7 @@ return {
 def browser_round(store: str, expected: dict[str, Shown]) -> dict[str, float]:
     """One round in Chromium on a freshly started report server: nothing cached, so the
     dashboard's first render runs every query, as for the first visitor after a start."""
-    from integration_tests import browser_support as web
+    from testing import browser as web
 
     def drawn(driver, want: Shown) -> bool:
         """One round trip to the page per poll, so polling costs little of what it measures."""

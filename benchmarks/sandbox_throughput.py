@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import multiprocessing
 import os
@@ -34,23 +33,13 @@ from dataclasses import dataclass, field
 import httpx
 
 from codat_sandbox.server import free_port
+from testing.sandbox import BASE_CURRENCY, NO_TAX_RATES, auth_header, sandbox_command
 
 HOST = "127.0.0.1"
 API_KEY = "bench-key"
-AUTH = {"Authorization": "Basic " + base64.b64encode(API_KEY.encode()).decode()}
+AUTH = auth_header(API_KEY)
 PER_COMPANY_CAP = 10  # the sandbox's default concurrency per company
-# demo company id -> base currency; FreeAgent takes no taxRateRef
-COMPANIES = {
-    "11111111-1111-4111-8111-111111111111": "GBP",  # Xero
-    "22222222-2222-4222-8222-222222222222": "USD",  # QuickBooks Online
-    "33333333-3333-4333-8333-333333333333": "USD",  # NetSuite
-    "44444444-4444-4444-8444-444444444444": "EUR",  # Dynamics 365 Business Central
-    "55555555-5555-4555-8555-555555555555": "GBP",  # FreeAgent
-    "66666666-6666-4666-8666-666666666666": "USD",  # QuickBooks Desktop
-    "77777777-7777-4777-8777-777777777777": "USD",  # Zoho Books (deauthorized)
-    "88888888-8888-4888-8888-888888888888": "USD",  # Sage Intacct (no configuration)
-}
-NO_TAX_RATE_REF = {"55555555-5555-4555-8555-555555555555"}
+COMPANIES = BASE_CURRENCY  # the eight demo companies -> base currency
 STARTUP_TIMEOUT_S = 30
 SHUTDOWN_TIMEOUT_S = 10
 REQUEST_TIMEOUT_S = 30
@@ -61,7 +50,7 @@ BARRIER_TIMEOUT_S = 120
 def item_template(company_id: str) -> tuple[str, str]:
     """The JSON text of one item, split around its id so a fresh id is one concatenation."""
     line = {"netAmount": 10.00, "taxAmount": 2.00, "accountRef": {"id": "402"}}
-    if company_id not in NO_TAX_RATE_REF:
+    if company_id not in NO_TAX_RATES:
         line["taxRateRef"] = {"id": "STD"}
     rest = {
         "type": "Payment",
@@ -179,22 +168,8 @@ def worker(job: Job, barrier, results) -> None:
 
 # -- the server under test ---------------------------------------------------------------------
 def server_command(port: int, per_minute: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "destination_codat_expenses.cli",
-        "sandbox",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--api-key",
-        API_KEY,
-        "--scenario",
-        "demo",
-        "--per-minute",
-        str(per_minute),
-    ]
+    options = ["--host", HOST, "--scenario", "demo", "--per-minute", str(per_minute)]
+    return sandbox_command(port, API_KEY, options=options)
 
 
 def start_server(command: list[str], log) -> subprocess.Popen:

@@ -1,10 +1,10 @@
-"""Shared by the destination's integration tests: input builders, the real CLI, the sandbox's
-ground truth and read-only looks at the DuckDB store. No fakes: the sandbox is served over
-loopback and the store is a real DuckDB file."""
+"""Shared by the destination's integration tests: input builders, the real CLI and the destination
+in process. The sandbox's process, admin API and ground truth, and the read-only looks at the
+DuckDB store live in `testing/` (shared with the benchmarks) and are re-exported here. No fakes:
+the sandbox is served over loopback and the store is a real DuckDB file."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import subprocess
@@ -13,41 +13,35 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import httpx
-from conftest import wait_for
-
-from codat_sandbox.server import free_port
 from destination_codat_expenses import protocol
 from destination_codat_expenses.mapping import transaction_id_for
-from destination_codat_expenses.store.db import reading
+from testing.polling import wait_for
 
-API_KEY = "sandbox-test-key"
-XERO = "11111111-1111-4111-8111-111111111111"
-QBO = "22222222-2222-4222-8222-222222222222"
-NETSUITE = "33333333-3333-4333-8333-333333333333"
-DYNAMICS = "44444444-4444-4444-8444-444444444444"
-FREEAGENT = "55555555-5555-4555-8555-555555555555"
-QBD = "66666666-6666-4666-8666-666666666666"
-ZOHO_DEAUTHORIZED = "77777777-7777-4777-8777-777777777777"
-INTACCT_NO_CONFIG = "88888888-8888-4888-8888-888888888888"
-BASE_CURRENCY = {
-    XERO: "GBP",
-    QBO: "USD",
-    NETSUITE: "USD",
-    DYNAMICS: "EUR",
-    FREEAGENT: "GBP",
-    QBD: "USD",
-    ZOHO_DEAUTHORIZED: "USD",
-    INTACCT_NO_CONFIG: "USD",
-}
-NO_TAX_RATES = {FREEAGENT}
+# The sandbox and store helpers live in testing/ (the benchmarks use them too); the tests import
+# them from here, as they did before they moved.
+from testing.sandbox import (  # noqa: F401
+    API_KEY,
+    BASE_CURRENCY,
+    DYNAMICS,
+    FREEAGENT,
+    INTACCT_NO_CONFIG,
+    NETSUITE,
+    NO_TAX_RATES,
+    OPERATOR_CLI,
+    QBD,
+    QBO,
+    XERO,
+    ZOHO_DEAUTHORIZED,
+    admin,
+    books,
+    healthy,
+    patch_company,
+    sandbox_process,
+    sync_statuses,
+)
+from testing.store import ledger, query, store_reader  # noqa: F401
+
 CLI = Path(sys.executable).with_name("destination-codat-expenses")
-OPERATOR_CLI = Path(sys.executable).with_name("codat-expenses")
-
-
-def auth_header(api_key: str = API_KEY) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(api_key.encode()).decode()}
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -218,93 +212,6 @@ def iter_write(config: dict, catalog_: dict, lines: Iterable[dict | str]) -> Ite
     configured = ConfiguredAirbyteCatalogSerializer.load(catalog_)
     for message in DestinationCodatExpenses().write(config, configured, parsed):
         yield protocol.echo(message.state.raw_state, message.state.echo_count)
-
-
-# -- the sandbox -------------------------------------------------------------------------------
-def admin(base_url: str, method: str, path: str, body: dict | None = None) -> Any:
-    with httpx.Client(base_url=base_url, headers=auth_header(), timeout=30) as client:
-        answer = client.request(method, path, json=body)
-        answer.raise_for_status()
-        return answer.json()
-
-
-@contextlib.contextmanager
-def sandbox_process(log: Path, api_key: str = API_KEY, faults: dict | None = None):
-    """`codat-expenses sandbox` as its own process on a free loopback port (so several can run
-    in parallel without sharing this process's GIL), its output in `log` (never a pipe nobody
-    reads: a full pipe would stall the server); yields its base URL."""
-    port = free_port()
-    command = [str(OPERATOR_CLI), "sandbox", "--port", str(port), "--api-key", api_key]
-    if faults:
-        command += ["--faults", json.dumps(faults)]
-    base_url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: server.poll() is not None or healthy(base_url), timeout=60)
-        if server.poll() is not None:
-            raise AssertionError(f"the sandbox exited: {log.read_text()[-2000:]}")
-        yield base_url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def healthy(base_url: str) -> bool:
-    try:
-        return httpx.get(f"{base_url}/_sandbox/healthz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def ground_truth(base_url: str) -> dict[str, list[dict]]:
-    return admin(base_url, "GET", "/_sandbox/ground-truth")
-
-
-def books(base_url: str) -> dict[str, dict]:
-    """transaction id -> its book entry (with company), over every company."""
-    out: dict[str, dict] = {}
-    for company_id, entries in ground_truth(base_url).items():
-        for entry in entries:
-            assert entry["transaction_id"] not in out, "one id in two companies' books"
-            out[entry["transaction_id"]] = {**entry, "company_id": company_id}
-    return out
-
-
-def patch_company(base_url: str, company_id: str, changes: dict) -> None:
-    admin(base_url, "PATCH", f"/_sandbox/companies/{company_id}", changes)
-
-
-def sync_statuses(base_url: str, company_id: str) -> list[dict]:
-    return admin(base_url, "GET", f"/companies/{company_id}/sync/expenses/syncs/list/status")
-
-
-# -- the store ---------------------------------------------------------------------------------
-@contextlib.contextmanager
-def store_reader(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection, closed after use. Through the store's own helper: in a process
-    that also wrote the file (the in-process tests), it first gives up that process's lease."""
-    with reading(str(path), read_only=True) as connection:
-        yield connection
-
-
-def query(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with store_reader(path) as db:
-        return db.execute(sql, params or []).fetchall()
-
-
-def ledger(path: Path) -> dict[str, tuple]:
-    """transaction id -> (company, state, codat_status, message, attempts, last_sync_id)."""
-    rows = query(
-        path,
-        "SELECT transaction_id, company_id, state, codat_status, message, attempts, "
-        "last_sync_id FROM transactions",
-    )
-    return {row[0]: row[1:] for row in rows}
 
 
 def wait_until(check, timeout: float = 30.0, interval: float = 0.05):

@@ -16,7 +16,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-import report_seed as seed
 from destination_support import (
     XERO,
     catalog,
@@ -32,6 +31,7 @@ from streamlit.testing.v1 import app_test as app_test_module
 
 from destination_codat_expenses.store.db import release
 from report_app import actions, queries, ui
+from testing import report_seed as seed
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "report_app" / "app.py"

@@ -12,7 +12,19 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from browser_support import (
+from destination_support import (
+    API_KEY,
+    XERO,
+    catalog,
+    flat,
+    patch_company,
+    record,
+    settings,
+    write_in_process,
+)
+
+from destination_codat_expenses.store.db import release
+from testing.browser import (
     body_text,
     button,
     choose,
@@ -31,18 +43,6 @@ from browser_support import (
     wait_for_text,
     wait_until,
 )
-from destination_support import (
-    API_KEY,
-    XERO,
-    catalog,
-    flat,
-    patch_company,
-    record,
-    settings,
-    write_in_process,
-)
-
-from destination_codat_expenses.store.db import release
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "report"

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import report_seed as seed
 from conftest import wait_for
+
+from testing import report_seed as seed
 
 CLI = Path(sys.executable).with_name("codat-expenses")
 

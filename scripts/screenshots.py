@@ -4,7 +4,7 @@
 
 Writes report-dashboard.png (the dashboard) and report-sync-details.png (a failed sync: what
 happened, the retry button, its push items) at 1400x1000. The store is the tests' story store
-(integration_tests/report_seed.py: successes, 5120/5130 failures, a stuck and a long-running
+(testing/report_seed.py: successes, 5120/5130 failures, a stuck and a long-running
 sync, a retry lineage); the report is the real `codat-expenses report` command. It is started
 with a placeholder $CODAT_API_KEY so the retry button shows as it does with credentials; nothing
 is pressed, so no request is ever made with it.
@@ -20,8 +20,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from integration_tests import browser_support as web
-from integration_tests import report_seed as seed
+from testing import browser as web
+from testing import report_seed as seed
 
 ROOT = Path(__file__).resolve().parents[1]
 FAILED_SYNC = seed.S_INVALID_US  # 5120: three items refused, each for a different reason

@@ -1,5 +1,6 @@
 """Headless Chromium (Debian's chromium and chromium-driver packages) driven by Selenium, and the
-few Streamlit-aware helpers the report's browser test and `scripts/screenshots.py` share.
+few Streamlit-aware helpers the report's browser test, `benchmarks/report_render.py --browser`
+and `scripts/screenshots.py` share.
 
 Nothing is downloaded: the browser and the driver are the ones in /usr/bin, named explicitly,
 and Selenium Manager is told to stay offline. Every wait polls with a deadline.
