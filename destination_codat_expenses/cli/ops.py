@@ -19,6 +19,7 @@ from destination_codat_expenses.cli.env import (
     ERROR_PREFIX,
     EXIT_NOT_ALL_DONE,
     EXIT_OK,
+    EXIT_REFUSED,
     EXIT_STILL_RUNNING,
     KEY_ENV,
     URL_ENV,
@@ -39,9 +40,10 @@ def add_operator_commands(commands) -> None:
         "refresh",
         help="Update every open sync from Codat and discover unrecorded syncs.",
         description="Update every open sync from Codat and discover unrecorded syncs. A sync "
-        "Codat does not know (404) is recorded as not found at Codat. Exit code 0: everything "
-        "was refreshed; 1: some syncs or companies could not be (each is named, with why); "
-        "2: nothing could be (no key, Codat not answering, no such sync in the store).",
+        f"Codat does not know (404) is recorded as not found at Codat. Exit code {EXIT_OK}: "
+        f"everything was refreshed; {EXIT_NOT_ALL_DONE}: some syncs or companies could not be "
+        f"(each is named, with why); {EXIT_REFUSED}: nothing could be (no key, Codat not "
+        "answering, no such sync in the store).",
     )
     with_store(with_codat(refresh_parser))
     refresh_parser.add_argument("--company", help="Only this company.")
