@@ -41,7 +41,7 @@ from streamlit import logger
 from streamlit.components.v2.component_manager import BidiComponentManager
 from streamlit.testing.v1 import AppTest
 
-from destination_codat_expenses.cli_report import STORE_ENV
+from destination_codat_expenses.cli.env import STORE_ENV
 from testing.report_seed import seed_bulk
 
 ROOT = Path(__file__).resolve().parents[1]

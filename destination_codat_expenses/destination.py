@@ -12,7 +12,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import httpx
 import orjson
 from airbyte_cdk.destinations import Destination
 from airbyte_cdk.exception_handler import init_uncaught_exception_handler
@@ -32,6 +31,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from destination_codat_expenses import protocol
 from destination_codat_expenses.check import connection_problem
 from destination_codat_expenses.codat.client import CodatClient, RetryPolicy
+from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (
@@ -58,7 +58,7 @@ class DestinationCodatExpenses(Destination):
         try:
             settings = Config.from_mapping(dict(config))
             hide_key(settings.api_key)
-            with http_client(settings) as http:
+            with http_client(settings.base_url, settings.concurrency) as http:
                 client = CodatClient(http, settings.api_key, CHECK_RETRIES)
                 problem = connection_problem(settings, client)
         except ConfigError as error:
@@ -81,7 +81,7 @@ class DestinationCodatExpenses(Destination):
             raise traced(error) from None
         hide_key(settings.api_key)
         streams = writable_streams(configured_catalog)
-        with http_client(settings) as http:
+        with http_client(settings.base_url, settings.concurrency) as http:
             pipeline = Pipeline(
                 settings,
                 CodatClient(http, settings.api_key),
@@ -271,13 +271,3 @@ def hide_key(api_key: str) -> None:
     """Teach the CDK's log filter every form the key travels in (the client's errors are
     scrubbed of the same forms at their source; `Basic <base64>` contains one of them)."""
     update_secrets(list(api_key_forms(api_key)))
-
-
-def http_client(settings: Config) -> httpx.Client:
-    limits = httpx.Limits(max_connections=settings.concurrency * 2 + 2)
-    return httpx.Client(
-        base_url=settings.base_url,
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        limits=limits,
-        headers={"User-Agent": "destination-codat-expenses"},
-    )

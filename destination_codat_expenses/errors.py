@@ -8,6 +8,7 @@
     │   └── FatalAPIError           any other 4xx: trying again won't help -> system_error
     │       └── AlreadyProcessed    Codat already completed some of the pushed ids (named)
     ├── StoreError                  the status store could not be used
+    │   └── WriterFull              the webhook writer's queue is full: the event goes to the spool
     └── WebhookVerificationError    a webhook whose signature does not hold
 
 Only `destination.py` turns these into Airbyte traces. No message ever carries a secret.
@@ -81,3 +82,8 @@ class StoreError(CodatExpensesError):
 
 class WebhookVerificationError(CodatExpensesError):
     pass
+
+
+class WriterFull(StoreError):
+    """More webhook events are waiting than the receiver's writer holds in memory: the request
+    puts its event in the spool itself (or answers 503 when the spool refuses it too)."""

@@ -16,8 +16,7 @@ from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from destination_codat_expenses import values
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire, values
 from destination_codat_expenses.errors import RecordError
 from destination_codat_expenses.receipts import Receipt, receipt_of
 from destination_codat_expenses.values import FieldProblem

@@ -3,10 +3,14 @@ and what each code means. Every module that needs one of these words imports it 
 
 Sync codes come from Codat's "Monitor sync status" table (reference/codat-api.md §5). SQL uses
 the same sets through `sql_list`, so a statement and the Python beside it cannot disagree.
+A verified webhook is read into a `WebhookEvent` (webhooks/payloads.py) that the store applies
+(store/webhook_events.py); both speak the shape defined here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 # -- the ledger: one row per expense, moving sending -> sent -> completed | failed ------------
@@ -61,3 +65,59 @@ def is_final(code: int | None) -> bool:
 def sql_list(values: tuple) -> str:
     """A fixed set of this module's words as a SQL list: `(1000, 1010)`, `('a', 'b')`."""
     return "(" + ", ".join(repr(v) for v in values) + ")"
+
+
+# -- what a verified webhook says about a sync --------------------------------------------------
+# A webhook says whether a sync succeeded, not its status code. These codes mirror how the API
+# pairs codes with item outcomes (inferred, see docs/webhooks.md); the API's own status replaces
+# them when a run or `codat-expenses status refresh` reads it.
+WEBHOOK_ITEM_STATUSES = frozenset({COMPLETED_ITEM, "Failed", "PushError", "Unknown", "Pending"})
+WEBHOOK_SUCCESS = (2000, "Complete")
+WEBHOOK_FAILURES = {  # the most telling failed item decides; none at all: the generic failure
+    "PushError": (5130, "PushError"),
+    "Failed": (5120, "Failed"),
+}
+WEBHOOK_GENERIC_FAILURE = (5000, "Failed")
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    transaction_id: str
+    status: str  # one of WEBHOOK_ITEM_STATUSES
+    message: str | None
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event_type: str | None
+    sync_id: str | None
+    company_id: str | None
+    succeeded: bool | None  # None: not a sync outcome (another event type, or no JSON)
+    items: tuple[ItemOutcome, ...]
+    generated_at: datetime | None
+    message: str | None  # the legacy shape's sentence, e.g. "... has failed at step Pushing."
+    payload_json: str  # what the store keeps: the body's JSON, or the body as a JSON string
+
+    @property
+    def applicable(self) -> bool:
+        return self.succeeded is not None and self.sync_id is not None
+
+    def status(self) -> tuple[int, str]:
+        """(status code, status text) to record until the API gives the precise one."""
+        if self.succeeded:
+            return WEBHOOK_SUCCESS
+        statuses = {item.status for item in self.items}
+        for status, code in WEBHOOK_FAILURES.items():
+            if status in statuses:
+                return code
+        return WEBHOOK_GENERIC_FAILURE
+
+    def error_message(self) -> str | None:
+        """A reason a person can read, when the event carries one; else None (left unknown)."""
+        if self.succeeded:
+            return None
+        failed = [i for i in self.items if i.status in WEBHOOK_FAILURES]
+        if failed:
+            first = failed[0].message or failed[0].status
+            return f"{len(failed)} of {len(self.items)} transactions failed: {first}"
+        return self.message

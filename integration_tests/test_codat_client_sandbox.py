@@ -10,7 +10,7 @@ import pytest
 from conftest import API_KEY, AUTH, XERO
 from conftest import expense as float_expense
 
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire
 from destination_codat_expenses.codat.client import CodatClient, RetryPolicy
 from destination_codat_expenses.errors import FatalAPIError
 

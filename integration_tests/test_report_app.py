@@ -515,7 +515,7 @@ def test_report_pages_do_not_import_the_airbyte_cdk(seeded):
         "assert not at.exception, at.exception\n"
         "at.switch_page('pages/transaction.py').run()\n"
         "import report_app.actions\n"
-        "import destination_codat_expenses.cli_report\n"
+        "import destination_codat_expenses.cli.report\n"
         "print(sorted(m for m in sys.modules if m.startswith('airbyte')))\n"
     )
     env = {**__import__("os").environ, ui.STORE_ENV: seeded[0]}

@@ -50,7 +50,8 @@ from streamlit.testing.v1 import AppTest
 from webhook_support import signed, sync_event
 
 from codat_sandbox.server import free_port
-from destination_codat_expenses.webhooks import SECRET_ENV, WEBHOOK_PATH
+from destination_codat_expenses.cli.env import WEBHOOK_SECRET_ENV as SECRET_ENV
+from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH
 from report_app import actions, ui
 
 CANARY_KEY = "Canary-KEY-4242-do-not-show"

@@ -23,7 +23,7 @@ import pytest
 
 from destination_codat_expenses.mapping import MappedTransaction
 from destination_codat_expenses.store.status_store import StatusStore
-from destination_codat_expenses.webhooks import MAX_BODY_BYTES
+from destination_codat_expenses.webhooks.receiver import MAX_BODY_BYTES
 from integration_tests.conftest import wait_for
 from integration_tests.webhook_support import (
     COMPANY,

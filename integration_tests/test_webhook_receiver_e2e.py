@@ -25,8 +25,9 @@ import pytest
 
 from codat_sandbox.app import SandboxSettings, create_app
 from codat_sandbox.server import ServerThread, free_port
+from destination_codat_expenses.cli.env import WEBHOOK_SECRET_ENV as SECRET_ENV
 from destination_codat_expenses.store.status_store import StatusStore
-from destination_codat_expenses.webhooks import SECRET_ENV, WEBHOOK_PATH
+from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH
 from integration_tests.conftest import AUTH, XERO, expense, expenses_path, wait_for
 from integration_tests.destination_support import (
     books,

@@ -19,7 +19,7 @@ import httpx
 
 from codat_sandbox.server import ServerThread
 from destination_codat_expenses.store.db import reading
-from destination_codat_expenses.webhooks import WEBHOOK_PATH, create_receiver
+from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH, create_receiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 OTHER_SECRET = "whsec_" + base64.b64encode(b"a different 24-byte key!").decode()

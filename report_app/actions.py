@@ -16,9 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-KEY_ENV, URL_ENV = "CODAT_API_KEY", "CODAT_BASE_URL"  # the same names cli_ops reads
-CLI_ERROR_PREFIX = "codat-expenses: "
-STILL_RUNNING_EXIT = 3  # `codat-expenses retry`: pushed, but the new sync had not ended yet
+from destination_codat_expenses.cli.env import (
+    ERROR_PREFIX,
+    EXIT_OK,
+    EXIT_STILL_RUNNING,
+    KEY_ENV,
+    URL_ENV,  # noqa: F401 (the retry child reads it; tests set it through this module)
+)
 
 
 @dataclass
@@ -77,11 +81,9 @@ def retry_failed_items(
 
 def outcome(exit_code: int, lines: list[str]) -> RetryOutcome:
     """What the retry command's exit code and last words mean for the page."""
-    if exit_code in (0, STILL_RUNNING_EXIT):
-        return RetryOutcome(True, "done", still_running=exit_code == STILL_RUNNING_EXIT)
-    said = [
-        line.removeprefix(CLI_ERROR_PREFIX) for line in lines if line.startswith(CLI_ERROR_PREFIX)
-    ]
+    if exit_code in (EXIT_OK, EXIT_STILL_RUNNING):
+        return RetryOutcome(True, "done", still_running=exit_code == EXIT_STILL_RUNNING)
+    said = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
     if said:
         return RetryOutcome(False, said[-1])
     return RetryOutcome(False, f"The retry stopped unexpectedly (exit code {exit_code}).")

@@ -17,11 +17,11 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
+from destination_codat_expenses.cli.env import STORE_ENV
 from destination_codat_expenses.errors import StoreError
 from report_app.explain import Note
 from report_app.queries import StoreBusy
 
-STORE_ENV = "CODAT_EXPENSES_STORE"
 DASHBOARD_PAGE = "pages/dashboard.py"
 SYNC_PAGE = "pages/sync_details.py"
 TRANSACTION_PAGE = "pages/transaction.py"

@@ -11,7 +11,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire
 from destination_codat_expenses.codat.client import (
     CodatClient,
     RetryBudget,

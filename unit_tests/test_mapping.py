@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire
 from destination_codat_expenses.errors import RecordError
 from destination_codat_expenses.mapping import MappingSettings, map_record, transaction_id_for
 from destination_codat_expenses.values import canonical_uuid

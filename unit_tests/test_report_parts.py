@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 
 from codat_sandbox.engine import SYNC_STATUS_TEXT
-from destination_codat_expenses import cli_report
-from destination_codat_expenses.cli import build_parser
-from destination_codat_expenses.cli_ops import KEY_ENV, URL_ENV
+from destination_codat_expenses.cli import report as cli_report
+from destination_codat_expenses.cli.env import KEY_ENV, URL_ENV
+from destination_codat_expenses.cli.main import build_parser
 from report_app import actions, charts, explain, queries
 
 # messages the sandbox (and Codat) writes, with the note each must get

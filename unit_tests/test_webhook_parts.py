@@ -11,17 +11,13 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from destination_codat_expenses.cli.env import WEBHOOK_SECRET_ENV as SECRET_ENV
+from destination_codat_expenses.cli.webhooks import add_webhook_commands, webhook_secret
 from destination_codat_expenses.errors import WebhookVerificationError
-from destination_codat_expenses.webhook_payloads import interpret
-from destination_codat_expenses.webhook_spool import HeldEvent, Spool
-from destination_codat_expenses.webhooks import (
-    MAX_BODY_BYTES,
-    SECRET_ENV,
-    WEBHOOK_PATH,
-    add_webhook_commands,
-    signing_keys,
-    verify,
-)
+from destination_codat_expenses.webhooks.payloads import interpret
+from destination_codat_expenses.webhooks.receiver import MAX_BODY_BYTES, WEBHOOK_PATH
+from destination_codat_expenses.webhooks.signing import signing_keys, verify
+from destination_codat_expenses.webhooks.spool import HeldEvent, Spool
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 KEYS = signing_keys(SECRET)
@@ -65,11 +61,14 @@ def test_secret_without_prefix_and_several_secrets_are_read():
 
 @pytest.mark.parametrize("secret", ["", "   ", "whsec_", "whsec_!!!!", "whsec_c2hvcnQ="])
 def test_bad_secrets_are_refused_without_being_echoed(secret):
-    with pytest.raises(ValueError) as refused:
-        signing_keys(secret)
+    with pytest.raises(ValueError) as refused:  # the command names where the secret came from
+        webhook_secret({SECRET_ENV: secret})
     assert SECRET_ENV in str(refused.value)
     value = secret.strip().removeprefix("whsec_")
     assert not value or value not in str(refused.value)
+    with pytest.raises(ValueError) as direct:  # the receiver's own check, without the command
+        signing_keys(secret)
+    assert not value or value not in str(direct.value)
 
 
 # -- interpret ---------------------------------------------------------------------------------

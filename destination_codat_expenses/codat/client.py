@@ -23,7 +23,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire
 from destination_codat_expenses.codat.errors import already_processed_ids
 from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (

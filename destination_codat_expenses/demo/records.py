@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from destination_codat_expenses.codat.jsonwire import dumps
+from destination_codat_expenses.jsonwire import dumps
 
 STREAM = "card_transactions"
 RECEIPT_PDF = base64.b64encode(b"%PDF-1.4\n% demo receipt\n1 0 obj <<>> endobj\n%%EOF\n").decode()

@@ -20,15 +20,24 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from codat_sandbox.server import free_port
+from destination_codat_expenses.cli.env import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    KEY_ENV,
+    SANDBOX_KEY_ENV,
+    URL_ENV,
+    WEBHOOK_SECRET_ENV,
+)
+from destination_codat_expenses.codat.http import answers
+from destination_codat_expenses.codat.sandbox_admin import SandboxAdmin
 from destination_codat_expenses.demo.records import COMPANIES, generate
 from destination_codat_expenses.demo.summary import print_summary
-from destination_codat_expenses.webhooks import SECRET_ENV, WEBHOOK_PATH
+from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH
 
 HOST = "127.0.0.1"
 logger = logging.getLogger("codat_expenses.demo")
@@ -90,20 +99,20 @@ def run_demo(settings: DemoSettings) -> int:
     store = workdir / "status.duckdb"
     processes = Processes()
     try:
-        sandbox_url = start_sandbox(processes, workdir, api_key)
+        sandbox = start_sandbox(processes, workdir, api_key)
         receiver_url = start_receiver(processes, workdir, store, secret)
-        register_webhook(sandbox_url, api_key, f"{receiver_url}{WEBHOOK_PATH}", secret)
+        sandbox.register_webhook(f"{receiver_url}{WEBHOOK_PATH}", secret)
         messages = write_messages(workdir, settings)
-        config = write_config(workdir, api_key, sandbox_url, store)
+        config = write_config(workdir, api_key, sandbox.base_url, store)
         run_destination(workdir, config, messages, settings.records)
-        wait_for_webhooks(sandbox_url, api_key)
-        print_summary(store, sandbox_url, api_key, workdir)
+        wait_for_webhooks(sandbox)
+        print_summary(store, sandbox, workdir)
         if settings.serve:
-            serve_report(processes, workdir, store, api_key, sandbox_url, settings.report_port)
-        return 0
+            serve_report(processes, workdir, store, api_key, sandbox.base_url, settings.report_port)
+        return EXIT_OK
     except KeyboardInterrupt:
         logger.warning("stopped")
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         processes.stop()
 
@@ -119,23 +128,18 @@ def make_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-def auth(api_key: str) -> dict:
-    return {"Authorization": "Basic " + base64.b64encode(api_key.encode()).decode()}
-
-
-def wait_until_up(url: str, headers: dict, what: str, child: subprocess.Popen) -> None:
+def wait_until_up(is_up: Callable[[], bool], what: str, child: subprocess.Popen) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if child.poll() is not None:
             raise SystemExit(f"The {what} stopped at start; see its log in the demo folder.")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
-                return
+        if is_up():
+            return
         time.sleep(0.2)
     raise SystemExit(f"The {what} did not start within 60 s.")
 
 
-def start_sandbox(processes: Processes, workdir: Path, api_key: str) -> str:
+def start_sandbox(processes: Processes, workdir: Path, api_key: str) -> SandboxAdmin:
     port = free_port(HOST)
     child = processes.start(
         [
@@ -148,13 +152,15 @@ def start_sandbox(processes: Processes, workdir: Path, api_key: str) -> str:
             "--scenario",
             "demo",
         ],
-        {"CODAT_SANDBOX_API_KEY": api_key},
+        {SANDBOX_KEY_ENV: api_key},
         workdir / "sandbox.log",
     )
-    url = f"http://{HOST}:{port}"
-    wait_until_up(f"{url}/_sandbox/healthz", auth(api_key), "sandbox", child)
-    logger.info("sandbox          %s (demo scenario: %d companies)", url, len(COMPANIES))
-    return url
+    sandbox = SandboxAdmin(f"http://{HOST}:{port}", api_key)
+    wait_until_up(sandbox.is_up, "sandbox", child)
+    logger.info(
+        "sandbox          %s (demo scenario: %d companies)", sandbox.base_url, len(COMPANIES)
+    )
+    return sandbox
 
 
 def start_receiver(processes: Processes, workdir: Path, store: Path, secret: str) -> str:
@@ -171,23 +177,13 @@ def start_receiver(processes: Processes, workdir: Path, store: Path, secret: str
             "--port",
             str(port),
         ],
-        {SECRET_ENV: secret},
+        {WEBHOOK_SECRET_ENV: secret},
         workdir / "webhooks.log",
     )
     url = f"http://{HOST}:{port}"
-    wait_until_up(f"{url}/healthz", {}, "webhook receiver", child)
+    wait_until_up(lambda: answers(url, "/healthz"), "webhook receiver", child)
     logger.info("webhook receiver %s%s", url, WEBHOOK_PATH)
     return url
-
-
-def register_webhook(sandbox_url: str, api_key: str, url: str, secret: str) -> None:
-    answer = httpx.post(
-        f"{sandbox_url}/_sandbox/webhooks",
-        headers=auth(api_key),
-        json={"url": url, "secret": secret},
-        timeout=10,
-    )
-    answer.raise_for_status()
 
 
 def write_messages(workdir: Path, settings: DemoSettings) -> Path:
@@ -283,14 +279,11 @@ def progress(confirmed: int, total: int, final: bool = False) -> None:
     sys.stderr.flush()
 
 
-def wait_for_webhooks(sandbox_url: str, api_key: str, timeout_s: float = 20) -> None:
+def wait_for_webhooks(sandbox: SandboxAdmin, timeout_s: float = 20) -> None:
     """Give the sandbox's webhooks time to reach the receiver before the summary."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        deliveries = httpx.get(
-            f"{sandbox_url}/_sandbox/webhooks/deliveries", headers=auth(api_key), timeout=10
-        ).json()
-        if all(d["delivered"] for d in deliveries):
+        if all(d["delivered"] for d in sandbox.webhook_deliveries()):
             return
         time.sleep(0.25)
 
@@ -300,10 +293,10 @@ def serve_report(
 ) -> None:
     child = processes.start(
         [str(BIN / "codat-expenses"), "report", "--store", str(store), "--port", str(port)],
-        {"CODAT_API_KEY": api_key, "CODAT_BASE_URL": sandbox_url},
+        {KEY_ENV: api_key, URL_ENV: sandbox_url},
         workdir / "report.log",
     )
     url = f"http://{HOST}:{port}"
-    wait_until_up(f"{url}/_stcore/health", {}, "report", child)
+    wait_until_up(lambda: answers(url, "/_stcore/health"), "report", child)
     logger.info("\nSync Health report: %s   (Ctrl-C stops the report, receiver and sandbox)", url)
     child.wait()

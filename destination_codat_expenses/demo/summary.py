@@ -1,44 +1,16 @@
-"""What the demo prints at the end: read back from the store (views) and the sandbox's books."""
+"""What the demo prints at the end: the store's counts (store/queries.py), the sandbox's books."""
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
-from destination_codat_expenses.models import STATUS_MEANING
-from destination_codat_expenses.store.db import reading
+from destination_codat_expenses.codat.sandbox_admin import SandboxAdmin
+from destination_codat_expenses.models import COMPLETED, FAILED, STATUS_MEANING
+from destination_codat_expenses.store.queries import outcome_counts
 
 logger = logging.getLogger("codat_expenses.demo")
-
-
-def store_counts(store: Path) -> dict:
-    with reading(str(store), read_only=True) as db:
-        return {
-            "syncs": db.execute(
-                "SELECT status_code, count(*) FROM v_syncs GROUP BY 1 ORDER BY 1"
-            ).fetchall(),
-            "states": dict(
-                db.execute("SELECT state, count(*) FROM v_transactions GROUP BY 1").fetchall()
-            ),
-            "rejects": db.execute("SELECT field, reason FROM v_rejects").fetchall(),
-            "receipts": dict(
-                db.execute("SELECT status, count(*) FROM v_attachments GROUP BY 1").fetchall()
-            ),
-            "webhooks": db.execute("SELECT count(*) FROM v_webhook_events").fetchone()[0],
-        }
-
-
-def books(sandbox_url: str, api_key: str) -> dict[str, list[dict]]:
-    token = base64.b64encode(api_key.encode()).decode()
-    return httpx.get(
-        f"{sandbox_url}/_sandbox/ground-truth",
-        timeout=30,
-        headers={"Authorization": f"Basic {token}"},
-    ).json()
 
 
 def summary_lines(counts: dict, ground_truth: dict[str, list[dict]], store: Path) -> list[str]:
@@ -52,9 +24,9 @@ def summary_lines(counts: dict, ground_truth: dict[str, list[dict]], store: Path
     states = counts["states"]
     lines += [
         "",
-        f"transactions     {states.get('completed', 0)} completed, "
-        f"{states.get('failed', 0)} failed in the accounting software, "
-        f"{sum(v for k, v in states.items() if k not in ('completed', 'failed'))} "
+        f"transactions     {states.get(COMPLETED, 0)} completed, "
+        f"{states.get(FAILED, 0)} failed in the accounting software, "
+        f"{sum(v for k, v in states.items() if k not in (COMPLETED, FAILED))} "
         "other",
         f"sandbox books    {len(written)} written, {twice} written more than once",
         f"receipts         {counts['receipts'] or 'none'}",
@@ -67,9 +39,9 @@ def summary_lines(counts: dict, ground_truth: dict[str, list[dict]], store: Path
     return lines
 
 
-def print_summary(store: Path, sandbox_url: str, api_key: str, workdir: Path) -> dict:
-    counts = store_counts(store)
-    for line in summary_lines(counts, books(sandbox_url, api_key), store):
+def print_summary(store: Path, sandbox: SandboxAdmin, workdir: Path) -> dict:
+    counts = outcome_counts(str(store))
+    for line in summary_lines(counts, sandbox.ground_truth(), store):
         logger.info(line)
     logger.info("logs             %s/*.log", workdir)
     return counts

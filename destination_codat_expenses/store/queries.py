@@ -11,7 +11,7 @@ from typing import Any
 
 import duckdb
 
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire
 from destination_codat_expenses.errors import StoreError
 from destination_codat_expenses.models import FAILED_ITEM, sql_list
 from destination_codat_expenses.store.db import reading
@@ -133,3 +133,23 @@ def known_companies(path: str) -> list[str]:
             "company_id FROM v_transactions ORDER BY 1"
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def outcome_counts(path: str) -> dict[str, Any]:
+    """The whole store in a few numbers (the demo's summary): syncs by status code,
+    transactions by state, rejects (field, reason), receipts by status, webhook events.
+    A connection of its own, read only: the reader holds no lock past this call."""
+    with reading(path, read_only=True) as db:
+        return {
+            "syncs": db.execute(
+                "SELECT status_code, count(*) FROM v_syncs GROUP BY 1 ORDER BY 1"
+            ).fetchall(),
+            "states": dict(
+                db.execute("SELECT state, count(*) FROM v_transactions GROUP BY 1").fetchall()
+            ),
+            "rejects": db.execute("SELECT field, reason FROM v_rejects").fetchall(),
+            "receipts": dict(
+                db.execute("SELECT status, count(*) FROM v_attachments GROUP BY 1").fetchall()
+            ),
+            "webhooks": db.execute("SELECT count(*) FROM v_webhook_events").fetchone()[0],
+        }

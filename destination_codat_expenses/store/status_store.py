@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from destination_codat_expenses.codat import jsonwire
+from destination_codat_expenses import jsonwire
 from destination_codat_expenses.mapping import MappedTransaction, Receipt
 from destination_codat_expenses.models import (
     FAILED_ITEM,

@@ -17,7 +17,7 @@ A batch of events is applied set-wise, a dozen statements whatever its size: one
 table over `unnest`ed lists, after reducing the batch in Python to one row per key by the same
 ranks (so the order inside a batch does not matter either). Row by row, an event cost ~30 ms.
 The receiver calls this inside `db.transaction(path, wait_s)` with a short wait; if the file
-stays busy, its events go to the receiver's spool instead (webhook_spool.py).
+stays busy, its events go to the receiver's spool instead (webhooks/spool.py).
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from destination_codat_expenses.models import COMPLETED_ITEM, FAILED_ITEM, IN_PROGRESS, sql_list
-from destination_codat_expenses.webhook_payloads import WebhookEvent
+from destination_codat_expenses.models import (
+    COMPLETED_ITEM,
+    FAILED_ITEM,
+    IN_PROGRESS,
+    WebhookEvent,
+    sql_list,
+)
 
 APPLIED, STORED, DUPLICATE = "applied", "stored", "duplicate"
 # how sure a webhook-set sync status is: success < generic failure < failure from its items

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.errors import StoreError, WriterFull
+from destination_codat_expenses.models import WebhookEvent
 from destination_codat_expenses.store.status_store import StatusStore
-from destination_codat_expenses.webhook_payloads import WebhookEvent, interpret
-from destination_codat_expenses.webhook_spool import HeldEvent, Spool
+from destination_codat_expenses.webhooks.payloads import interpret
+from destination_codat_expenses.webhooks.spool import HeldEvent, Spool
 
 logger = logging.getLogger(__name__)
 MAX_BATCH = 200
@@ -41,10 +42,6 @@ IDLE_S = 0.25  # while nothing arrives, held events are retried this often
 IDLE_WAIT_S = 0.2  # each retry waits this long for the file
 STOP = None
 QUEUED = "queued"
-
-
-class WriterFull(Exception):
-    """More events are waiting than the writer will hold in memory: answer 503 at once."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,7 @@ class EventWriter:
         try:
             self.queue.put_nowait(pending)
         except queue.Full:
-            raise WriterFull() from None
+            raise WriterFull("The webhook write queue is full.") from None
         return pending.future
 
     def start(self) -> None:

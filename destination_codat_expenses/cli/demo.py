@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-SERVE_ENV = "DEMO_SERVE"
+from destination_codat_expenses.cli.env import DEMO_SERVE_ENV
 
 
 def add_demo_command(commands) -> None:
@@ -16,7 +16,7 @@ def add_demo_command(commands) -> None:
         help="Run the whole loop against the local sandbox, then serve the report.",
         description="Starts the sandbox and the webhook receiver on loopback, pushes generated "
         "expenses through the real destination, prints a summary, then serves the report "
-        f"(not when ${SERVE_ENV}=0 or without a terminal).",
+        f"(not when ${DEMO_SERVE_ENV}=0 or without a terminal).",
     )
     demo.add_argument("--records", type=int, default=2000, help="Expense records (2000).")
     demo.add_argument("--companies", type=int, default=8, help="Demo companies, 1-8 (8).")
@@ -27,7 +27,7 @@ def add_demo_command(commands) -> None:
 
 
 def should_serve() -> bool:
-    wanted = os.environ.get(SERVE_ENV)
+    wanted = os.environ.get(DEMO_SERVE_ENV)
     if wanted is not None:
         return wanted not in ("0", "false", "no")
     return sys.stdin.isatty() and sys.stdout.isatty()

@@ -14,9 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from destination_codat_expenses.cli.env import STORE_ENV
 from destination_codat_expenses.errors import CodatExpensesError
-
-STORE_ENV = "CODAT_EXPENSES_STORE"  # read by report_app.ui.store_path
 
 
 def add_report_command(commands) -> None:

@@ -1,23 +1,16 @@
-"""`codat-expenses`: the operator's command line (everything but the Airbyte protocol)."""
+"""`codat-expenses sandbox`: the Codat-compatible sandbox (codat_sandbox/) served on loopback."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
-from destination_codat_expenses.cli_demo import add_demo_command
-from destination_codat_expenses.cli_ops import add_operator_commands
-from destination_codat_expenses.cli_report import add_report_command
-from destination_codat_expenses.errors import CodatExpensesError
-from destination_codat_expenses.webhooks import add_webhook_commands
-
-SANDBOX_KEY_ENV = "CODAT_SANDBOX_API_KEY"
+from destination_codat_expenses.cli.env import EXIT_OK, SANDBOX_KEY_ENV
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codat-expenses", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_sandbox_command(commands) -> None:
     sandbox = commands.add_parser(
         "sandbox",
         help="Serve the Codat-compatible sandbox on loopback.",
@@ -54,16 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="Concurrent requests allowed per company (default 10).",
     )
     sandbox.set_defaults(handler=run_sandbox)
-    add_operator_commands(commands)
-    add_report_command(commands)
-    add_webhook_commands(commands)
-    add_demo_command(commands)
-    return parser
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
-    import json
-
     from codat_sandbox.app import SandboxSettings, create_app
     from codat_sandbox.faults import FaultPlan
     from codat_sandbox.server import serve
@@ -83,17 +69,4 @@ def run_sandbox(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     serve(app, args.host, args.port)
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (ValueError, LookupError, CodatExpensesError) as exc:
-        print(f"codat-expenses: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return EXIT_OK

@@ -6,74 +6,26 @@ legacy rules ("Sync Completed", "Sync Failed", `CompanyId`, `Data.syncId`). Both
 `WebhookEvent` here so the store applies a single shape. Nothing here does I/O or raises on a
 strange body: a body that is not a sync event becomes an event with nothing to apply, and is kept.
 
-A webhook says whether a sync succeeded, not its status code. The codes chosen below mirror how
-the API pairs codes with item outcomes (inferred, see docs/webhooks.md); the API's own status
-replaces them when a run or `codat-expenses status refresh` reads it.
+The event's shape and the status codes a webhook implies are vocabulary (models.py), shared with
+the store that applies them.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from destination_codat_expenses.models import MAX_ID_CHARS
+from destination_codat_expenses.models import (
+    MAX_ID_CHARS,
+    WEBHOOK_ITEM_STATUSES,
+    ItemOutcome,
+    WebhookEvent,
+)
 
 SUCCESS_TYPES = frozenset({"expenses.sync.successful", "Sync Completed"})
 FAILURE_TYPES = frozenset({"expenses.sync.unsuccessful", "Sync Failed"})
-ITEM_STATUSES = frozenset({"Completed", "Failed", "PushError", "Unknown", "Pending"})
 MAX_MESSAGE_CHARS = 2000
-
-SUCCESS_CODE = (2000, "Complete")
-FAILURE_CODES = {  # the most telling failed item decides; none at all: the generic failure
-    "PushError": (5130, "PushError"),
-    "Failed": (5120, "Failed"),
-}
-GENERIC_FAILURE = (5000, "Failed")
-
-
-@dataclass(frozen=True)
-class ItemOutcome:
-    transaction_id: str
-    status: str  # one of ITEM_STATUSES
-    message: str | None
-
-
-@dataclass(frozen=True)
-class WebhookEvent:
-    event_type: str | None
-    sync_id: str | None
-    company_id: str | None
-    succeeded: bool | None  # None: not a sync outcome (another event type, or no JSON)
-    items: tuple[ItemOutcome, ...]
-    generated_at: datetime | None
-    message: str | None  # the legacy shape's sentence, e.g. "... has failed at step Pushing."
-    payload_json: str  # what the store keeps: the body's JSON, or the body as a JSON string
-
-    @property
-    def applicable(self) -> bool:
-        return self.succeeded is not None and self.sync_id is not None
-
-    def status(self) -> tuple[int, str]:
-        """(status code, status text) to record until the API gives the precise one."""
-        if self.succeeded:
-            return SUCCESS_CODE
-        statuses = {item.status for item in self.items}
-        for status, code in FAILURE_CODES.items():
-            if status in statuses:
-                return code
-        return GENERIC_FAILURE
-
-    def error_message(self) -> str | None:
-        """A reason a person can read, when the event carries one; else None (left unknown)."""
-        if self.succeeded:
-            return None
-        failed = [i for i in self.items if i.status in FAILURE_CODES]
-        if failed:
-            first = failed[0].message or failed[0].status
-            return f"{len(failed)} of {len(self.items)} transactions failed: {first}"
-        return self.message
 
 
 def interpret(body: bytes) -> WebhookEvent:
@@ -136,7 +88,7 @@ def items_of(raw: Any) -> tuple[ItemOutcome, ...]:
         items.append(
             ItemOutcome(
                 transaction_id=text(entry["id"]),
-                status=status if status in ITEM_STATUSES else "Unknown",
+                status=status if status in WEBHOOK_ITEM_STATUSES else "Unknown",
                 message=bounded(entry.get("errorMessage")),
             )
         )

@@ -7,21 +7,30 @@ history) and the address from --base-url or $CODAT_BASE_URL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-import httpx
-
+from destination_codat_expenses.cli.env import (
+    DEFAULT_BASE_URL,
+    ERROR_PREFIX,
+    EXIT_NOT_ALL_DONE,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_STILL_RUNNING,
+    KEY_ENV,
+    URL_ENV,
+)
 from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.errors import CodatExpensesError
 from destination_codat_expenses.refresh import refresh
 from destination_codat_expenses.retry import plan_retry, run_retry
 from destination_codat_expenses.store import queries
 from destination_codat_expenses.store.status_store import StatusStore
-
-KEY_ENV, URL_ENV = "CODAT_API_KEY", "CODAT_BASE_URL"
 
 
 def add_operator_commands(commands) -> None:
@@ -31,9 +40,10 @@ def add_operator_commands(commands) -> None:
         "refresh",
         help="Update every open sync from Codat and discover unrecorded syncs.",
         description="Update every open sync from Codat and discover unrecorded syncs. A sync "
-        "Codat does not know (404) is recorded as not found at Codat. Exit code 0: everything "
-        "was refreshed; 1: some syncs or companies could not be (each is named, with why); "
-        "2: nothing could be (no key, Codat not answering, no such sync in the store).",
+        f"Codat does not know (404) is recorded as not found at Codat. Exit code {EXIT_OK}: "
+        f"everything was refreshed; {EXIT_NOT_ALL_DONE}: some syncs or companies could not be "
+        f"(each is named, with why); {EXIT_REFUSED}: nothing could be (no key, Codat not "
+        "answering, no such sync in the store).",
     )
     with_store(with_codat(refresh_parser))
     refresh_parser.add_argument("--company", help="Only this company.")
@@ -75,36 +85,40 @@ def with_codat(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--base-url",
         default=None,
-        help=f"Codat's address (default ${URL_ENV}, else https://api.codat.io).",
+        help=f"Codat's address (default ${URL_ENV}, else {DEFAULT_BASE_URL}).",
     )
     return parser
 
 
-def codat_client(args: argparse.Namespace) -> CodatClient:
+@contextlib.contextmanager
+def codat_client(args: argparse.Namespace) -> Iterator[CodatClient]:
+    """A client for Codat with the key from the environment; its connections close after."""
     key = os.environ.get(KEY_ENV)
     if not key:
         raise CodatExpensesError(f"Set ${KEY_ENV} to the Codat API key.")
-    base = args.base_url or os.environ.get(URL_ENV) or "https://api.codat.io"
-    return CodatClient(httpx.Client(base_url=base, timeout=30), key)
+    base = args.base_url or os.environ.get(URL_ENV) or DEFAULT_BASE_URL
+    with http_client(base) as http:
+        yield CodatClient(http, key)
 
 
 def run_refresh(args: argparse.Namespace) -> int:
     """0 when every sync and company was refreshed (a sync Codat does not know is settled as
     not found: that is a refresh too); 1 when any could not be, each named on stderr."""
-    report = refresh(codat_client(args), StatusStore(args.store), args.company, args.sync)
+    with codat_client(args) as client:
+        report = refresh(client, StatusStore(args.store), args.company, args.sync)
     for company, sync_id in report.not_found:
         print(
             f"sync {sync_id} (company {company}): Codat answered 404, it does not know this "
             "sync; recorded as not found at Codat and not asked about again"
         )
     for what, why in report.failures:
-        print(f"codat-expenses: could not refresh {what}: {why}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}could not refresh {what}: {why}", file=sys.stderr)
     print(
         f"checked {report.checked} open syncs, {report.finished} now final, "
         f"{report.discovered} discovered, {len(report.not_found)} not found at Codat, "
         f"{len(report.failures)} could not be refreshed"
     )
-    return 1 if report.failures else 0
+    return EXIT_NOT_ALL_DONE if report.failures else EXIT_OK
 
 
 def run_retry_command(args: argparse.Namespace) -> int:
@@ -128,12 +142,13 @@ def run_retry_command(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         print("dry run: nothing was pushed or written")
-        return 0
-    result = run_retry(codat_client(args), store, plan)
+        return EXIT_OK
+    with codat_client(args) as client:
+        result = run_retry(client, store, plan)
     for sync_id in result.new_sync_ids:
         details = queries.sync_details(store.path, sync_id) or {}
         print(f"new sync {sync_id}: {details.get('status_code')} {details.get('status_text')}")
-    return 0 if not result.still_open else 3
+    return EXIT_OK if not result.still_open else EXIT_STILL_RUNNING
 
 
 def run_syncs_list(args: argparse.Namespace) -> int:
@@ -142,20 +157,20 @@ def run_syncs_list(args: argparse.Namespace) -> int:
     )
     rows = queries.list_syncs(args.store, where)
     print(table(rows, queries.SYNC_COLUMNS) if rows else "no syncs match")
-    return 0
+    return EXIT_OK
 
 
 def run_syncs_show(args: argparse.Namespace) -> int:
     details = queries.sync_details(args.store, args.sync_id)
     if details is None:
         print(f"Sync {args.sync_id} is not in the store.", file=sys.stderr)
-        return 1
+        return EXIT_NOT_ALL_DONE
     width = max(len(k) for k in details)
     for name, value in details.items():
         print(f"{name.ljust(width)}  {'' if value is None else value}")
     print()
     print(table(queries.push_items(args.store, args.sync_id)) or "no push items recorded")
-    return 0
+    return EXIT_OK
 
 
 def table(rows: list[dict[str, Any]], columns=None) -> str:

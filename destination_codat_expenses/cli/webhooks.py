@@ -1,0 +1,55 @@
+"""`codat-expenses webhooks serve`: the webhook receiver (webhooks/receiver.py) on uvicorn.
+
+The signing secret comes from the environment only, and is checked before anything starts: a
+missing or malformed one stops the command with the variable's name, never its value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping
+
+from destination_codat_expenses.cli.env import EXIT_OK, WEBHOOK_SECRET_ENV
+from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH, create_receiver
+from destination_codat_expenses.webhooks.signing import signing_keys
+
+logger = logging.getLogger(__name__)
+DEFAULT_PORT = 8766
+
+
+def add_webhook_commands(commands) -> None:
+    webhooks = commands.add_parser("webhooks", help="Receive Codat's sync webhooks.")
+    webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = webhook_commands.add_parser(
+        "serve",
+        help="Serve the webhook receiver.",
+        description=f"Receive Codat's signed sync webhooks on POST {WEBHOOK_PATH} and record "
+        f"them in the status store. The signing secret comes from ${WEBHOOK_SECRET_ENV} "
+        "(never a flag).",
+    )
+    serve.add_argument("--store", required=True, help="The status store (DuckDB file).")
+    serve.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="Port to listen on.")
+    serve.set_defaults(handler=run_serve)
+
+
+def webhook_secret(environ: Mapping[str, str]) -> str:
+    """The signing secret from the environment, checked; ValueError naming the variable else."""
+    secret = environ.get(WEBHOOK_SECRET_ENV, "")
+    if not secret.strip():
+        raise ValueError(f"Set ${WEBHOOK_SECRET_ENV} to the endpoint's signing secret (whsec_...).")
+    signing_keys(secret, named=f"${WEBHOOK_SECRET_ENV}")
+    return secret
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    secret = webhook_secret(os.environ)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    app = create_receiver(args.store, secret)
+    logger.info("webhook receiver on http://%s:%d%s", args.host, args.port, WEBHOOK_PATH)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", lifespan="on")
+    return EXIT_OK
