@@ -216,8 +216,7 @@ def iter_write(config: dict, catalog_: dict, lines: Iterable[dict | str]) -> Ite
     raw_lines = (line if isinstance(line, str) else json.dumps(line) for line in lines)
     parsed = protocol.parse_lines(raw_lines, protocol.InputStats())
     configured = ConfiguredAirbyteCatalogSerializer.load(catalog_)
-    for message in DestinationCodatExpenses().write(config, configured, parsed):
-        yield protocol.echo(message.state.raw_state, message.state.echo_count)
+    yield from DestinationCodatExpenses().write(config, configured, parsed)
 
 
 # -- the sandbox -------------------------------------------------------------------------------
