@@ -158,10 +158,6 @@ def echo(state: State, record_count: int) -> dict:
     return {"type": "STATE", "state": out}
 
 
-def echo_line(state: State, record_count: int) -> str:
-    return to_json(echo(state, record_count))
-
-
 def to_json(value: Any) -> str:
     """JSON text for an echoed STATE. A Decimal is written as it reads (`1E+999999999` stays
     short, where the wire format would spell out every zero); NaN and Infinity are not JSON."""

@@ -23,9 +23,9 @@ from destination_codat_expenses.protocol import (
     State,
     Unreadable,
     echo,
-    echo_line,
     parse_lines,
     read_lines,
+    to_json,
 )
 
 GOOD_DATA = {"id": "c1", "amount": "12.00"}
@@ -97,7 +97,7 @@ def test_an_endless_line_is_read_in_bounded_pieces_and_the_next_line_still_count
 
 def test_a_state_echo_writes_a_huge_exponent_as_it_came_not_spelled_out():
     (message,) = parsed('{"type": "STATE", "state": {"type": "GLOBAL", "n": 1E+999999999}}')
-    line = echo_line(message, 3)
+    line = to_json(echo(message, 3))
     assert len(line) < 200
     assert json.loads(line, parse_float=Decimal)["state"]["n"] == Decimal("1E+999999999")
 
@@ -106,7 +106,7 @@ def test_destination_stats_that_are_not_an_object_are_replaced_not_a_crash():
     state = State({"type": "GLOBAL", "destinationStats": [1, 2]}, "*")
     assert echo(state, 4)["state"]["destinationStats"] == {"recordCount": 4}
     state = State({"type": "STREAM", "stream": ["not", "an", "object"]}, "")
-    assert json.loads(echo_line(state, 0))["state"]["stream"] == ["not", "an", "object"]
+    assert json.loads(to_json(echo(state, 0)))["state"]["stream"] == ["not", "an", "object"]
 
 
 # -- properties: nothing a source sends makes the reader raise ----------------------------------
@@ -144,7 +144,7 @@ def outcomes_are_readable(messages: list) -> None:
             assert isinstance(message.data, dict)
         else:
             assert isinstance(message, State)
-            json.loads(echo_line(message, 1))  # always valid JSON
+            json.loads(to_json(echo(message, 1)))  # always valid JSON
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
