@@ -40,7 +40,6 @@ from destination_codat_expenses.redaction import api_key_forms, scrub
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 EXPENSES = "/companies/{companyId}/sync/expenses"
 RETRIABLE_STATUS = {408, 429, 500, 502, 503, 504}
-TRANSACTIONS_PAGE = 500  # a sync's transactions per page
 
 
 @dataclass
@@ -169,10 +168,12 @@ class CodatClient:
     def list_sync_statuses(self, company_id: str) -> list[dict]:
         return self._send("GET", f"{EXPENSES}/syncs/list/status", companyId=company_id)
 
-    def iter_sync_transactions(self, company_id: str, sync_id: str) -> Iterator[dict]:
+    def iter_sync_transactions(
+        self, company_id: str, sync_id: str, page_size: int = 500
+    ) -> Iterator[dict]:
         return self._pages(
             f"{EXPENSES}/syncs/{{syncId}}/transactions",
-            TRANSACTIONS_PAGE,
+            page_size,
             companyId=company_id,
             syncId=sync_id,
         )
