@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,3 +44,23 @@ def learn_company(client: CodatClient, company_id: str) -> CompanyInfo:
         linked=any(c.get("status") == "Linked" for c in accounting),
         config=config,
     )
+
+
+class Companies:
+    """Each company learned once per run and shared by every thread: the reader learns it when
+    it routes the company's first record, before any push for it; a push recording the sync it
+    opened reads the same answer. No lock is held while Codat is asked."""
+
+    def __init__(self, client: CodatClient) -> None:
+        self.client = client
+        self.known: dict[str, CompanyInfo] = {}
+        self.lock = threading.Lock()
+
+    def info(self, company_id: str) -> CompanyInfo:
+        with self.lock:
+            known = self.known.get(company_id)
+        if known is not None:
+            return known
+        learned = learn_company(self.client, company_id)
+        with self.lock:
+            return self.known.setdefault(company_id, learned)

@@ -1,5 +1,7 @@
 """The Airbyte protocol edge: spec, check and write. The only module that imports airbyte_cdk
-(with protocol.py, its stdin reader) and the only place errors become Airbyte traces."""
+and the only place errors become Airbyte traces. stdin is read by protocol.py into plain values
+(Record, State, Unreadable); each STATE goes out as protocol.echo's mapping, written as it is.
+check and write parse their settings once."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import logging
 import signal
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,17 +23,19 @@ from airbyte_cdk.models import (
     AirbyteMessage,
     AirbyteMessageSerializer,
     ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteCatalogSerializer,
     DestinationSyncMode,
     FailureType,
     Status,
     Type,
 )
-from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
+from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_or_exit
+from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets, update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_codat_expenses import protocol
 from destination_codat_expenses.check import connection_problem
-from destination_codat_expenses.codat.client import CodatClient, RetryPolicy
+from destination_codat_expenses.codat.client import AttemptPolicy, CodatClient
 from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.crashpoints import crash_point
@@ -40,47 +45,60 @@ from destination_codat_expenses.errors import (
     FatalAPIError,
     RecordError,
     RetriableAPIError,
+    TooManyRejectsError,
 )
-from destination_codat_expenses.pipeline import Pipeline, TooManyRejectsError
+from destination_codat_expenses.pipeline import Pipeline
 from destination_codat_expenses.redaction import api_key_forms
 from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
 # check answers someone waiting on a setup form: a few quick tries, not a whole run's patience
 # (the default policy backs off for up to a minute before calling a closed port unreachable)
-CHECK_RETRIES = RetryPolicy(
+CHECK_ATTEMPTS = AttemptPolicy(
     attempts=3, give_up_after_s=20.0, backoff_max_s=2.0, max_retry_after_s=5.0
 )
+Output = AirbyteMessage | dict  # a dict: an echoed STATE, written exactly as protocol.echo made it
 
 
 class DestinationCodatExpenses(Destination):
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         try:
             settings = Config.from_mapping(dict(config))
-            hide_key(settings.api_key)
-            with http_client(settings.base_url, settings.concurrency) as http:
-                client = CodatClient(http, settings.api_key, CHECK_RETRIES)
-                problem = connection_problem(settings, client)
         except ConfigError as error:
-            problem = str(error)
+            return failed(str(error))
+        return self.check_settings(settings)
+
+    def check_settings(self, settings: Config) -> AirbyteConnectionStatus:
+        hide_key(settings.api_key)
+        try:
+            with http_client(settings.base_url, settings.concurrency) as http:
+                client = CodatClient(http, settings.api_key, CHECK_ATTEMPTS)
+                problem = connection_problem(settings, client)
         except Exception as error:  # check never raises: the user gets a sentence instead
             problem = f"The check could not finish: {type(error).__name__}."
-        if problem:
-            return AirbyteConnectionStatus(status=Status.FAILED, message=problem)
-        return AirbyteConnectionStatus(status=Status.SUCCEEDED)
+        return failed(problem) if problem else AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
     def write(
         self,
         config: Mapping[str, Any],
         configured_catalog: ConfiguredAirbyteCatalog,
-        input_messages: Iterable[AirbyteMessage],
-    ) -> Iterable[AirbyteMessage]:
+        input_messages: Iterable[protocol.Message],
+    ) -> Iterable[Output]:
+        """`input_messages` are protocol.py's values, as `_parse_input_stream` reads them."""
         try:
             settings = Config.from_mapping(dict(config))
         except ConfigError as error:
             raise traced(error) from None
+        yield from self.write_settings(settings, configured_catalog, input_messages)
+
+    def write_settings(
+        self,
+        settings: Config,
+        catalog: ConfiguredAirbyteCatalog,
+        input_messages: Iterable[protocol.Message],
+    ) -> Iterator[dict]:
         hide_key(settings.api_key)
-        streams = writable_streams(configured_catalog)
+        streams = writable_streams(catalog)
         with http_client(settings.base_url, settings.concurrency) as http:
             pipeline = Pipeline(
                 settings,
@@ -89,21 +107,46 @@ class DestinationCodatExpenses(Destination):
             )
             yield from run_pipeline(pipeline, streams, input_messages)
 
-    def run_cmd(self, parsed_args: argparse.Namespace) -> Iterable[AirbyteMessage]:
-        """Settings are judged here first: the CDK's own schema check runs next, and its
-        messages do not say which setting is wrong ("51 is greater than the maximum of 50")."""
-        if parsed_args.command in ("check", "write"):
-            problem = settings_problem(self.read_config(parsed_args.config))
-            if problem is not None and parsed_args.command == "write":
-                raise traced(problem)
-            if problem is not None:
-                status = AirbyteConnectionStatus(status=Status.FAILED, message=str(problem))
-                yield AirbyteMessage(type=Type.CONNECTION_STATUS, connectionStatus=status)
-                return
-        yield from super().run_cmd(parsed_args)
+    def run_cmd(self, parsed_args: argparse.Namespace) -> Iterable[Output]:
+        """spec is the CDK's. check and write read their settings once, judged before the CDK's
+        schema check, whose messages do not say which setting is wrong ("51 is greater than
+        the maximum of 50"), and then run with them."""
+        command = parsed_args.command
+        if command not in ("check", "write"):
+            yield from super().run_cmd(parsed_args)
+            return
+        settings, refusal = self.settings_of(parsed_args.config)
+        if refusal is not None and command == "write":
+            raise refusal
+        if refusal is not None:
+            yield refusal.as_connection_status_message()
+        elif command == "check":
+            yield AirbyteMessage(
+                type=Type.CONNECTION_STATUS, connectionStatus=self.check_settings(settings)
+            )
+        else:
+            catalog = ConfiguredAirbyteCatalogSerializer.load(
+                orjson.loads(Path(parsed_args.catalog).read_bytes())
+            )
+            yield from self.write_settings(settings, catalog, self._parse_input_stream(sys.stdin))
+
+    def settings_of(self, path: str) -> tuple[Config | None, AirbyteTracedException | None]:
+        """The settings, or why they cannot be used. As in the CDK's own run_cmd, the config's
+        secrets reach the log filter first: a schema error may quote config values."""
+        config = self.read_config(path)
+        spec = self.spec(logger)
+        update_secrets(get_secrets(spec.connectionSpecification, config))
+        try:
+            settings = Config.from_mapping(dict(config))
+            check_config_against_spec_or_exit(config, spec)
+        except ConfigError as error:
+            return None, traced(error)
+        except AirbyteTracedException as error:
+            return None, error
+        return settings, None
 
     # -- stdin and stdout, kept exact -----------------------------------------------------------
-    def _parse_input_stream(self, input_stream: io.TextIOWrapper) -> Iterable[AirbyteMessage]:
+    def _parse_input_stream(self, input_stream: io.TextIOWrapper) -> Iterable[protocol.Message]:
         # bytes, not the CDK's strict UTF-8 text: a line that is not UTF-8 is one reject
         lines = protocol.read_lines(getattr(input_stream, "buffer", input_stream))
         return protocol.parse_lines(lines, protocol.InputStats())
@@ -114,14 +157,17 @@ class DestinationCodatExpenses(Destination):
         messages = self.run_cmd(self.parse_args(args))
         try:
             for message in messages:
-                raw_state = getattr(message.state, "raw_state", None) if message.state else None
-                if raw_state is not None:
-                    emit(protocol.echo_line(raw_state, message.state.echo_count))
+                if isinstance(message, dict):
+                    emit(protocol.to_json(message))
                 else:
                     emit(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode())
         except RunStopped as stop:
             messages.throw(stop)  # stopped while printing: the run, paused, records why it ended
             raise
+
+
+def failed(problem: str) -> AirbyteConnectionStatus:
+    return AirbyteConnectionStatus(status=Status.FAILED, message=problem)
 
 
 def emit(line: str) -> None:
@@ -156,18 +202,18 @@ def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
 
 
 def run_pipeline(
-    pipeline: Pipeline, streams: set[str], messages: Iterable[AirbyteMessage]
-) -> Iterable[AirbyteMessage]:
+    pipeline: Pipeline, streams: set[str], messages: Iterable[protocol.Message]
+) -> Iterator[dict]:
     """Records go to the pipeline; each STATE waits for a checkpoint, then is echoed. However
     the run ends (an error, an interrupt, the reader stopping early) its outcome is recorded."""
-    since_state: dict[str, int] = defaultdict(int)
+    since_state: dict[str, int] = defaultdict(int)  # records per stream since its last STATE
     try:
         pipeline.start()
         for message in messages:
-            if message.type == Type.STATE:
+            if isinstance(message, protocol.State):
                 pipeline.checkpoint()
                 crash_point("after_commit")
-                yield stamped(message, since_state)
+                yield protocol.echo(message, records_covered(message, since_state))
             else:
                 take_input(pipeline, streams, message, since_state)
         pipeline.finish()
@@ -186,47 +232,36 @@ def run_pipeline(
 
 
 def take_input(
-    pipeline: Pipeline, streams: set[str], message: AirbyteMessage, since_state: dict[str, int]
+    pipeline: Pipeline,
+    streams: set[str],
+    message: protocol.Record | protocol.Unreadable,
+    since_state: dict[str, int],
 ) -> None:
     """A record of a configured stream is accepted (or rejected with its reason); a line that
     could not be read and a record of a stream not in the catalog are rejects too, never
     dropped without a word, so max_rejected_share sees them."""
-    problem = protocol.unreadable_of(message)
-    if problem is not None:
-        key = f"line {problem.line}"
-        pipeline.refuse(problem.stream, RecordError(key, "(line)", problem.reason))
-        if problem.stream:
-            since_state[problem.stream] += 1
+    if isinstance(message, protocol.Unreadable):
+        key = f"line {message.line}"
+        pipeline.refuse(message.stream, RecordError(key, "(line)", message.reason))
+        if message.stream:
+            since_state[message.stream] += 1
         return
-    if message.type != Type.RECORD:
+    since_state[message.stream] += 1
+    if message.stream in streams:
+        pipeline.accept(message.stream, message.data)
         return
-    stream = message.record.stream
-    since_state[stream] += 1
-    if stream in streams:
-        pipeline.accept(stream, message.record.data)
-        return
-    line = protocol.line_number_of(message)
-    key = f"line {line}" if line is not None else "(unknown line)"
-    reason = f"names '{stream[:100]}', a stream not in the configured catalog"
-    pipeline.refuse(stream, RecordError(key, "(stream)", reason))
+    reason = f"names '{message.stream[:100]}', a stream not in the configured catalog"
+    pipeline.refuse(message.stream, RecordError(f"line {message.line}", "(stream)", reason))
 
 
-def stamped(message: AirbyteMessage, since_state: dict[str, int]) -> AirbyteMessage:
-    scope = message.state.raw_state.scope
-    if scope == "*":
-        message.state.echo_count = sum(since_state.values())
+def records_covered(state: protocol.State, since_state: dict[str, int]) -> int:
+    """The records a STATE covers: its stream's since that stream's previous STATE; every
+    stream's for a GLOBAL (or LEGACY) state."""
+    if state.scope == "*":
+        count = sum(since_state.values())
         since_state.clear()
-    else:
-        message.state.echo_count = since_state.pop(scope, 0)
-    return message
-
-
-def settings_problem(config: Mapping[str, Any]) -> ConfigError | None:
-    try:
-        Config.from_mapping(dict(config))
-    except ConfigError as error:
-        return error
-    return None
+        return count
+    return since_state.pop(state.scope, 0)
 
 
 def traced(error: CodatExpensesError) -> AirbyteTracedException:

@@ -3,6 +3,8 @@
     CodatExpensesError
     ├── ConfigError                 the user must change a setting        -> config_error
     ├── RecordError                 one input record rejected; the run goes on
+    ├── TooManyRejectsError         more records rejected than max_rejected_share -> config_error
+    ├── NothingToRetry              `retry` found no failed item it may push again
     ├── CodatAPIError               Codat answered badly or not at all
     │   ├── RetriableAPIError       429, 5xx, transport: worth another try -> transient_error
     │   └── FatalAPIError           any other 4xx: trying again won't help -> system_error
@@ -34,6 +36,14 @@ class RecordError(CodatExpensesError):
         self.record_key = record_key
         self.field = field
         self.reason = reason
+
+
+class TooManyRejectsError(CodatExpensesError):
+    """The run rejected a larger share of its records than `max_rejected_share` allows."""
+
+
+class NothingToRetry(CodatExpensesError):
+    """The sync has no failed item that may be pushed again; the message says why."""
 
 
 class CodatAPIError(CodatExpensesError):

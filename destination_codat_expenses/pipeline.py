@@ -8,7 +8,9 @@
 The ledger makes pushes safe to repeat: ids are committed as `sending` before a push leaves,
 pushes carry a deterministic Idempotency-Key, completed ids are never pushed again, failed ids
 are pushed again under the same id, and rows a crash left `sending` are looked up in Codat
-before anything is pushed (see reconcile.py).
+before anything is pushed (see reconcile.py). The pushing itself is pushes.py; what became of
+each record (accepted, rejected, repeated) is counted in outcomes.py, which the push threads
+report to as well.
 """
 
 from __future__ import annotations
@@ -19,36 +21,23 @@ import time
 import uuid
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from destination_codat_expenses.codat.client import CodatClient
-from destination_codat_expenses.companies import CompanyInfo, learn_company
+from destination_codat_expenses.companies import Companies
 from destination_codat_expenses.config import Config
-from destination_codat_expenses.errors import CodatExpensesError, RecordError
+from destination_codat_expenses.errors import RecordError, TooManyRejectsError
+from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.mapping import MappedTransaction, map_record, receipt_field
-from destination_codat_expenses.pushes import Pusher
+from destination_codat_expenses.outcomes import Outcomes
+from destination_codat_expenses.pushes import Batch, Pusher, PushSettings
 from destination_codat_expenses.receipts import ReceiptProblem, resolve_receipt_path
 from destination_codat_expenses.reconcile import reconcile_in_flight
 from destination_codat_expenses.store.status_store import StatusStore
-from destination_codat_expenses.syncs import SyncFollower
 from destination_codat_expenses.values import canonical_uuid
 
 logger = logging.getLogger("airbyte")
 PROGRESS_EVERY_S = 10.0
-
-
-class TooManyRejectsError(CodatExpensesError):
-    pass
-
-
-@dataclass
-class Counters:
-    read: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    skipped: int = 0
-    checkpoints: int = 0
-    started: float = field(default_factory=time.monotonic)
 
 
 class Pipeline:
@@ -57,19 +46,25 @@ class Pipeline:
     ) -> None:
         self.config, self.client, self.store = config, client, store
         self.run_id = run_id or str(uuid.uuid4())
-        self.counts = Counters()
-        self.buffers: dict[str, list[tuple[str, MappedTransaction]]] = defaultdict(list)
-        self.rejects: list[tuple[str, str, str, str]] = []
-        self.companies: dict[str, CompanyInfo] = {}
+        self.started = time.monotonic()
+        self.outcomes = Outcomes()
+        self.companies = Companies(client)
+        self.buffers: dict[str, Batch] = defaultdict(list)
         self.pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="push")
         self.in_flight: list[Future] = []
         self.slots = threading.BoundedSemaphore(config.concurrency * 2)
-        self.pusher = Pusher(self)
+        self.pusher = Pusher(
+            client, store, PushSettings.of(config), self.companies, self.outcomes, self.run_id
+        )
         self.follower = SyncFollower(
-            client, store, config.upload_receipts, config.concurrency, config.receipts_root
+            client,
+            store,
+            config.upload_receipts,
+            config.concurrency,
+            config.receipts_root,
+            on_wait=lambda still_open: self.maybe_log_progress(),
         )
         self.last_progress = time.monotonic()
-        self.follower.on_wait = lambda still_open: self.maybe_log_progress()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -79,25 +74,27 @@ class Pipeline:
         self.follower.complete_unfinished()
 
     def accept(self, stream: str, data: dict) -> None:
-        self.counts.read += 1
         try:
             mapped, company_id = self.mapped(stream, data)
         except RecordError as error:
-            self.reject(stream, error)
+            self.outcomes.rejected(stream, error)
             return
-        if mapped is not None:
-            self.counts.accepted += 1
-            self.buffer(company_id, stream, mapped)
+        self.outcomes.accepted()
+        self.buffer(company_id, stream, mapped)
         self.maybe_log_progress()
+
+    def refuse(self, stream: str, error: RecordError) -> None:
+        """Input refused before mapping (a line that could not be read, a stream not in the
+        catalog): read and rejected like a bad record, and counted toward max_rejected_share."""
+        self.outcomes.rejected(stream, error)
 
     def checkpoint(self) -> None:
         for company_id in list(self.buffers):
             self.submit(company_id)
         self.drain()
         self.pusher.initiate_pending_datasets()
-        self.store.record_rejects(self.run_id, self.rejects)
-        self.rejects.clear()
-        self.counts.checkpoints += 1
+        self.store_rejects()
+        self.outcomes.checkpointed()
 
     def finish(self) -> None:
         self.checkpoint()
@@ -110,21 +107,24 @@ class Pipeline:
         """Record how the run ended (`error` says why a failed run failed, in words without
         secrets), with the rejects not yet stored, whatever else goes wrong."""
         self.pool.shutdown(wait=True, cancel_futures=True)
-        counts = {
-            "in": self.counts.read,
-            "accepted": self.counts.accepted,
-            "rejected": self.counts.rejected,
-            "checkpoints": self.counts.checkpoints,
-        }
         try:
-            self.store.record_rejects(self.run_id, self.rejects)
-            self.rejects.clear()
+            self.store_rejects()
         finally:
+            tally = self.outcomes.snapshot()
+            counts = {
+                "in": tally.read,
+                "accepted": tally.accepted,
+                "rejected": tally.rejected,
+                "checkpoints": tally.checkpoints,
+            }
             self.store.finish_run(self.run_id, counts, outcome, error)
         logger.info("run %s %s: %s", self.run_id, outcome, self.progress_line())
 
+    def store_rejects(self) -> None:
+        self.outcomes.store_rejects(lambda rejects: self.store.record_rejects(self.run_id, rejects))
+
     # -- records --------------------------------------------------------------------------------
-    def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction | None, str]:
+    def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction, str]:
         mapped = self.receipt_checked(map_record(data, stream, self.config.mapping))
         company_id = self.company_of(data, mapped.source_key)
         return mapped, company_id
@@ -154,7 +154,7 @@ class Pipeline:
             company_id = canonical_uuid(str(raw)) if raw else None
             if company_id is None:
                 raise RecordError(record_key, field_name, "must hold a Codat company id (UUID)")
-        info = self.company(company_id)
+        info = self.companies.info(company_id)
         if not info.exists:
             raise RecordError(
                 record_key,
@@ -162,50 +162,6 @@ class Pipeline:
                 f"names company {company_id}, which does not exist in Codat",
             )
         return company_id
-
-    def company(self, company_id: str) -> CompanyInfo:
-        if company_id not in self.companies:
-            self.companies[company_id] = learn_company(self.client, company_id)
-        return self.companies[company_id]
-
-    def refuse(self, stream: str, error: RecordError) -> None:
-        """Input refused before mapping (a line that could not be read, a stream not in the
-        catalog): read and rejected like a bad record, and counted toward max_rejected_share."""
-        self.counts.read += 1
-        self.reject(stream, error)
-
-    def reject(self, stream: str, error: RecordError) -> None:
-        self.counts.rejected += 1
-        self.rejects.append((stream, error.record_key, error.field, error.reason))
-        logger.warning("rejected record: %s", error)
-
-    def repeated(self, stream: str, mapped: MappedTransaction, recorded_hash: str | None) -> None:
-        """The same id again: the same content is skipped; other content is a conflict."""
-        with self.pusher.lock:
-            if recorded_hash == mapped.payload_hash:
-                self.counts.skipped += 1
-                return
-            self.counts.rejected += 1
-            self.counts.accepted -= 1
-            self.rejects.append(
-                (
-                    stream,
-                    mapped.source_key,
-                    self.config.mapping.fields.id,
-                    "repeats an id already recorded with different content "
-                    "(conflicting duplicate); Codat does not update expenses",
-                )
-            )
-
-    def reject_refused(
-        self, stream: str, mapped: MappedTransaction, company_id: str, reason: str
-    ) -> None:
-        """Codat's own schema check refused one item of a push: store it like a bad record."""
-        with self.pusher.lock:
-            self.counts.rejected += 1
-            self.counts.accepted -= 1
-            self.rejects.append((stream, mapped.source_key, "codat", reason or "refused"))
-        self.store.mark_refused(company_id, mapped.transaction_id, reason or "refused by Codat")
 
     def buffer(self, company_id: str, stream: str, mapped: MappedTransaction) -> None:
         """Queue for the company's next push. Repeats are judged when the batch is claimed
@@ -238,21 +194,20 @@ class Pipeline:
             logger.info("progress: %s", self.progress_line())
 
     def progress_line(self) -> str:
-        elapsed = max(time.monotonic() - self.counts.started, 1e-9)
-        c = self.counts
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        tally = self.outcomes.snapshot()
         return (
-            f"{c.read} read, {c.accepted} accepted, {c.rejected} rejected, "
-            f"{c.skipped} repeated, {self.pusher.syncs_opened} syncs opened, "
-            f"{self.follower.finished} finished, {c.read / elapsed:.0f} records/s"
+            f"{tally.read} read, {tally.accepted} accepted, {tally.rejected} rejected, "
+            f"{tally.repeated} repeated, {self.pusher.syncs_opened} syncs opened, "
+            f"{self.follower.finished} finished, {tally.read / elapsed:.0f} records/s"
         )
 
     def check_reject_share(self) -> None:
-        if not self.counts.read:
-            return
-        share = self.counts.rejected / self.counts.read
-        if share > self.config.max_rejected_share:
+        tally = self.outcomes.snapshot()
+        if tally.rejected_share > self.config.max_rejected_share:
             raise TooManyRejectsError(
-                f"{self.counts.rejected} of {self.counts.read} records were rejected as bad "
-                f"input ({share:.1%}), more than the allowed {self.config.max_rejected_share:.1%}"
-                "; see the rejects table in the status store for each record's reason."
+                f"{tally.rejected} of {tally.read} records were rejected as bad "
+                f"input ({tally.rejected_share:.1%}), more than the allowed "
+                f"{self.config.max_rejected_share:.1%}; see the rejects table in the status "
+                "store for each record's reason."
             )

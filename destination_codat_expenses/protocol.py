@@ -1,14 +1,15 @@
 """Reading Airbyte messages from stdin exactly, and echoing STATE without losing anything.
 
 The CDK parses stdin with orjson (floats for money) and drops state fields it does not model
-(the platform's `id`, `rejectedRecordCount`). Here each line is parsed once with Decimal numbers;
-RECORDs become CDK records carrying those Decimals, and each STATE keeps its raw mapping, which
-is what gets echoed (with destinationStats set) instead of a re-serialised model.
+(the platform's `id`, `rejectedRecordCount`). Here each line is parsed once, numbers as Decimal,
+into plain values: a `Record` (stream, data, line number), a `State` (the raw mapping, which is
+what gets echoed, with destinationStats set, instead of a re-serialised model) or an
+`Unreadable`. Nothing here knows the CDK; destination.py does.
 
 Input is untrusted: no line can raise. A line that is not a message this destination can read
 (not UTF-8, not JSON, not an object, too long, a RECORD without a stream and a data object, a
-STATE that cannot be echoed) comes out as a LOG message carrying an `Unreadable`, which the
-destination stores as a reject; an odd `emitted_at` is ignorable metadata and becomes 0.
+STATE that cannot be echoed) comes out as an `Unreadable`, which the destination stores as a
+reject; an odd `emitted_at` is ignorable metadata and becomes 0.
 """
 
 from __future__ import annotations
@@ -19,34 +20,47 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
 
-from airbyte_cdk.models import (
-    AirbyteLogMessage,
-    AirbyteMessage,
-    AirbyteRecordMessage,
-    AirbyteStateMessage,
-    Level,
-    Type,
+MAX_LINE_BYTES = 1024 * 1024
+# Airbyte's message types; a tuple: `in` must not hash a dict
+KNOWN_TYPES = (
+    "RECORD",
+    "STATE",
+    "LOG",
+    "SPEC",
+    "CONNECTION_STATUS",
+    "CATALOG",
+    "TRACE",
+    "CONTROL",
+    "DESTINATION_CATALOG",
 )
 
-MAX_LINE_BYTES = 1024 * 1024
-KNOWN_TYPES = tuple(kind.value for kind in Type)  # a tuple: `in` must not hash a dict
+
+@dataclass(frozen=True)
+class Record:
+    stream: str
+    data: dict
+    line: int  # its line on stdin, for a reject that names it
+    emitted_at: int = 0
 
 
-@dataclass
-class RawState:
+@dataclass(frozen=True)
+class State:
     """An input STATE as it came: `raw` is echoed; `scope` names whose records it covers."""
 
     raw: dict
     scope: str  # a stream name, or "*" for GLOBAL/LEGACY state
 
 
-@dataclass
+@dataclass(frozen=True)
 class Unreadable:
     """An input line that is not a message this destination can read: a reject, not a crash."""
 
     line: int
     stream: str  # the stream the line names, when that much could be read; else ""
     reason: str  # completes "line 17 ..."
+
+
+Message = Record | State | Unreadable
 
 
 @dataclass
@@ -64,17 +78,16 @@ def read_lines(stream: IO) -> Iterator[bytes | str]:
         yield line
 
 
-def parse_lines(lines: Iterable[str | bytes], stats: InputStats) -> Iterator[AirbyteMessage]:
+def parse_lines(lines: Iterable[str | bytes], stats: InputStats) -> Iterator[Message]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         message = parse_line(line, number, stats)
         if message is not None:
-            message.line_number = number
             yield message
 
 
-def parse_line(line: str | bytes, number: int, stats: InputStats) -> AirbyteMessage | None:
+def parse_line(line: str | bytes, number: int, stats: InputStats) -> Message | None:
     if len(line.rstrip(b"\r\n" if isinstance(line, bytes) else "\r\n")) > MAX_LINE_BYTES:
         return unreadable(number, "", "is longer than 1 MiB", stats)
     try:
@@ -96,22 +109,13 @@ def parse_line(line: str | bytes, number: int, stats: InputStats) -> AirbyteMess
     return None  # LOG, TRACE and anything else a source sends is not ours to act on
 
 
-def record_message(raw: dict, number: int, stats: InputStats) -> AirbyteMessage:
+def record_message(raw: dict, number: int, stats: InputStats) -> Record | Unreadable:
     record = raw.get("record")
     stream = record.get("stream") if isinstance(record, dict) else None
     if not isinstance(stream, str) or not isinstance(record.get("data"), dict):
         named = stream if isinstance(stream, str) else ""
         return unreadable(number, named, "is a RECORD without a stream and a data object", stats)
-    namespace = record.get("namespace")
-    return AirbyteMessage(
-        type=Type.RECORD,
-        record=AirbyteRecordMessage(
-            stream=stream,
-            data=record["data"],
-            emitted_at=emitted_at(record.get("emitted_at")),
-            namespace=namespace if isinstance(namespace, str) else None,
-        ),
-    )
+    return Record(stream, record["data"], number, emitted_at(record.get("emitted_at")))
 
 
 def emitted_at(value: Any) -> int:
@@ -119,7 +123,7 @@ def emitted_at(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def state_message(raw: dict, number: int, stats: InputStats) -> AirbyteMessage:
+def state_message(raw: dict, number: int, stats: InputStats) -> State | Unreadable:
     state = raw.get("state")
     if not isinstance(state, dict):
         return unreadable(number, "", "is a STATE without a state object", stats)
@@ -127,9 +131,7 @@ def state_message(raw: dict, number: int, stats: InputStats) -> AirbyteMessage:
         to_json(state)  # what cannot be echoed is refused now, not when it is due
     except (ValueError, RecursionError):
         return unreadable(number, "", "is a STATE that cannot be echoed as JSON", stats)
-    message = AirbyteMessage(type=Type.STATE, state=AirbyteStateMessage())
-    message.state.raw_state = RawState(state, state_scope(state))
-    return message
+    return State(state, state_scope(state))
 
 
 def state_scope(state: dict) -> str:
@@ -141,25 +143,12 @@ def state_scope(state: dict) -> str:
     return name if isinstance(name, str) else ""
 
 
-def unreadable(number: int, stream: str, reason: str, stats: InputStats) -> AirbyteMessage:
+def unreadable(number: int, stream: str, reason: str, stats: InputStats) -> Unreadable:
     stats.unreadable_lines += 1
-    message = AirbyteMessage(
-        type=Type.LOG,
-        log=AirbyteLogMessage(level=Level.WARN, message=f"input line {number} {reason}"),
-    )
-    message.unreadable = Unreadable(number, stream, reason)
-    return message
+    return Unreadable(number, stream, reason)
 
 
-def unreadable_of(message: AirbyteMessage) -> Unreadable | None:
-    return getattr(message, "unreadable", None)
-
-
-def line_number_of(message: AirbyteMessage) -> int | None:
-    return getattr(message, "line_number", None)
-
-
-def echo(state: RawState, record_count: int) -> dict:
+def echo(state: State, record_count: int) -> dict:
     """The STATE to emit: exactly what came in, plus how many records it covers."""
     out = dict(state.raw)
     known = out.get("destinationStats")
@@ -167,10 +156,6 @@ def echo(state: RawState, record_count: int) -> dict:
     stats["recordCount"] = record_count
     out["destinationStats"] = stats
     return {"type": "STATE", "state": out}
-
-
-def echo_line(state: RawState, record_count: int) -> str:
-    return to_json(echo(state, record_count))
 
 
 def to_json(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""One push: claim, ledger first, then Codat, then the ledger again.
+"""The one push path: claim, ledger first, then Codat, then the ledger again. A run's records
+(pipeline.py) and a retry of a sync's failed items (retry.py) both go through `Pusher`.
 
 An id is claimed before its push: an id this run is still pushing (its answer not yet in the
 ledger) is a repeat, like one the ledger has as sent or completed, so two pushes in flight never
@@ -6,7 +7,11 @@ carry one id (Codat would refuse the second as processed before, with every othe
 sync). Direct flow: one create queues one sync. Datasets flow: each push makes a dataset, and
 once a company has `sync_size` transactions in datasets (or at a checkpoint) one sync is
 initiated for all of them; their claims last until then. A "previously processed" refusal is
-checked id by id against Codat's transaction statuses (reconcile.find_completions).
+checked id by id against Codat's transaction statuses (reconcile.settle_processed_before).
+
+A retry pushes what the ledger already holds (only its state goes back to `sending`), direct,
+under an Idempotency-Key of its own purpose, and records its sync as a retry of the old one.
+What the pusher learns about a record (a repeat, a refusal) it reports to `Outcomes`.
 """
 
 from __future__ import annotations
@@ -15,15 +20,75 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Protocol
 
+from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.companies import Companies, CompanyInfo
+from destination_codat_expenses.config import Config
 from destination_codat_expenses.crashpoints import crash_point
-from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError
-from destination_codat_expenses.mapping import ID_NAMESPACE, MappedTransaction
+from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError, RecordError
+from destination_codat_expenses.mapping import ID_NAMESPACE
+from destination_codat_expenses.models import ON_ITS_WAY
+from destination_codat_expenses.outcomes import Outcomes
 from destination_codat_expenses.reconcile import settle_processed_before
+from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
-Batch = list[tuple[str, MappedTransaction]]
+CONFLICT = (
+    "repeats an id already recorded with different content (conflicting duplicate); "
+    "Codat does not update expenses"
+)
+
+
+class Pushable(Protocol):
+    """What a push needs of an expense: a MappedTransaction (a record of this run) or a
+    LedgerItem (one the ledger holds, pushed again by retry)."""
+
+    @property
+    def transaction_id(self) -> str: ...
+    @property
+    def source_key(self) -> str: ...
+    @property
+    def body(self) -> dict: ...
+    @property
+    def payload_hash(self) -> str: ...
+    @property
+    def issue_date(self) -> date: ...
+
+
+@dataclass(frozen=True)
+class LedgerItem:
+    """An expense as the ledger holds it: its payload exactly as first pushed, and that
+    payload's hash."""
+
+    transaction_id: str
+    source_key: str
+    body: dict
+    payload_hash: str
+    issue_date: date
+
+
+Batch = list[tuple[str, Pushable]]  # (stream, expense)
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    flow: str  # "direct" or "datasets"
+    sync_size: int  # datasets flow: transactions per initiated sync
+    id_field: str  # the record field a conflicting repeat is rejected on
+    retry_of: str | None = None  # set: these pushes carry that sync's failed items again
+
+    @classmethod
+    def of(cls, config: Config) -> PushSettings:
+        return cls(config.push_flow, config.sync_size, config.mapping.fields.id)
+
+    @classmethod
+    def retry(cls, sync_id: str) -> PushSettings:
+        """A retry pushes direct what the ledger holds: no datasets, and no record whose id
+        could conflict (each item comes with the content recorded for its id)."""
+        return cls("direct", sync_size=1, id_field="id", retry_of=sync_id)
 
 
 def idempotency_key(company_id: str, purpose: str, parts: list[str]) -> str:
@@ -31,8 +96,15 @@ def idempotency_key(company_id: str, purpose: str, parts: list[str]) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join([company_id, purpose, *parts])))
 
 
-def sync_record(sync_id: str, info, dates: list, **extra) -> dict:
-    """What the store keeps about a sync this process opened (run, retry_of, flow in extra)."""
+def sync_record(
+    sync_id: str,
+    info: CompanyInfo,
+    dates: list[date],
+    flow: str,
+    run_id: str | None,
+    retry_of: str | None,
+) -> dict:
+    """What the store keeps about a sync this process opened."""
     return {
         "sync_id": sync_id,
         "initiated_at": datetime.now(UTC),
@@ -41,38 +113,52 @@ def sync_record(sync_id: str, info, dates: list, **extra) -> dict:
         "expenses_from": min(dates),
         "expenses_to": max(dates),
         "config_snapshot": info.config,
-        **extra,
+        "flow": flow,
+        "run_id": run_id,
+        "retry_of": retry_of,
     }
 
 
 class Pusher:
-    def __init__(self, pipeline) -> None:
-        self.pipeline = pipeline
-        self.client, self.store = pipeline.client, pipeline.store
-        self.config = pipeline.config
-        self.lock = threading.RLock()  # claim() reports repeats to the pipeline, which takes it
+    def __init__(
+        self,
+        client: CodatClient,
+        store: StatusStore,
+        settings: PushSettings,
+        companies: Companies,
+        outcomes: Outcomes,
+        run_id: str | None,
+    ) -> None:
+        self.client, self.store, self.settings = client, store, settings
+        self.companies, self.outcomes, self.run_id = companies, outcomes, run_id
+        self.lock = threading.Lock()  # the claims, the datasets waiting, the syncs opened
         self.in_flight: dict[tuple[str, str], str] = {}  # (company, id) -> payload hash
         self.pending_datasets: dict[str, list[tuple[str, Batch]]] = defaultdict(list)
-        self.syncs_opened = 0
+        self.opened_syncs: list[str] = []
+
+    @property
+    def syncs_opened(self) -> int:
+        with self.lock:
+            return len(self.opened_syncs)
 
     def push(self, company_id: str, batch: Batch) -> None:
         fresh = self.claim(company_id, batch)
         if not fresh:
             return
         try:
-            for stream in {s for s, _ in fresh}:
-                self.store.mark_sending(company_id, stream, [m for s, m in fresh if s == stream])
+            self.mark_sending(company_id, fresh)
             crash_point("before_push")
-            if self.config.push_flow == "direct":
+            if self.settings.flow == "direct":
                 self.push_direct(company_id, fresh)
             else:
                 self.push_dataset(company_id, fresh)
         except BaseException:
             self.release(company_id, fresh)
             raise
-        if self.config.push_flow == "direct":
+        if self.settings.flow == "direct":
             self.release(company_id, fresh)
 
+    # -- claims ---------------------------------------------------------------------------------
     def claim(self, company_id: str, batch: Batch) -> Batch:
         """The ids of `batch` this push may carry: not in flight in this run, not sent or
         completed in the ledger, first in the batch. Every other occurrence is a repeat, judged
@@ -89,7 +175,7 @@ class Pusher:
                         first[tid] = self.in_flight[(company_id, tid)] = mapped.payload_hash
                         keep.append((stream, mapped))
                         continue
-                self.pipeline.repeated(stream, mapped, first[tid])
+                self.repeated(stream, mapped, first[tid])
             return keep
 
     def recorded_hash(self, company_id: str, tid: str, ledger: dict) -> str | None:
@@ -98,7 +184,15 @@ class Pusher:
         if (company_id, tid) in self.in_flight:
             return self.in_flight[(company_id, tid)]
         state, recorded = ledger.get(tid, ("new", None))
-        return recorded if state in ("completed", "sent") else None
+        return recorded if state in ON_ITS_WAY else None
+
+    def repeated(self, stream: str, mapped: Pushable, recorded_hash: str | None) -> None:
+        """The same id again: the same content is skipped; other content is a conflict."""
+        if recorded_hash == mapped.payload_hash:
+            self.outcomes.repeated()
+        else:
+            conflict = RecordError(mapped.source_key, self.settings.id_field, CONFLICT)
+            self.outcomes.withdrawn(stream, conflict)
 
     def release(self, company_id: str, batch: Batch) -> None:
         """The push's outcome is in the ledger now (or it failed): the ledger judges repeats."""
@@ -106,42 +200,71 @@ class Pusher:
             for _, mapped in batch:
                 self.in_flight.pop((company_id, mapped.transaction_id), None)
 
+    def mark_sending(self, company_id: str, batch: Batch) -> None:
+        """Ledger first: the ids are `sending` before their push leaves. A record of this run
+        brings its content; a retry pushes the content the ledger already holds."""
+        if self.settings.retry_of is not None:
+            self.store.mark_retrying(company_id, [m.transaction_id for _, m in batch])
+            return
+        for stream in {s for s, _ in batch}:
+            self.store.mark_sending(company_id, stream, [m for s, m in batch if s == stream])
+
     # -- direct flow ----------------------------------------------------------------------------
     def push_direct(self, company_id: str, batch: Batch) -> None:
         items = [m.body for _, m in batch]
-        key = idempotency_key(company_id, "create", [m.payload_hash for _, m in batch])
+        purpose = f"retry:{self.settings.retry_of}" if self.settings.retry_of else "create"
+        key = idempotency_key(company_id, purpose, [m.payload_hash for _, m in batch])
         try:
             sync_id = self.client.create_expense_transactions(company_id, items, key)
         except FatalAPIError as error:
             remaining = self.settle_refusal(company_id, batch, error)
+            if remaining is None:
+                self.failed_again(company_id, batch, error)
+                raise
             if remaining and len(remaining) < len(batch):
                 self.push_direct(company_id, remaining)
             return
         crash_point("after_response")
         self.opened(company_id, sync_id, batch, "direct")
 
-    def settle_refusal(self, company_id: str, batch: Batch, error: FatalAPIError) -> Batch:
-        """Resolve what Codat refused item by item; return what may still be pushed."""
+    def settle_refusal(self, company_id: str, batch: Batch, error: FatalAPIError) -> Batch | None:
+        """Resolve what Codat refused item by item; return what may still be pushed. None: the
+        refusal names no item of the batch (the push was refused as a whole)."""
         if error.status != 400:
-            raise error
+            return None
         if isinstance(error, AlreadyProcessed):
             named = {m.transaction_id for _, m in batch if m.transaction_id in error.ids}
             if not named:
-                raise error
+                return None
             settle_processed_before(self.client, self.store, company_id, named)
             return [(s, m) for s, m in batch if m.transaction_id not in named]
         named = {v.get("itemId") for v in error.validation if v.get("itemId")}
         refused = [(s, m) for s, m in batch if m.transaction_id in named]
         if not refused:
-            raise error
+            return None
         for stream, mapped in refused:
             reasons = "; ".join(
                 v.get("message") or ""
                 for v in error.validation
                 if v.get("itemId") == mapped.transaction_id
             )
-            self.pipeline.reject_refused(stream, mapped, company_id, reasons)
+            self.refused(company_id, stream, mapped, reasons)
         return [(s, m) for s, m in batch if m.transaction_id not in named]
+
+    def refused(self, company_id: str, stream: str, mapped: Pushable, reason: str) -> None:
+        """Codat's own schema check refused one item of a push: stored like a bad record."""
+        refusal = RecordError(mapped.source_key, "codat", reason or "refused")
+        self.outcomes.withdrawn(stream, refusal)
+        self.store.mark_refused(company_id, mapped.transaction_id, reason or "refused by Codat")
+
+    def failed_again(self, company_id: str, batch: Batch, error: FatalAPIError) -> None:
+        """A retry Codat refused as a whole: its ids are failed again, with Codat's reason, not
+        left in flight. (A run's refused push leaves them `sending`: the run fails, and the next
+        one looks them up in Codat before pushing.)"""
+        if self.settings.retry_of is None:
+            return
+        for _, mapped in batch:
+            self.store.mark_refused(company_id, mapped.transaction_id, error.detail or str(error))
 
     # -- datasets flow --------------------------------------------------------------------------
     def push_dataset(self, company_id: str, batch: Batch) -> None:
@@ -149,15 +272,17 @@ class Pusher:
         key = idempotency_key(company_id, "dataset", [m.payload_hash for _, m in batch])
         dataset_id = self.client.create_expense_dataset(company_id, items, key)
         crash_point("after_response")
-        self.store.mark_dataset(company_id, dataset_id, self.pipeline.run_id, len(batch))
+        self.store.mark_dataset(company_id, dataset_id, self.run_id, len(batch))
         with self.lock:
             self.pending_datasets[company_id].append((dataset_id, batch))
             waiting = sum(len(b) for _, b in self.pending_datasets[company_id])
-        if waiting >= self.config.sync_size:
+        if waiting >= self.settings.sync_size:
             self.initiate(company_id)
 
     def initiate_pending_datasets(self) -> None:
-        for company_id in list(self.pending_datasets):
+        with self.lock:
+            companies = list(self.pending_datasets)
+        for company_id in companies:
             self.initiate(company_id)
 
     def initiate(self, company_id: str) -> None:
@@ -178,13 +303,17 @@ class Pusher:
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def opened(self, company_id: str, sync_id: str, batch: Batch, flow: str) -> None:
-        info = self.pipeline.company(company_id)
         record = sync_record(
-            sync_id, info, [m.issue_date for _, m in batch], flow=flow, run_id=self.pipeline.run_id
+            sync_id,
+            self.companies.info(company_id),
+            [m.issue_date for _, m in batch],
+            flow,
+            self.run_id,
+            self.settings.retry_of,
         )
         self.store.mark_sent(company_id, [m.transaction_id for _, m in batch], record)
         with self.lock:
-            self.syncs_opened += 1
+            self.opened_syncs.append(sync_id)
         logger.info(
             "sync %s opened for company %s with %d transactions (%s flow)",
             sync_id,

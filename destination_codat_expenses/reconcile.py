@@ -6,9 +6,10 @@ read, and an id found in one is marked `sent` with that sync (so it is followed,
 again). An id found nowhere stays `sending` and is pushed again, with the same id, when its
 record comes.
 
-After "previously been processed": the claim is checked id by id (`find_completions`). Only an
-id that Codat itself lists as `Completed` in some sync becomes `completed` in the ledger, with
-that sync; an id found nowhere is not completed, whatever the message said.
+After Codat's "processed before" answer (codat/errors.py): the claim is checked id by id
+(`find_completions`). Only an id that Codat itself lists as `Completed` in some sync becomes
+`completed` in the ledger, with that sync; an id found nowhere is not completed, whatever the
+message said.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.errors import CodatAPIError, CodatExpensesError, FatalAPIError
+from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.models import IN_PROGRESS
 from destination_codat_expenses.store import queries
 from destination_codat_expenses.store.status_store import StatusStore, record_discovered_sync
-from destination_codat_expenses.syncs import SyncFollower
 
 SYNC_STATUS_PATH = "/syncs/{syncId}/status"  # the end of the client's path template
 

@@ -1,6 +1,8 @@
 """Retry a sync's failed items: the same transaction ids, in a new push, recorded as a retry of
 the old sync and followed to its end. Completed ids are never pushed again (Codat's rule and
-ours), so retrying can never write an expense twice. The report's button calls this too."""
+ours), so retrying can never write an expense twice. The push is the one push path
+(pushes.Pusher), which claims, marks, keys and settles a retry as it does a run's records.
+The report's button calls this too."""
 
 from __future__ import annotations
 
@@ -8,19 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from destination_codat_expenses.codat.client import CodatClient
-from destination_codat_expenses.companies import learn_company
-from destination_codat_expenses.errors import AlreadyProcessed, CodatExpensesError, FatalAPIError
-from destination_codat_expenses.pushes import idempotency_key, sync_record
-from destination_codat_expenses.reconcile import settle_processed_before
+from destination_codat_expenses.companies import Companies
+from destination_codat_expenses.errors import NothingToRetry
+from destination_codat_expenses.follow import SyncFollower
+from destination_codat_expenses.outcomes import Outcomes
+from destination_codat_expenses.pushes import Batch, LedgerItem, Pusher, PushSettings
 from destination_codat_expenses.store import queries
 from destination_codat_expenses.store.status_store import StatusStore
-from destination_codat_expenses.syncs import SyncFollower
 
 BATCH = 50
-
-
-class NothingToRetry(CodatExpensesError):
-    """The sync has no failed item that may be pushed again; the message says why."""
 
 
 @dataclass
@@ -63,53 +61,34 @@ def run_retry(
     client: CodatClient, store: StatusStore, plan: RetryPlan, wait_s: float = 600
 ) -> RetryResult:
     """Push the plan's items again (same ids), record each new sync as a retry, follow them."""
-    result = RetryResult(plan)
-    info = learn_company(client, plan.company_id)
-    for start in range(0, len(plan.items), BATCH):
-        sync_id = push_again(client, store, plan, plan.items[start : start + BATCH], info)
-        if sync_id:
-            result.new_sync_ids.append(sync_id)
+    companies = Companies(client)
+    companies.info(plan.company_id)  # a refused key or address fails here, before any push
+    settings = PushSettings.retry(plan.sync_id)
+    pusher = Pusher(client, store, settings, companies, Outcomes(), run_id=None)
+    batch = ledger_items(store, plan)
+    for start in range(0, len(batch), BATCH):
+        pusher.push(plan.company_id, batch[start : start + BATCH])
+    result = RetryResult(plan, new_sync_ids=list(pusher.opened_syncs))
     follower = SyncFollower(client, store, upload_receipts=True)
     open_syncs = follower.follow([(plan.company_id, s) for s in result.new_sync_ids], wait_s)
     result.still_open = [s for _, s in open_syncs]
     return result
 
 
-def push_again(
-    client: CodatClient, store: StatusStore, plan: RetryPlan, items: list[dict], info
-) -> str | None:
-    ids = [i["transaction_id"] for i in items]
-    store.mark_retrying(plan.company_id, ids)
-    key = idempotency_key(plan.company_id, f"retry:{plan.sync_id}", ids)
-    try:
-        sync_id = client.create_expense_transactions(
-            plan.company_id, [i["payload"] for i in items], key
+def ledger_items(store: StatusStore, plan: RetryPlan) -> Batch:
+    """The plan's items as the ledger holds them: payload as first pushed, and its hash."""
+    ids = [i["transaction_id"] for i in plan.items]
+    hashes = {tid: digest for tid, (_, digest) in store.ledger(plan.company_id, ids).items()}
+    return [
+        (
+            item["source_stream"],
+            LedgerItem(
+                item["transaction_id"],
+                item["source_key"],
+                item["payload"],
+                hashes[item["transaction_id"]],
+                datetime.fromisoformat(item["payload"]["issueDate"]).date(),
+            ),
         )
-    except AlreadyProcessed as error:
-        return push_unprocessed(client, store, plan, items, info, error.ids)
-    except FatalAPIError as error:
-        for transaction_id in ids:  # Codat refused for good: failed again, not in flight
-            store.mark_refused(plan.company_id, transaction_id, error.detail or str(error))
-        raise
-    record_retry_sync(store, plan, items, info, sync_id)
-    return sync_id
-
-
-def push_unprocessed(
-    client: CodatClient, store: StatusStore, plan: RetryPlan, items: list[dict], info, named
-) -> str | None:
-    """Codat says some of these ids were processed before: each is completed only where Codat
-    lists it so; the others of the batch are pushed again without them."""
-    named = {i["transaction_id"] for i in items if i["transaction_id"] in named}
-    if not named:
-        raise NothingToRetry("Codat refused the retry as processed before, naming no item of it.")
-    settle_processed_before(client, store, plan.company_id, named)
-    rest = [i for i in items if i["transaction_id"] not in named]
-    return push_again(client, store, plan, rest, info) if rest else None
-
-
-def record_retry_sync(store: StatusStore, plan: RetryPlan, items: list[dict], info, sync_id):
-    ids = [i["transaction_id"] for i in items]
-    dates = [datetime.fromisoformat(i["payload"]["issueDate"]).date() for i in items]
-    record = sync_record(sync_id, info, dates, flow="direct", retry_of=plan.sync_id)
-    store.mark_sent(plan.company_id, ids, record)
+        for item in plan.items
+    ]

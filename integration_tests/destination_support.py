@@ -210,8 +210,7 @@ def iter_write(config: dict, catalog_: dict, lines: Iterable[dict | str]) -> Ite
     raw_lines = (line if isinstance(line, str) else json.dumps(line) for line in lines)
     parsed = protocol.parse_lines(raw_lines, protocol.InputStats())
     configured = ConfiguredAirbyteCatalogSerializer.load(catalog_)
-    for message in DestinationCodatExpenses().write(config, configured, parsed):
-        yield protocol.echo(message.state.raw_state, message.state.echo_count)
+    yield from DestinationCodatExpenses().write(config, configured, parsed)
 
 
 def wait_until(check, timeout: float = 30.0, interval: float = 0.05):

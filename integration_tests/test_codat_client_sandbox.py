@@ -11,7 +11,7 @@ from conftest import API_KEY, AUTH, XERO
 from conftest import expense as float_expense
 
 from destination_codat_expenses import jsonwire
-from destination_codat_expenses.codat.client import CodatClient, RetryPolicy
+from destination_codat_expenses.codat.client import AttemptPolicy, CodatClient
 from destination_codat_expenses.errors import FatalAPIError
 
 
@@ -23,7 +23,7 @@ def expense(**overrides) -> dict:
 @pytest.fixture
 def client(sandbox_url):
     with httpx.Client(base_url=sandbox_url, timeout=10) as http:
-        yield CodatClient(http, API_KEY, RetryPolicy(backoff_base_s=0.01, backoff_max_s=0.05))
+        yield CodatClient(http, API_KEY, AttemptPolicy(backoff_base_s=0.01, backoff_max_s=0.05))
 
 
 def final_status(client, sync_id):

@@ -401,3 +401,23 @@ def test_write_refuses_a_bad_setting_by_name(sandbox_url, tmp_path):
     assert traces[-1]["error"]["failure_type"] == "config_error"
     assert traces[-1]["error"]["message"].startswith("Setting 'batch_size':")
     assert books(sandbox_url) == {}
+
+
+def test_each_http_exchange_is_one_info_line_in_the_airbyte_log_without_the_key(tmp_path):
+    """The client logs under the logger the CDK forwards: a real run's stdout carries one INFO
+    LOG message per exchange with Codat (method, path template, status), never the key."""
+    with ServerThread(create_app(SandboxSettings(api_key=CANARY))) as base_url:
+        store = tmp_path / "status.duckdb"
+        config = settings(base_url, store, api_key=CANARY)
+        lines = [record(CARDS, flat("h1")), record(CARDS, flat("h2")), stream_state(CARDS, 1)]
+        written = run_write(write_files(tmp_path / "run", config, catalog(CARDS), lines))
+    assert written.returncode == 0, written.stderr.decode()[-2000:]
+    logs = [m["log"] for m in messages_of(written.stdout) if m["type"] == "LOG"]
+    exchanges = [log for log in logs if log["message"].startswith("codat ")]
+    create = "codat POST /companies/{companyId}/sync/expenses/expense-transactions 200 "
+    assert [log["level"] for log in exchanges if log["message"].startswith(create)] == ["INFO"]
+    status = "codat GET /companies/{companyId}/sync/expenses/syncs/{syncId}/status 200 "
+    assert any(log["message"].startswith(status) for log in exchanges)
+    assert all(log["level"] == "INFO" and "(attempt 1)" in log["message"] for log in exchanges)
+    assert any("migrated to version" in log["message"] for log in logs)  # the store's log too
+    assert_no_canary(written.stdout, written.stderr)

@@ -15,9 +15,10 @@ from echo_upstream import Echo, echo_upstream
 from webhook_support import post, running_receiver, signed, sync_event
 
 from destination_codat_expenses.destination import DestinationCodatExpenses
+from destination_codat_expenses.errors import NothingToRetry
 from destination_codat_expenses.protocol import InputStats, parse_lines
 from destination_codat_expenses.redaction import api_key_forms as key_forms
-from destination_codat_expenses.retry import NothingToRetry, plan_retry
+from destination_codat_expenses.retry import plan_retry
 from destination_codat_expenses.store.db import reading, release
 from destination_codat_expenses.store.status_store import StatusStore
 

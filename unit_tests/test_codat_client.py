@@ -1,4 +1,4 @@
-"""CodatClient retry policy and error mapping, with exact answer sequences from a MockTransport."""
+"""CodatClient attempts, backoff and error mapping, with exact answers from a MockTransport."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 
 from destination_codat_expenses import jsonwire
 from destination_codat_expenses.codat.client import (
+    AttemptBudget,
+    AttemptPolicy,
     CodatClient,
-    RetryBudget,
-    RetryPolicy,
     retry_after,
 )
 from destination_codat_expenses.errors import FatalAPIError, RetriableAPIError
@@ -38,7 +38,7 @@ def scripted(*answers):
 
     http = httpx.Client(transport=httpx.MockTransport(handler), base_url="https://codat.test")
     sleeps: list[float] = []
-    client = CodatClient(http, SECRET, RetryPolicy(attempts=4, budget=10), sleep=sleeps.append)
+    client = CodatClient(http, SECRET, AttemptPolicy(attempts=4, budget=10), sleep=sleeps.append)
     return client, seen, sleeps
 
 
@@ -81,14 +81,14 @@ def test_attempts_exhausted_raise_retriable_with_status():
     assert raised.value.status == 503 and len(seen) == 4
 
 
-def test_retry_budget_is_shared_across_calls():
+def test_attempt_budget_is_shared_across_calls():
     client, seen, _ = scripted(*[(503, {}, {})] * 20)
-    client.budget = RetryBudget(floor=2, ratio=0)
+    client.budget = AttemptBudget(floor=2, ratio=0)
     with pytest.raises(RetriableAPIError):
         client.get_sync_status(COMPANY, "s1")
     with pytest.raises(RetriableAPIError):
         client.get_sync_status(COMPANY, "s1")
-    assert len(seen) == 4  # 3 for the first call (2 retries), then 1 with no budget left
+    assert len(seen) == 4  # 3 for the first call (2 extra attempts), then 1 with no budget left
 
 
 def test_400_is_fatal_with_codat_validation_and_no_secret():
@@ -142,7 +142,7 @@ def assert_scrubbed(error) -> None:
 
 @pytest.mark.parametrize("status", [400, 404, 503])
 def test_an_error_body_echoing_the_key_is_scrubbed_before_the_error_carries_it(status):
-    policy = RetryPolicy(attempts=1)
+    policy = AttemptPolicy(attempts=1)
     answer = httpx.Response(status, json=echoing_body())
     http = httpx.Client(
         transport=httpx.MockTransport(lambda request: answer), base_url="https://codat.test"
@@ -167,7 +167,7 @@ def test_an_error_body_echoing_the_key_is_scrubbed_before_the_error_carries_it(s
 
 def test_auth_header_is_basic_base64_of_key():
     client, seen, _ = scripted((200, {"id": COMPANY}, {}))
-    client.get_company(COMPANY)
+    client.list_companies(page_size=1)
     assert seen[0].headers["Authorization"] == "Basic Y2FuYXJ5LWtleS03ZjNh"
 
 
@@ -194,8 +194,8 @@ def test_paging_follows_next_links():
     assert [r.url.params["page"] for r in seen] == ["1", "2"]
 
 
-def test_retry_budget_grows_with_traffic():
-    budget = RetryBudget(floor=1, ratio=0.5)
+def test_attempt_budget_grows_with_traffic():
+    budget = AttemptBudget(floor=1, ratio=0.5)
     assert budget.take() and not budget.take()
     for _ in range(4):
         budget.sent()

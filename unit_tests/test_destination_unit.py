@@ -2,38 +2,53 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 
 import pytest
-from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, FailureType
+from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, FailureType, Status
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.destination import (
+    DestinationCodatExpenses,
     emit,
     failure_type,
-    settings_problem,
     writable_streams,
 )
-from destination_codat_expenses.errors import ConfigError, FatalAPIError, RetriableAPIError
+from destination_codat_expenses.errors import (
+    ConfigError,
+    FatalAPIError,
+    RetriableAPIError,
+    TooManyRejectsError,
+)
+from destination_codat_expenses.store.db import release
+
+COMPANY = "11111111-1111-4111-8111-111111111111"
+
+
+def catalog_of(mode: str) -> dict:
+    return {
+        "streams": [
+            {
+                "stream": {
+                    "name": "s",
+                    "json_schema": {},
+                    "supported_sync_modes": ["full_refresh"],
+                },
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": mode,
+            }
+        ]
+    }
+
+
+CATALOG = catalog_of("append")
 
 
 def catalog(mode: str):
-    return ConfiguredAirbyteCatalogSerializer.load(
-        {
-            "streams": [
-                {
-                    "stream": {
-                        "name": "s",
-                        "json_schema": {},
-                        "supported_sync_modes": ["full_refresh"],
-                    },
-                    "sync_mode": "full_refresh",
-                    "destination_sync_mode": mode,
-                }
-            ]
-        }
-    )
+    return ConfiguredAirbyteCatalogSerializer.load(catalog_of(mode))
 
 
 def test_overwrite_is_refused_as_config_error():
@@ -55,23 +70,11 @@ def test_append_modes_are_written():
         (FatalAPIError("refused", status=401), FailureType.config_error),
         (FatalAPIError("gone", status=404), FailureType.system_error),
         (RetriableAPIError("down", status=503), FailureType.transient_error),
+        (TooManyRejectsError("too many"), FailureType.config_error),
     ],
 )
 def test_errors_map_to_failure_types(error, expected):
     assert failure_type(error) == expected
-
-
-COMPANY = "11111111-1111-4111-8111-111111111111"
-
-
-@pytest.mark.parametrize(
-    "spelling", [f"urn:uuid:{COMPANY}", f"{{{COMPANY}}}", COMPANY.replace("-", "")]
-)
-def test_a_configured_company_id_must_be_a_canonical_uuid(spelling):
-    config = {"api_key": "k", "status_store_path": "s.duckdb"}
-    assert settings_problem({**config, "company_id": spelling}).setting == "company_id"
-    accepted = Config.from_mapping({**config, "company_id": COMPANY.upper()})
-    assert accepted.company_id == COMPANY
 
 
 def test_each_message_reaches_stdout_in_one_write(monkeypatch):
@@ -89,3 +92,64 @@ def test_each_message_reaches_stdout_in_one_write(monkeypatch):
     monkeypatch.setattr(sys, "stdout", Stdout())
     emit('{"type": "STATE"}')
     assert writes == ['{"type": "STATE"}\n', "<flush>"]
+
+
+# -- settings parsed once; STATE echoed as plain values -------------------------------------------
+def command_files(tmp_path, **config) -> list[str]:
+    settings = {
+        "api_key": "k",
+        "company_id": COMPANY,
+        "base_url": "http://127.0.0.1:9",  # nothing here is asked: no record, no open sync
+        "status_store_path": str(tmp_path / "status.duckdb"),
+        **config,
+    }
+    (tmp_path / "config.json").write_text(json.dumps(settings))
+    (tmp_path / "catalog.json").write_text(json.dumps(CATALOG))
+    return ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")]
+
+
+@pytest.fixture
+def parses(monkeypatch) -> list[dict]:
+    """Every Config.from_mapping call, counted."""
+    seen: list[dict] = []
+    original = Config.from_mapping.__func__
+
+    def counting(cls, raw):
+        seen.append(raw)
+        return original(cls, raw)
+
+    monkeypatch.setattr(Config, "from_mapping", classmethod(counting))
+    return seen
+
+
+def test_write_parses_its_settings_once_and_echoes_a_state_as_it_came(
+    tmp_path, monkeypatch, parses
+):
+    state = {"type": "STREAM", "stream": {"stream_descriptor": {"name": "s"}}, "id": 7}
+    monkeypatch.setattr(
+        sys, "stdin", io.BytesIO(json.dumps({"type": "STATE", "state": state}).encode())
+    )
+    destination = DestinationCodatExpenses()
+    args = destination.parse_args(["write", *command_files(tmp_path)])
+    (echoed,) = list(destination.run_cmd(args))
+    assert echoed == {"type": "STATE", "state": {**state, "destinationStats": {"recordCount": 0}}}
+    assert len(parses) == 1
+    release(str(tmp_path / "status.duckdb"))
+
+
+def test_check_refuses_a_bad_setting_by_name_after_one_parse(tmp_path, parses):
+    destination = DestinationCodatExpenses()
+    args = destination.parse_args(["check", *command_files(tmp_path, batch_size=51)][:3])
+    (message,) = list(destination.run_cmd(args))
+    assert message.connectionStatus.status == Status.FAILED
+    assert message.connectionStatus.message.startswith("Setting 'batch_size':")
+    assert len(parses) == 1
+
+
+def test_write_refuses_a_bad_setting_with_a_config_error_trace(tmp_path, parses):
+    destination = DestinationCodatExpenses()
+    args = destination.parse_args(["write", *command_files(tmp_path, push_flow="batch")])
+    with pytest.raises(AirbyteTracedException) as raised:
+        list(destination.run_cmd(args))
+    assert raised.value.failure_type == FailureType.config_error
+    assert raised.value.message.startswith("Setting 'push_flow':") and len(parses) == 1

@@ -1,27 +1,31 @@
-"""The stdin reader: any line becomes a message, nothing, or an Unreadable reject; it never
-raises. An odd `emitted_at` is ignored; a STATE that could not be echoed is refused when read."""
+"""The stdin reader: any line becomes a plain Record or State, nothing, or an Unreadable
+reject; it never raises. An odd `emitted_at` is ignored; a STATE that could not be echoed is
+refused when read."""
 
 from __future__ import annotations
 
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from airbyte_cdk.models import Type
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from destination_codat_expenses import protocol
 from destination_codat_expenses.protocol import (
+    KNOWN_TYPES,
     MAX_LINE_BYTES,
     InputStats,
-    RawState,
+    Record,
+    State,
+    Unreadable,
     echo,
-    echo_line,
-    line_number_of,
     parse_lines,
     read_lines,
-    unreadable_of,
+    to_json,
 )
 
 GOOD_DATA = {"id": "c1", "amount": "12.00"}
@@ -43,13 +47,13 @@ def parsed(*lines: str | bytes) -> list:
 def test_an_odd_emitted_at_is_ignored_and_the_record_is_kept(emitted_at):
     line = record_line().replace('"emitted_at": 1', f'"emitted_at": {emitted_at}')
     (message,) = parsed(line)
-    assert message.type == Type.RECORD and unreadable_of(message) is None
-    assert message.record.emitted_at == 0 and message.record.data == GOOD_DATA
+    assert isinstance(message, Record)
+    assert message.emitted_at == 0 and message.data == GOOD_DATA
 
 
 def test_an_integer_emitted_at_and_the_line_number_are_kept():
     (message,) = parsed("", record_line(emitted_at=1714521600000))
-    assert message.record.emitted_at == 1714521600000 and line_number_of(message) == 2
+    assert message.emitted_at == 1714521600000 and message.line == 2
 
 
 @pytest.mark.parametrize(
@@ -71,10 +75,10 @@ def test_an_integer_emitted_at_and_the_line_number_are_kept():
 )
 def test_an_unreadable_line_is_an_unreadable_reject_naming_its_line(line, stream, reason):
     stats = InputStats()
-    (message,) = list(parse_lines([record_line(), line], stats))[1:]
-    problem = unreadable_of(message)
+    (problem,) = list(parse_lines([record_line(), line], stats))[1:]
+    assert isinstance(problem, Unreadable)
     assert problem.line == 2 and problem.stream == stream and reason in problem.reason
-    assert message.type == Type.LOG and stats.unreadable_lines == 1
+    assert stats.unreadable_lines == 1
 
 
 def test_other_message_types_are_not_ours_and_not_rejects():
@@ -87,22 +91,22 @@ def test_an_endless_line_is_read_in_bounded_pieces_and_the_next_line_still_count
     lines = list(read_lines(io.BytesIO(huge + record_line().encode() + b"\n")))
     assert len(lines) == 2 and max(len(line) for line in lines) <= MAX_LINE_BYTES + 1
     first, second = parsed(*lines)
-    assert "longer than 1 MiB" in unreadable_of(first).reason
-    assert second.type == Type.RECORD and line_number_of(second) == 2
+    assert "longer than 1 MiB" in first.reason
+    assert isinstance(second, Record) and second.line == 2
 
 
 def test_a_state_echo_writes_a_huge_exponent_as_it_came_not_spelled_out():
     (message,) = parsed('{"type": "STATE", "state": {"type": "GLOBAL", "n": 1E+999999999}}')
-    line = echo_line(message.state.raw_state, 3)
+    line = to_json(echo(message, 3))
     assert len(line) < 200
     assert json.loads(line, parse_float=Decimal)["state"]["n"] == Decimal("1E+999999999")
 
 
 def test_destination_stats_that_are_not_an_object_are_replaced_not_a_crash():
-    state = RawState({"type": "GLOBAL", "destinationStats": [1, 2]}, "*")
+    state = State({"type": "GLOBAL", "destinationStats": [1, 2]}, "*")
     assert echo(state, 4)["state"]["destinationStats"] == {"recordCount": 4}
-    state = RawState({"type": "STREAM", "stream": ["not", "an", "object"]}, "")
-    assert json.loads(echo_line(state, 0))["state"]["stream"] == ["not", "an", "object"]
+    state = State({"type": "STREAM", "stream": ["not", "an", "object"]}, "")
+    assert json.loads(to_json(echo(state, 0)))["state"]["stream"] == ["not", "an", "object"]
 
 
 # -- properties: nothing a source sends makes the reader raise ----------------------------------
@@ -133,15 +137,14 @@ def message_line(kind: str, record: dict | None, state) -> str:
 
 def outcomes_are_readable(messages: list) -> None:
     for message in messages:
-        problem = unreadable_of(message)
-        if problem is not None:
-            assert problem.reason and isinstance(problem.stream, str)
-        elif message.type == Type.RECORD:
-            assert isinstance(message.record.emitted_at, int)
-            assert isinstance(message.record.data, dict)
+        if isinstance(message, Unreadable):
+            assert message.reason and isinstance(message.stream, str)
+        elif isinstance(message, Record):
+            assert isinstance(message.emitted_at, int)
+            assert isinstance(message.data, dict)
         else:
-            assert message.type == Type.STATE
-            json.loads(echo_line(message.state.raw_state, 1))  # always valid JSON
+            assert isinstance(message, State)
+            json.loads(to_json(echo(message, 1)))  # always valid JSON
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -170,10 +173,31 @@ def test_any_message_shape_never_raises_and_every_record_or_reject_is_sound(item
     lines = [message_line(*item) for item in items]
     messages = list(parse_lines(lines, InputStats()))
     outcomes_are_readable(messages)
-    records = [m for m in messages if m.type == Type.RECORD]
+    records = [m for m in messages if isinstance(m, Record)]
     readable = [
         r
         for kind, r, _ in items
         if kind == "RECORD" and isinstance(r["stream"], str) and isinstance(r["data"], dict)
     ]
     assert len(records) == len(readable)
+
+
+# -- no CDK in protocol.py ----------------------------------------------------------------------
+def test_the_message_types_read_are_the_cdks():
+    """protocol.py names Airbyte's message types itself (it imports no airbyte_cdk): the list
+    must stay the CDK's, or a valid message type would be read as garbage."""
+    assert set(KNOWN_TYPES) == {kind.value for kind in Type}
+
+
+def test_the_reader_yields_plain_values_and_imports_no_cdk():
+    source = Path(protocol.__file__).read_text()
+    assert "airbyte_cdk" not in source
+    state = '{"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": '
+    state += '{"name": "cards"}}, "id": 7}}'
+    record, echoed = parsed(record_line(), state)
+    assert record == Record("cards", GOOD_DATA, 1, 1)
+    assert echoed == State(json.loads(state)["state"], "cards")
+    assert echo(echoed, 1) == {
+        "type": "STATE",
+        "state": {**json.loads(state)["state"], "destinationStats": {"recordCount": 1}},
+    }

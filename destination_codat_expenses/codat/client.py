@@ -1,10 +1,13 @@
 """The only module that speaks HTTP: Codat's Sync for Expenses endpoints as plain methods.
 
-`CodatClient(http)` takes any `httpx.Client`: a real one for api.codat.io, a loopback one for the
-sandbox, or `starlette.testclient.TestClient(sandbox_app)` in process. Every call goes through
-`_send`: auth, one log line per exchange, an overall deadline per attempt, and retries (429 with
-Retry-After, 5xx and transport errors, jittered exponential backoff, a per-run retry budget).
-A POST is retried only when it carries an Idempotency-Key, so a retry can never write twice.
+`CodatClient(http)` takes any `httpx.Client`: a real one for api.codat.io (codat/http.py makes
+it), a loopback one for the sandbox, or `starlette.testclient.TestClient(sandbox_app)` in
+process. Every call goes through `_send`: auth, one INFO line per exchange in the Airbyte log
+(method, path template, status, time, attempt: never a header, a query or a body), an overall
+deadline per attempt, and more attempts after 429 (as long as Retry-After says), 5xx and
+transport errors (jittered exponential backoff), within a per-run budget of extra attempts.
+A POST is attempted again only when it carries an Idempotency-Key, so it can never write twice.
+("retry" is the operator's command that pushes failed items again; it is not this.)
 """
 
 from __future__ import annotations
@@ -34,27 +37,28 @@ from destination_codat_expenses.errors import (
 )
 from destination_codat_expenses.redaction import api_key_forms, scrub
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 EXPENSES = "/companies/{companyId}/sync/expenses"
 RETRIABLE_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 @dataclass
-class RetryPolicy:
+class AttemptPolicy:
     attempts: int = 12  # at a 30% fault rate, 12 failures in a row is a 1-in-2-million call
     give_up_after_s: float = 300.0  # all attempts of one call, sleeps included
     attempt_deadline_s: float = 60.0  # one attempt, however slowly the bytes drip
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 120.0
-    budget: int = 1000  # retries always allowed in a run, on top of budget_ratio
-    budget_ratio: float = 0.5  # plus this many retries per request sent
+    budget: int = 1000  # extra attempts always allowed in a run, on top of budget_ratio
+    budget_ratio: float = 0.5  # plus this many extra attempts per request sent
 
 
 @dataclass
-class RetryBudget:
-    """Retries in proportion to traffic: a flaky API is ridden out, a dead one is not hammered
-    (once retries pass floor + ratio x requests, calls fail at their first error)."""
+class AttemptBudget:
+    """Extra attempts in proportion to traffic: a flaky API is ridden out, a dead one is not
+    hammered (once extra attempts pass floor + ratio x requests, calls fail at their first
+    error)."""
 
     floor: int
     ratio: float = 0.5
@@ -80,13 +84,17 @@ def basic_auth(api_key: str) -> str:
 
 class CodatClient:
     def __init__(
-        self, http: httpx.Client, api_key: str, policy: RetryPolicy | None = None, sleep=time.sleep
+        self,
+        http: httpx.Client,
+        api_key: str,
+        policy: AttemptPolicy | None = None,
+        sleep=time.sleep,
     ) -> None:
         self.http = http
         self.auth_header = basic_auth(api_key)
         self.secret_forms = api_key_forms(api_key)  # what an error body must not pass on
-        self.policy = policy or RetryPolicy()
-        self.budget = RetryBudget(self.policy.budget, self.policy.budget_ratio)
+        self.policy = policy or AttemptPolicy()
+        self.budget = AttemptBudget(self.policy.budget, self.policy.budget_ratio)
         self.sleep = sleep
 
     # -- companies and settings ---------------------------------------------------------------
@@ -94,17 +102,11 @@ class CodatClient:
         """One page of companies (check uses it to prove the key and the address work)."""
         return self._send("GET", "/companies", query={"page": 1, "pageSize": page_size})
 
-    def get_company(self, company_id: str) -> dict:
-        return self._send("GET", "/companies/{companyId}", companyId=company_id)
-
     def list_connections(self, company_id: str) -> list[dict]:
         return list(self._pages("/companies/{companyId}/connections", companyId=company_id))
 
     def get_config(self, company_id: str) -> dict:
         return self._send("GET", f"{EXPENSES}/config", companyId=company_id)
-
-    def get_mapping_options(self, company_id: str) -> dict:
-        return self._send("GET", f"{EXPENSES}/mappingOptions", companyId=company_id)
 
     # -- pushes ---------------------------------------------------------------------------------
     def create_expense_transactions(self, company_id: str, items: list[dict], key: str) -> str:
@@ -220,7 +222,7 @@ class CodatClient:
     ) -> Any:
         path = template.format(**params)
         retrying = Retrying(
-            retry=retry_if_exception(lambda exc: self._may_retry(exc, method, idempotency_key)),
+            retry=retry_if_exception(lambda exc: self._may_try_again(exc, method, idempotency_key)),
             wait=self._wait,
             sleep=self.sleep,
             reraise=True,
@@ -241,7 +243,7 @@ class CodatClient:
                 )
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
-    def _may_retry(self, exc: BaseException, method: str, key: str | None) -> bool:
+    def _may_try_again(self, exc: BaseException, method: str, key: str | None) -> bool:
         if not isinstance(exc, RetriableAPIError):
             return False
         if method != "GET" and not key:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from destination_codat_expenses import jsonwire
+from destination_codat_expenses.codat.errors import PREVIOUSLY_PROCESSED
 from destination_codat_expenses.mapping import MappedTransaction, Receipt
 from destination_codat_expenses.models import (
     FAILED_ITEM,
@@ -344,14 +345,13 @@ class StatusStore:
             ).fetchall()
 
     def failed_as_processed_before(self, company_id: str | None = None) -> list[tuple[str, str]]:
-        """(company, transaction) failed with Codat's "previously been processed" message, so
+        """(company, transaction) failed with Codat's "processed before" message, so
         not yet checked against Codat's own transaction statuses (a crash came between)."""
         with reading(self.path) as db:
             return db.execute(
                 "SELECT company_id, transaction_id FROM transactions WHERE state = 'failed' "
-                "AND message LIKE '%previously been processed%' "
-                "AND (? IS NULL OR company_id = ?)",
-                [company_id, company_id],
+                "AND contains(message, ?) AND (? IS NULL OR company_id = ?)",
+                [PREVIOUSLY_PROCESSED, company_id, company_id],
             ).fetchall()
 
     def receipts_waiting(

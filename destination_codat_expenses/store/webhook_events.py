@@ -91,7 +91,7 @@ COMPLETE_LEDGER = (
     "WHERE t.company_id = v.company_id AND t.transaction_id = v.transaction_id "
     "AND t.state <> 'completed'"
 )
-# open (none, 1000, 1010): fill it; set by a webhook (data_pushed unknown): only a surer webhook
+# open (none, or IN_PROGRESS): fill it; set by a webhook (data_pushed unknown): only a surer webhook
 # status replaces it (WEBHOOK_CODE_RANK); set by the API: never
 SETTLE_SYNCS = (
     "UPDATE syncs s SET status_code = v.code, status_text = v.text, "

@@ -14,6 +14,7 @@ import mimetypes
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from destination_codat_expenses.codat.client import CodatClient
@@ -37,6 +38,7 @@ class SyncFollower:
         upload_receipts: bool,
         workers: int = 4,
         receipts_root: str | None = None,
+        on_wait: Callable[[int], None] = lambda still_open: None,
     ) -> None:
         self.client, self.store = client, store
         self.workers = workers
@@ -44,7 +46,7 @@ class SyncFollower:
         self.receipts_root = receipts_root  # the only folder a receipt path may be read from
         self.finished = 0
         self.lock = threading.Lock()
-        self.on_wait = lambda still_open: None  # the pipeline logs progress while syncs run
+        self.on_wait = on_wait  # called between polls: the pipeline logs progress
 
     def follow(self, syncs: list[tuple[str, str]], timeout_s: float) -> list[tuple[str, str]]:
         """Poll until every sync is final or the time is up; returns the ones still open."""

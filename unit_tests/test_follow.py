@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from destination_codat_expenses import syncs
-from destination_codat_expenses.syncs import SyncFollower
+from destination_codat_expenses import follow
+from destination_codat_expenses.follow import SyncFollower
 
 
 class StoreWithWebhook:
@@ -24,8 +24,8 @@ def follower(store, monkeypatch) -> tuple[SyncFollower, list[float]]:
         slept.append(seconds)
         clock[0] += seconds
 
-    monkeypatch.setattr(syncs.time, "sleep", fake_sleep)
-    monkeypatch.setattr(syncs.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(follow.time, "sleep", fake_sleep)
+    monkeypatch.setattr(follow.time, "monotonic", lambda: clock[0])
     return SyncFollower(client=None, store=store, upload_receipts=False), slept
 
 

@@ -1,0 +1,165 @@
+"""The pipeline's lifecycle against a scripted Codat (MockTransport) and a real DuckDB file:
+what is counted when records are accepted, buffered, pushed and checkpointed, and what the run's
+row says when it closes."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fake_codat import (
+    COMPANY,
+    MISSING_COMPANY,
+    STREAM,
+    FakeCodat,
+    flat,
+    mapped,
+    settings,
+    validation,
+)
+
+from destination_codat_expenses.errors import FatalAPIError, RecordError, TooManyRejectsError
+from destination_codat_expenses.outcomes import Tally
+from destination_codat_expenses.pipeline import Pipeline
+from destination_codat_expenses.store.db import reading, release
+from destination_codat_expenses.store.status_store import StatusStore
+
+RUN = "run-1"
+
+
+@pytest.fixture
+def codat() -> FakeCodat:
+    return FakeCodat()
+
+
+@pytest.fixture
+def store(tmp_path):
+    status = StatusStore(str(tmp_path / "status.duckdb"))
+    yield status
+    release(status.path)
+
+
+def started(codat, store, **changes) -> Pipeline:
+    config = settings(status_store_path=store.path, wait_for_syncs=False, **changes)
+    pipeline = Pipeline(config, codat.client(), store, run_id=RUN)
+    pipeline.start()
+    return pipeline
+
+
+def query(store: StatusStore, sql: str) -> list[tuple]:
+    with reading(store.path) as db:
+        return db.execute(sql).fetchall()
+
+
+def run_row(store: StatusStore) -> tuple:
+    (row,) = query(
+        store,
+        "SELECT outcome, records_in, records_accepted, records_rejected, checkpoints, error "
+        "FROM runs",
+    )
+    return row
+
+
+def ids(*source_ids: str) -> list[str]:
+    return [mapped(s).transaction_id for s in source_ids]
+
+
+def test_accepted_rejected_and_repeated_records_are_counted_and_stored(codat, store):
+    pipeline = started(codat, store)
+    pipeline.accept(STREAM, flat("a"))
+    pipeline.accept(STREAM, flat("bad", amount="1,234.56"))
+    pipeline.refuse(STREAM, RecordError("line 3", "(line)", "is not valid JSON"))
+    pipeline.accept(STREAM, flat("b"))
+    pipeline.accept(STREAM, flat("a"))  # the same record again: a repeat
+    pipeline.accept(STREAM, flat("a", amount="99.00"))  # the same id, other content
+    assert pipeline.outcomes.snapshot() == Tally(read=6, accepted=4, rejected=2)
+
+    pipeline.checkpoint()
+
+    assert codat.created() == [ids("a", "b")]
+    tally = pipeline.outcomes.snapshot()
+    assert tally == Tally(read=6, accepted=3, rejected=3, repeated=1, checkpoints=1)
+    rejects = query(store, "SELECT record_key, field FROM rejects ORDER BY record_key")
+    assert rejects == [("a", "id"), ("bad", "amount"), ("line 3", "(line)")]
+    pipeline.close("succeeded")
+    assert run_row(store) == ("succeeded", 6, 3, 3, 1, None)
+
+
+def test_a_full_buffer_is_pushed_at_once_and_a_checkpoint_pushes_the_rest(codat, store):
+    pipeline = started(codat, store, batch_size=2)
+    for source_id in ("a", "b", "c"):
+        pipeline.accept(STREAM, flat(source_id))
+    (pushing,) = pipeline.in_flight
+    pushing.result(10)
+    assert codat.created() == [ids("a", "b")]
+    pipeline.checkpoint()
+    assert codat.created() == [ids("a", "b"), ids("c")]
+    assert pipeline.buffers == {} and pipeline.in_flight == []
+
+
+def test_a_checkpoint_returns_only_when_every_push_is_in_the_ledger(codat, store):
+    """The STATE gate: while a create is still on the wire, checkpoint waits for it."""
+    pipeline = started(codat, store)
+    hold = threading.Event()
+    codat.hold_next_create = hold
+    pipeline.accept(STREAM, flat("a"))
+    later = threading.Timer(0.3, hold.set)
+    later.start()
+    pipeline.checkpoint()
+    later.join()
+    assert codat.create_entered.is_set()
+    assert query(store, "SELECT state FROM transactions") == [("sent",)]
+
+
+def test_items_codat_refuses_move_from_accepted_to_rejected(codat, store):
+    pipeline = started(codat, store, max_rejected_share=0.5)
+    codat.refusals.append(validation((ids("b")[0], "accountRef: unknown")))
+    for source_id in ("a", "b", "c"):
+        pipeline.accept(STREAM, flat(source_id))
+    pipeline.finish()
+    assert run_row(store) == ("succeeded", 3, 2, 1, 1, None)
+    assert query(store, "SELECT record_key, field, reason FROM rejects") == [
+        ("b", "codat", "accountRef: unknown")
+    ]
+
+
+def test_too_many_rejects_fail_the_run_and_the_row_says_why(codat, store):
+    pipeline = started(codat, store, max_rejected_share=0.3)
+    pipeline.accept(STREAM, flat("a"))
+    pipeline.accept(STREAM, flat("bad", currency="XXX"))
+    with pytest.raises(TooManyRejectsError) as raised:
+        pipeline.finish()
+    assert "1 of 2 records were rejected" in str(raised.value)
+    pipeline.close("failed", str(raised.value))
+    outcome, read, accepted, rejected, checkpoints, error = run_row(store)
+    assert (outcome, read, accepted, rejected, checkpoints) == ("failed", 2, 1, 1, 1)
+    assert error == str(raised.value)
+
+
+def test_a_push_codat_refuses_fails_the_checkpoint_and_close_still_stores_the_rejects(codat, store):
+    pipeline = started(codat, store)
+    codat.refusals.append((403, {"error": "Forbidden"}))
+    pipeline.accept(STREAM, flat("bad", date="2023-02-29"))
+    pipeline.accept(STREAM, flat("a"))
+    with pytest.raises(FatalAPIError):
+        pipeline.checkpoint()
+    pipeline.close("failed", "Codat refused")
+    assert run_row(store) == ("failed", 2, 1, 1, 0, "Codat refused")
+    assert query(store, "SELECT record_key, field FROM rejects") == [("bad", "date")]
+
+
+def test_records_are_routed_by_their_company_field_and_each_company_is_learned_once(codat, store):
+    pipeline = started(codat, store, company_id=None, company_id_field="company")
+    pipeline.accept(STREAM, flat("a", company=COMPANY))
+    pipeline.accept(STREAM, flat("b", company=COMPANY.upper()))
+    pipeline.accept(STREAM, flat("c", company=MISSING_COMPANY))
+    pipeline.accept(STREAM, flat("d"))
+    pipeline.checkpoint()
+
+    assert codat.created() == [ids("a", "b")]
+    asked = [r for r in codat.requests if r.url.path.endswith("/connections")]
+    assert [r.url.path.split("/")[2] for r in asked] == [COMPANY, MISSING_COMPANY]
+    reasons = dict(query(store, "SELECT record_key, reason FROM rejects"))
+    assert "does not exist in Codat" in reasons["c"]
+    assert "must hold a Codat company id" in reasons["d"]
+    assert query(store, "SELECT DISTINCT company_id FROM transactions") == [(COMPANY,)]
