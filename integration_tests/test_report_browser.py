@@ -175,11 +175,14 @@ def test_failed_sync_is_found_inspected_and_retried_in_the_browser(
         # 7. the new sync's own page: success, and it names the sync it retried
         click(browser, link(browser, f"Open sync {new_sync}"))
         wait_for_text(browser, f"Sync {new_sync}", f"{SUCCESS} · succeeded", f"Open sync {failed}")
-        lineage = wait_for_rows(browser, "relation", 2)
-        assert [(r["relation"], r["sync_id"]) for r in lineage] == [
-            ("original sync", failed),
-            ("this sync", new_sync),
-        ]
+        expected = [("original sync", failed), ("this sync", new_sync)]
+
+        def lineage() -> list[tuple]:
+            return [(r["relation"], r["sync_id"]) for r in wait_for_rows(browser, "relation", 2)]
+
+        # the previous page's lineage grid (also two rows) may still be drawn for a moment
+        wait_until(lambda: lineage() == expected, 30, "the new sync's lineage grid")
+        assert lineage() == expected
         save("new-sync", focus=f"Sync {new_sync}", exact=True)
         click(browser, tab(browser, "Push items (2)"))
         items = wait_for_rows(browser, "transaction_id", 2)
