@@ -21,6 +21,7 @@ from destination_codat_expenses.redaction import api_key_forms as key_forms
 from destination_codat_expenses.retry import plan_retry
 from destination_codat_expenses.store.db import reading, release
 from destination_codat_expenses.store.status_store import StatusStore
+from report_app.queries import fetch_attempts
 
 CLI = Path(sys.executable).with_name("codat-expenses")
 CATALOG_STREAM = "card_spend"
@@ -134,6 +135,30 @@ def test_retry_after_fix_pushes_only_failed_items_once(api, sandbox_url, store, 
     assert retry == [(2, 2000)] and states == [("completed", 4)] and history == 6
     again = cli("retry", "--store", str(store), "--sync", half_failed, base_url=sandbox_url)
     assert again.returncode == 2 and "no failed items" in again.stderr
+
+
+def test_attempts_stay_in_the_order_they_happened_after_a_refresh(
+    api, sandbox_url, store, half_failed
+):
+    """The report lists an expense's failed attempt before the retry that completed it, also
+    after `status refresh --sync` has read the failed sync again (which records its items anew)."""
+    api.patch(f"/_sandbox/companies/{XERO}", json={"closedUntil": None})
+    retried = cli("retry", "--store", str(store), "--sync", half_failed, base_url=sandbox_url)
+    assert retried.returncode == 0, retried.stderr
+    again = ["status", "refresh", "--store", str(store), "--sync", half_failed]
+    refreshed = cli(*again, base_url=sandbox_url)
+    assert refreshed.returncode == 0, refreshed.stderr
+    [(retry,)] = rows(store, f"SELECT sync_id FROM syncs WHERE retry_of = '{half_failed}'")
+    failed = rows(
+        store,
+        f"SELECT transaction_id FROM push_items WHERE sync_id = '{half_failed}' "
+        "AND status = 'PushError'",
+    )
+    assert len(failed) == 2
+    for (transaction_id,) in failed:
+        attempts = fetch_attempts(str(store), transaction_id)
+        assert attempts["sync_id"].tolist() == [half_failed, retry]
+        assert attempts["status"].tolist() == ["PushError", "Completed"]
 
 
 def test_retry_refuses_unknown_sync_and_foreign_transaction(store, half_failed):

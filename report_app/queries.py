@@ -421,13 +421,17 @@ def fetch_transaction(path: str, transaction_id: str) -> pd.DataFrame:
 
 
 def fetch_attempts(path: str, transaction_id: str) -> pd.DataFrame:
-    """Every sync that carried the expense, oldest first, with that sync's code."""
+    """Every sync that carried the expense, in the order the syncs happened, with that sync's
+    code. Not by recorded_at: reading a sync again (status refresh) rewrites it, which would put
+    an old failed attempt after the retry that completed it. A sync whose start is unknown
+    counts from the first time known of it."""
     with views(path) as db:
         return frame(
             db,
             "SELECT a.sync_id, a.status, a.message, a.recorded_at, s.status_code, s.retry_of, "
             "a.company_id FROM v_transaction_attempts a LEFT JOIN v_syncs s USING (sync_id) "
-            "WHERE a.transaction_id = ? ORDER BY a.recorded_at, s.initiated_at, a.sync_id",
+            "WHERE a.transaction_id = ? ORDER BY coalesce(s.initiated_at, s.completed_at, "
+            "a.recorded_at), a.recorded_at, a.sync_id",
             [transaction_id],
         )
 

@@ -137,6 +137,30 @@ def test_readme_opens_with_make_demo_and_make_test():
     assert "make test" in top
 
 
+def demo_options() -> list[str]:
+    from destination_codat_expenses.cli.main import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command")
+    demo = commands.choices["demo"]
+    return [
+        o for a in demo._actions for o in a.option_strings if o.startswith("--") and o != "--help"
+    ]
+
+
+def test_readme_says_how_to_choose_the_demos_ports_and_folder():
+    """Every demo option, the make variable `make demo` passes on as --port, and DEMO_SERVE are
+    in the README's demo section."""
+    from destination_codat_expenses.cli.env import DEMO_SERVE_ENV
+
+    text = section((ROOT / "README.md").read_text(encoding="utf-8"), "What `make demo` shows")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    port_variable = re.search(r"^demo:.*\n\t.*--port \$\(or \$\((\w+)\)", makefile, re.M)
+    assert port_variable, "the Makefile's demo target no longer passes a variable as --port"
+    wanted = [*demo_options(), port_variable.group(1), DEMO_SERVE_ENV]
+    missing = [name for name in wanted if name not in text]
+    assert not missing, f"README's demo section does not mention {missing}"
+
+
 def test_codat_openapi_copies_keep_their_license_and_notice():
     folder = ROOT / "codat_sandbox" / "openapi"
     assert "Apache License" in (folder / "LICENSE").read_text(encoding="utf-8")

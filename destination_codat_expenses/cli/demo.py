@@ -15,13 +15,17 @@ def add_demo_command(commands) -> None:
         "demo",
         help="Run the whole loop against the local sandbox, then serve the report.",
         description="Starts the sandbox and the webhook receiver on loopback, pushes generated "
-        "expenses through the real destination, prints a summary, then serves the report "
-        f"(not when ${DEMO_SERVE_ENV}=0 or without a terminal).",
+        "expenses through the real destination, checks the status store against the sandbox, "
+        "prints a summary (exit 1 naming each disagreement instead), then serves the report "
+        f"(not when ${DEMO_SERVE_ENV}=0 or without a terminal). The same seed gives the same "
+        "summary. Ctrl-C or SIGTERM stops everything it started.",
     )
     demo.add_argument("--records", type=int, default=2000, help="Expense records (2000).")
     demo.add_argument("--companies", type=int, default=8, help="Demo companies, 1-8 (8).")
     demo.add_argument("--seed", type=int, default=7, help="Random seed (7).")
-    demo.add_argument("--dir", default="var/demo", help="Where the store and logs go.")
+    demo.add_argument(
+        "--dir", default="var/demo", help="Where the store and logs go; emptied first (var/demo)."
+    )
     demo.add_argument("--port", type=int, default=8501, help="The report's port (8501).")
     demo.set_defaults(handler=run_demo_command)
 

@@ -2,8 +2,11 @@
 
 Starts the sandbox (demo scenario) and the webhook receiver on loopback, registers the receiver
 with the sandbox, feeds generated expense records through the real
-`destination-codat-expenses write` over a pipe with a progress bar, prints a summary checked
-against the store, then serves the report until Ctrl-C. Everything it starts, it stops.
+`destination-codat-expenses write` over a pipe with a progress bar, checks that the store agrees
+with the sandbox (which plays Codat), prints a summary from the store, then serves the report
+until Ctrl-C. Everything it starts, it stops: on Ctrl-C, on SIGTERM and on any error, each child
+gets SIGTERM (its own clean way out), newest first, and a child that has not ended within
+STOP_WAIT_S is killed with everything in its process group.
 """
 
 from __future__ import annotations
@@ -20,28 +23,33 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from codat_sandbox.server import free_port
 from destination_codat_expenses.cli.env import (
     EXIT_INTERRUPTED,
+    EXIT_NOT_ALL_DONE,
     EXIT_OK,
     KEY_ENV,
     SANDBOX_KEY_ENV,
+    STORE_ENV,
     URL_ENV,
     WEBHOOK_SECRET_ENV,
 )
+from destination_codat_expenses.cli.report import streamlit_command
 from destination_codat_expenses.codat.http import answers
 from destination_codat_expenses.codat.sandbox_admin import SandboxAdmin
+from destination_codat_expenses.demo.agreement import agreed_counts, ask_codat, report_disagreements
 from destination_codat_expenses.demo.records import COMPANIES, generate
-from destination_codat_expenses.demo.summary import print_summary
+from destination_codat_expenses.demo.summary import summary_lines
 from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH
 
 HOST = "127.0.0.1"
 logger = logging.getLogger("codat_expenses.demo")
 BIN = Path(sys.executable).parent
+STOP_WAIT_S = 20.0  # per child: the destination closes its run in the store first
 
 
 @dataclass
@@ -55,32 +63,67 @@ class DemoSettings:
 
 
 class Processes:
-    """Child processes that are stopped, whatever happens, when the demo ends."""
+    """Child processes, each in a session (and process group) of its own, so a Ctrl-C in the
+    terminal reaches the demo only, and the demo stops each child its own way."""
 
     def __init__(self) -> None:
         self.children: list[subprocess.Popen] = []
 
     def start(self, command: list[str], env: dict, log: Path) -> subprocess.Popen:
         with log.open("w") as out:
-            child = subprocess.Popen(  # noqa: S603 - our own executables
-                command,
-                env={**os.environ, **env},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            return self.spawn(command, env, stdout=out, stderr=subprocess.STDOUT)
+
+    def spawn(self, command: list[str], env: dict, **streams) -> subprocess.Popen:
+        child = subprocess.Popen(  # noqa: S603 - our own executables
+            command, env={**os.environ, **env}, start_new_session=True, **streams
+        )
         self.children.append(child)
         return child
 
     def stop(self) -> None:
+        """Newest first, so the destination ends while the sandbox still answers it."""
         for child in reversed(self.children):
             if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in self.children:
+                signal_group(child, signal.SIGTERM)
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=STOP_WAIT_S)
             except subprocess.TimeoutExpired:
-                child.kill()
+                what = " ".join(Path(str(arg)).name for arg in child.args[:3])
+                logger.warning("%s did not stop within %.0f s; killed", what, STOP_WAIT_S)
+                signal_group(child, signal.SIGKILL)
+                child.wait()
+
+
+def signal_group(child: subprocess.Popen, signum: int) -> None:
+    """The child leads its own process group (start_new_session): signal all of it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signum)
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM stops the demo the way Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stopping_on_sigterm() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def deaf_to_signals() -> Iterator[None]:
+    """While the children are being stopped, a second Ctrl-C or SIGTERM must not cut it short
+    and leave some running."""
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def show_progress_to_person() -> None:
@@ -94,27 +137,50 @@ def show_progress_to_person() -> None:
 
 def run_demo(settings: DemoSettings) -> int:
     show_progress_to_person()
+    processes = Processes()
+    with stopping_on_sigterm():
+        try:
+            return run_loop(settings, processes)
+        except KeyboardInterrupt:
+            logger.warning("interrupted: stopping everything the demo started")
+            return EXIT_INTERRUPTED
+        finally:
+            with deaf_to_signals():
+                processes.stop()
+
+
+def run_loop(settings: DemoSettings, processes: Processes) -> int:
     workdir = fresh(settings.workdir)
     api_key, secret = f"demo-{secrets.token_hex(8)}", make_secret()
     store = workdir / "status.duckdb"
-    processes = Processes()
-    try:
-        sandbox = start_sandbox(processes, workdir, api_key)
-        receiver_url = start_receiver(processes, workdir, store, secret)
-        sandbox.register_webhook(f"{receiver_url}{WEBHOOK_PATH}", secret)
-        messages = write_messages(workdir, settings)
-        config = write_config(workdir, api_key, sandbox.base_url, store)
-        run_destination(workdir, config, messages, settings.records)
-        wait_for_webhooks(sandbox)
-        print_summary(store, sandbox, workdir)
-        if settings.serve:
-            serve_report(processes, workdir, store, api_key, sandbox.base_url, settings.report_port)
-        return EXIT_OK
-    except KeyboardInterrupt:
-        logger.warning("stopped")
-        return EXIT_INTERRUPTED
-    finally:
-        processes.stop()
+    sandbox = start_sandbox(processes, workdir, api_key)
+    receiver_url = start_receiver(processes, workdir, store, secret, api_key, sandbox.base_url)
+    sandbox.register_webhook(f"{receiver_url}{WEBHOOK_PATH}", secret)
+    messages = write_messages(workdir, settings)
+    config = write_config(workdir, api_key, sandbox.base_url, store)
+    run_destination(processes, workdir, config, messages, settings.records)
+    wait_for_webhooks(sandbox)
+    if not summary_checked(store, sandbox, api_key, settings.companies):
+        logger.info("logs             %s/*.log", workdir)
+        return EXIT_NOT_ALL_DONE
+    logger.info("\nstatus store     %s\nlogs             %s/*.log", store, workdir)
+    if settings.serve:
+        serve_report(processes, workdir, store, api_key, sandbox.base_url, settings.report_port)
+    return EXIT_OK
+
+
+def summary_checked(store: Path, sandbox: SandboxAdmin, api_key: str, companies: int) -> bool:
+    """The summary, printed only once the store agrees with what the sandbox (Codat) says;
+    False, with each disagreement, when it does not."""
+    chosen = [company.id for company in COMPANIES[:companies]]
+    codat = ask_codat(sandbox, api_key, chosen)
+    counts, problems = agreed_counts(str(store), codat)
+    if problems:
+        report_disagreements(problems)
+        return False
+    for line in summary_lines(counts, codat):
+        logger.info(line)
+    return True
 
 
 def fresh(workdir: Path) -> Path:
@@ -163,7 +229,11 @@ def start_sandbox(processes: Processes, workdir: Path, api_key: str) -> SandboxA
     return sandbox
 
 
-def start_receiver(processes: Processes, workdir: Path, store: Path, secret: str) -> str:
+def start_receiver(
+    processes: Processes, workdir: Path, store: Path, secret: str, api_key: str, sandbox_url: str
+) -> str:
+    """The receiver, given the sandbox's key and address as an operator would give Codat's, so
+    that it can read a sync's outcome from the API when a webhook names it."""
     port = free_port(HOST)
     child = processes.start(
         [
@@ -177,7 +247,7 @@ def start_receiver(processes: Processes, workdir: Path, store: Path, secret: str
             "--port",
             str(port),
         ],
-        {WEBHOOK_SECRET_ENV: secret},
+        {WEBHOOK_SECRET_ENV: secret, KEY_ENV: api_key, URL_ENV: sandbox_url},
         workdir / "webhooks.log",
     )
     url = f"http://{HOST}:{port}"
@@ -224,7 +294,9 @@ def write_config(workdir: Path, api_key: str, sandbox_url: str, store: Path) -> 
     return path
 
 
-def run_destination(workdir: Path, config: Path, messages: Path, records: int) -> None:
+def run_destination(
+    processes: Processes, workdir: Path, config: Path, messages: Path, records: int
+) -> None:
     """The real connector, fed through a pipe; STATE echoes drive the progress bar."""
     command = [
         str(BIN / "destination-codat-expenses"),
@@ -236,8 +308,8 @@ def run_destination(workdir: Path, config: Path, messages: Path, records: int) -
     ]
     logger.info("destination      %s < %s", " ".join(command), messages.name)
     with (workdir / "destination.log").open("w") as log:
-        writer = subprocess.Popen(  # noqa: S603 - our own executable
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+        writer = processes.spawn(
+            command, {}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
         )
         feeder = threading.Thread(target=feed, args=(messages, writer.stdin), daemon=True)
         feeder.start()
@@ -261,6 +333,7 @@ def follow_output(stdout, log, records: int) -> int:
     confirmed = 0
     for line in stdout:
         log.write(line)
+        log.flush()  # the destination's stderr goes to the same file, unbuffered
         message = json.loads(line) if line.startswith("{") else {}
         if message.get("type") == "STATE":
             confirmed = message["state"]["stream"]["stream_state"]["cursor"]
@@ -291,9 +364,11 @@ def wait_for_webhooks(sandbox: SandboxAdmin, timeout_s: float = 20) -> None:
 def serve_report(
     processes: Processes, workdir: Path, store: Path, api_key: str, sandbox_url: str, port: int
 ) -> None:
+    """Streamlit itself, as `codat-expenses report` runs it, as the demo's own child: SIGTERM
+    stops it cleanly, with no wrapper process in between to outlive."""
     child = processes.start(
-        [str(BIN / "codat-expenses"), "report", "--store", str(store), "--port", str(port)],
-        {KEY_ENV: api_key, URL_ENV: sandbox_url},
+        streamlit_command(HOST, port),
+        {STORE_ENV: str(store), KEY_ENV: api_key, URL_ENV: sandbox_url},
         workdir / "report.log",
     )
     url = f"http://{HOST}:{port}"

@@ -135,21 +135,55 @@ def known_companies(path: str) -> list[str]:
     return [row[0] for row in rows]
 
 
-def outcome_counts(path: str) -> dict[str, Any]:
-    """The whole store in a few numbers (the demo's summary): syncs by status code,
-    transactions by state, rejects (field, reason), receipts by status, webhook events.
-    A connection of its own, read only: the reader holds no lock past this call."""
+@dataclass(frozen=True)
+class StoreCounts:
+    """What the demo's summary says, and the facts it checks against Codat first."""
+
+    codes: list[tuple[int | None, int]]  # (status code, syncs), by code; None: not known yet
+    outcomes: dict[str, int]  # succeeded / failed / in progress -> syncs
+    sync_codes: dict[str, int | None]  # sync id -> status code
+    item_statuses: dict[tuple[str, str], str]  # (sync id, transaction id) -> Codat's status
+    states: dict[str, int]  # ledger state -> transactions
+    rejects: list[tuple[str, str]]  # (field, reason), sorted
+    receipts: dict[str, int]  # uploaded / pending / refused -> receipts
+    webhooks: int  # webhook events recorded
+
+
+def outcome_counts(path: str) -> StoreCounts:
+    """The whole store in a few numbers (the demo's summary), with every sync's code and every
+    push item's status. A connection of its own, read only: the reader holds no lock past
+    this call."""
     with reading(path, read_only=True) as db:
-        return {
-            "syncs": db.execute(
-                "SELECT status_code, count(*) FROM v_syncs GROUP BY 1 ORDER BY 1"
+        return StoreCounts(
+            codes=db.execute(
+                "SELECT status_code, count(*) FROM v_syncs GROUP BY 1 ORDER BY 1 NULLS FIRST"
             ).fetchall(),
-            "states": dict(
+            outcomes=dict(
+                db.execute("SELECT outcome, count(*) FROM v_syncs GROUP BY 1").fetchall()
+            ),
+            sync_codes=dict(db.execute("SELECT sync_id, status_code FROM v_syncs").fetchall()),
+            item_statuses={
+                (sync, tid): status
+                for sync, tid, status in db.execute(
+                    "SELECT sync_id, transaction_id, status FROM v_push_items"
+                ).fetchall()
+            },
+            states=dict(
                 db.execute("SELECT state, count(*) FROM v_transactions GROUP BY 1").fetchall()
             ),
-            "rejects": db.execute("SELECT field, reason FROM v_rejects").fetchall(),
-            "receipts": dict(
-                db.execute("SELECT status, count(*) FROM v_attachments GROUP BY 1").fetchall()
-            ),
-            "webhooks": db.execute("SELECT count(*) FROM v_webhook_events").fetchone()[0],
-        }
+            rejects=db.execute("SELECT field, reason FROM v_rejects ORDER BY 1, 2").fetchall(),
+            receipts=receipt_outcomes(db),
+            webhooks=db.execute("SELECT count(*) FROM v_webhook_events").fetchone()[0],
+        )
+
+
+def receipt_outcomes(db: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Receipts uploaded, pending (a completed transaction's receipt not yet recorded as
+    uploaded or refused; the ledger keeps it until then) and refused (any other recorded
+    outcome)."""
+    uploaded, pending, refused = db.execute(
+        "SELECT (SELECT count(*) FROM v_attachments WHERE status = 'uploaded'), "
+        "(SELECT count(*) FROM transactions WHERE state = 'completed' AND receipt IS NOT NULL), "
+        "(SELECT count(*) FROM v_attachments WHERE status <> 'uploaded')"
+    ).fetchone()
+    return {"uploaded": uploaded, "pending": pending, "refused": refused}
