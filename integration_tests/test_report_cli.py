@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,7 +40,8 @@ def report_server(tmp_path):
     try:
         yield f"http://127.0.0.1:{port}", process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # a test may have stopped it already
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
 
 
@@ -56,6 +58,17 @@ def test_report_serves_on_loopback(report_server):
     assert process.poll() is None, process.stdout.read()
     page = httpx.get(f"{base_url}/sync?sync={seed.S_CLOSED_GB}", timeout=10)
     assert page.status_code == 200 and "<noscript>" in page.text
+
+
+def test_sigterm_to_the_report_command_stops_the_server(report_server):
+    """Only the command's own pid is signalled (not its process group, as the fixture does):
+    the server it started must stop with it, not run on as an orphan."""
+    base_url, process = report_server
+    wait_for(lambda: healthy(base_url) or process.poll() is not None, timeout=60)
+    assert process.poll() is None, process.stdout.read()
+    os.kill(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    assert not healthy(base_url)
 
 
 def test_report_refuses_a_missing_store(tmp_path):

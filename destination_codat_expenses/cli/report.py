@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -64,9 +63,9 @@ def run_report(args: argparse.Namespace) -> int:
         )
     env = {**os.environ, STORE_ENV: str(store)}
     print(f"Sync Health report for {store} on http://{args.host}:{args.port}", file=sys.stderr)
-    process = subprocess.Popen(streamlit_command(args.host, args.port), env=env)  # noqa: S603
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()
+    sys.stderr.flush()
+    # this process becomes Streamlit: a SIGTERM or Ctrl-C reaches the server itself, and no
+    # wrapper is left waiting on (or orphaning) a child
+    command = streamlit_command(args.host, args.port)
+    os.execve(command[0], command, env)  # noqa: S606
+    return 0  # not reached
