@@ -87,7 +87,7 @@ def outcome(exit_code: int, lines: list[str]) -> RetryOutcome:
         return RetryOutcome(True, "done", still_running=exit_code == EXIT_STILL_RUNNING)
     said = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
     if exit_code == EXIT_NOT_ALL_DONE and said:  # it ran; its new sync did not succeed
-        return RetryOutcome(True, said[0], succeeded=False)
+        return RetryOutcome(True, said[0][:1].upper() + said[0][1:], succeeded=False)
     if said:
         return RetryOutcome(False, said[-1])
     return RetryOutcome(False, f"The retry stopped unexpectedly (exit code {exit_code}).")

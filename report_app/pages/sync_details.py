@@ -116,7 +116,7 @@ def retry_result(path: str, sync_id: str, outcome: actions.RetryOutcome) -> None
             st.code("\n".join(outcome.output) or "(nothing)", language=None)
         return
     if not outcome.succeeded:
-        st.warning(ui.md(outcome.message[:1].upper() + outcome.message[1:]), icon=":material/error:")
+        st.warning(ui.md(outcome.message), icon=":material/error:")
     new = queries.fetch_retries_since(path, sync_id, outcome.started_at)
     for row in new.itertuples():
         label = explain.code_label(row.status_code)
