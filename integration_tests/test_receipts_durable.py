@@ -35,9 +35,6 @@ from integration_tests.destination_support import (
 S = "card_spend"
 CATALOG = catalog(S)
 PDF = base64.b64encode(b"%PDF-1.4\n% a receipt\n%%EOF\n").decode()
-# every upload answered 503 before the sandbox does anything, with Retry-After: 0 so the
-# client's own attempts are spent at once
-ATTACHMENTS_DOWN = {"rate_503": 1.0, "retry_after_s": 0, "paths": "/attachments$"}
 ATTEMPTS = AttemptPolicy().attempts  # the destination's client: attempts per call
 
 
@@ -76,41 +73,55 @@ def the_sync(store) -> str:
     return sync_id
 
 
-def test_a_receipt_codat_cannot_take_stays_pending_and_status_refresh_uploads_it_once(
-    api, sandbox_url, tmp_path
+@pytest.mark.parametrize(
+    "fault, later", [("rate_503", "status refresh"), ("rate_429", "the next run")]
+)
+def test_a_receipt_codat_cannot_take_stays_pending_and_a_later_try_uploads_it_once(
+    api, sandbox_url, tmp_path, fault, later
 ):
     store = tmp_path / "status.duckdb"
-    api.put("/_sandbox/faults", json=ATTACHMENTS_DOWN).raise_for_status()
+    # every upload answered 503 or 429 before the sandbox does anything, with Retry-After: 0
+    # so the client's own attempts are spent at once
+    down = {fault: 1.0, "retry_after_s": 0, "paths": "/attachments$"}
+    api.put("/_sandbox/faults", json=down).raise_for_status()
 
     write_in_process(routed(sandbox_url, store), CATALOG, lines_of([with_receipt("p-1")]))
 
     assert attachments(sandbox_url) == {txn_id(S, "p-1"): []}  # Codat has no attachment
     # tried (each try spends the client's attempts), then again after each pause of the run's
     # last rounds
-    tries, spare = divmod(api.get("/_sandbox/faults").json()["injected"]["rate_503"], ATTEMPTS)
+    tries, spare = divmod(api.get("/_sandbox/faults").json()["injected"][fault], ATTEMPTS)
     assert spare == 0 and tries >= 1 + len(PAUSES_S)
     release(str(store))
     kept, status, message = stored_receipts(store)["p-1"]
-    assert kept and status == "pending" and "503" in message  # not dropped: still in the ledger
+    assert kept and status == "pending"  # not dropped: still in the ledger
+    assert f"Codat answered {fault[-3:]}" in message
     sync_id = the_sync(store)
     assert receipt_counts(str(store), sync_id) == {"uploaded": 0, "pending": 1, "refused": 0}
     shown = cli("syncs", "show", sync_id, "--store", str(store), base_url=sandbox_url)
     assert "0 uploaded, 1 pending, 0 refused" in shown.stdout
-    assert "Not uploaded yet, tried again: Codat answered 503" in shown.stdout
+    assert f"Not uploaded yet, tried again: Codat answered {fault[-3:]}" in shown.stdout
     listed = cli("syncs", "list", "--store", str(store), base_url=sandbox_url)
     assert "1 pending" in next(line for line in listed.stdout.splitlines() if sync_id in line)
 
     api.put("/_sandbox/faults", json={}).raise_for_status()  # Codat takes uploads again
-    refreshed = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
+    try_later(later, sandbox_url, store)
 
-    assert refreshed.returncode == 0, refreshed.stderr
-    assert "receipts: 1 uploaded" in refreshed.stdout
     assert attachments(sandbox_url) == {txn_id(S, "p-1"): ["p-1.pdf"]}
     assert stored_receipts(store)["p-1"] == (False, "uploaded", None)
     assert receipt_counts(str(store)) == {"uploaded": 1, "pending": 0, "refused": 0}
-    again = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
-    assert again.returncode == 0, again.stderr
+    try_later(later, sandbox_url, store)
     assert attachments(sandbox_url) == {txn_id(S, "p-1"): ["p-1.pdf"]}  # once
+
+
+def try_later(later: str, sandbox_url: str, store) -> None:
+    if later == "the next run":  # a run with nothing new to push
+        write_in_process(routed(sandbox_url, store), CATALOG, [stream_state(S, 2)])
+        release(str(store))
+        return
+    refreshed = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert "receipts: 1 uploaded" in refreshed.stdout
 
 
 def test_a_refusal_is_recorded_with_codats_reason(sandbox_url, tmp_path):
@@ -152,3 +163,50 @@ def test_a_run_uploads_the_receipts_of_syncs_a_webhook_settled_before_the_run_fo
 def no_faults_left(api):
     yield
     api.put("/_sandbox/faults", json={})
+
+
+def test_status_refresh_uploads_a_pending_receipt_path_only_with_the_receipts_folder(
+    api, sandbox_url, tmp_path
+):
+    root = tmp_path / "receipts"
+    root.mkdir()
+    (root / "hotel.pdf").write_bytes(base64.b64decode(PDF))
+    store = tmp_path / "status.duckdb"
+    hotel = flat("path-1", receipt={"fileName": "hotel.pdf", "path": "hotel.pdf"})
+    down = {"rate_503": 1.0, "retry_after_s": 0, "paths": "/attachments$"}
+    api.put("/_sandbox/faults", json=down).raise_for_status()
+    write_in_process(
+        routed(sandbox_url, store, receipts_root=str(root)), CATALOG, lines_of([hotel])
+    )
+    release(str(store))
+    api.put("/_sandbox/faults", json={}).raise_for_status()
+
+    blind = cli("status", "refresh", "--store", str(store), base_url=sandbox_url)
+
+    assert blind.returncode == 0, blind.stderr
+    assert attachments(sandbox_url) == {txn_id(S, "path-1"): []}
+    assert "receipts: 1 pending" in blind.stdout
+
+    seeing = cli(
+        "status",
+        "refresh",
+        "--store",
+        str(store),
+        "--receipts-root",
+        str(root),
+        base_url=sandbox_url,
+    )
+
+    assert seeing.returncode == 0, seeing.stderr
+    assert attachments(sandbox_url) == {txn_id(S, "path-1"): ["hotel.pdf"]}
+    assert "receipts: 1 uploaded" in seeing.stdout
+    missing = cli(
+        "status",
+        "refresh",
+        "--store",
+        str(store),
+        "--receipts-root",
+        str(tmp_path / "nope"),
+        base_url=sandbox_url,
+    )
+    assert missing.returncode == 2 and "receipts_root" in missing.stderr
