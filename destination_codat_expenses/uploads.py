@@ -21,6 +21,7 @@ import logging
 import mimetypes
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,12 +86,17 @@ class ReceiptUploader:
     def upload_pending(self, company_id: str | None = None) -> int:
         """Every waiting receipt, several at once; those Codat could not take are tried again
         after each pause. Returns how many are still pending (kept for a later try)."""
-        left = self.upload_all(self.waiting(company_id))
+        tally: Counter[str] = Counter()
+        left = self.upload_all(self.waiting(company_id), tally)
         for pause in self.pauses_s:
             if not left:
                 break
             self.sleep(pause)
-            left = self.upload_all(left)
+            left = self.upload_all(left, tally)
+        tally[PENDING] = len(left)  # a receipt tried in several rounds counts once
+        if any(tally.values()):
+            said = ", ".join(f"{n} {what}" for what, n in tally.items() if n)
+            logger.info("receipts of completed transactions: %s", said)
         if left:
             logger.warning(
                 "%d receipts are still pending: Codat could not take them now (the reason is "
@@ -100,12 +106,13 @@ class ReceiptUploader:
             )
         return len(left)
 
-    def upload_all(self, items: list[Waiting]) -> list[Waiting]:
-        """Upload each; returns the ones left pending."""
+    def upload_all(self, items: list[Waiting], tally: Counter[str]) -> list[Waiting]:
+        """Upload each, counting the outcomes in `tally`; returns the ones left pending."""
         if not items:
             return []
         with ThreadPoolExecutor(min(self.workers, len(items)), "upload") as pool:
             outcomes = list(pool.map(self.upload, items))
+        tally.update(outcome for outcome in outcomes if outcome != PENDING)
         return [item for item, outcome in zip(items, outcomes, strict=True) if outcome == PENDING]
 
     def upload(self, item: Waiting) -> str:
