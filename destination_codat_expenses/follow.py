@@ -10,21 +10,17 @@ finds and finishes what a crash or an older version left half done.
 from __future__ import annotations
 
 import logging
-import mimetypes
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.errors import names_itself
-from destination_codat_expenses.errors import CodatAPIError
-from destination_codat_expenses.mapping import ID_NAMESPACE, Receipt
 from destination_codat_expenses.models import IN_PROGRESS
-from destination_codat_expenses.receipts import read_receipt, why_unread
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.uploads import ReceiptUploader
 
 logger = logging.getLogger("airbyte")
 FIRST_PAUSE_S, MAX_PAUSE_S, WEBHOOK_CHECK_S = 0.2, 5.0, 0.25
@@ -43,7 +39,7 @@ class SyncFollower:
         self.client, self.store = client, store
         self.workers = workers
         self.upload_receipts = upload_receipts
-        self.receipts_root = receipts_root  # the only folder a receipt path may be read from
+        self.receipts = ReceiptUploader(client, store, receipts_root, workers)
         self.finished = 0
         self.lock = threading.Lock()
         self.on_wait = on_wait  # called between polls: the pipeline logs progress
@@ -107,12 +103,15 @@ class SyncFollower:
             self.upload_waiting(company_id, sync_id)
 
     def upload_waiting(self, company_id: str | None = None, sync_id: str | None = None) -> None:
-        for company, transaction_id, completed_by, receipt in self.store.receipts_waiting(
-            company_id, sync_id
-        ):
-            if receipt.path is not None and self.receipts_root is None:
-                continue  # only a run configured with the receipts folder may read it
-            self.upload(company, completed_by, transaction_id, receipt)
+        """One try for each receipt waiting (uploads.py); what Codat cannot take now stays
+        pending in the ledger."""
+        if self.upload_receipts:
+            self.receipts.upload_waiting(company_id, sync_id)
+
+    def upload_pending(self, company_id: str | None = None) -> int:
+        """Every receipt waiting, with a few rounds for those Codat could not take; returns
+        how many stay pending (for the next run or `status refresh`)."""
+        return self.receipts.upload_pending(company_id) if self.upload_receipts else 0
 
     def complete_unfinished(self, company_id: str | None = None) -> int:
         """What a crash (or an older version) left half done: final syncs whose items were
@@ -127,51 +126,5 @@ class SyncFollower:
         for company, ids in unconfirmed.items():
             settle_processed_before(self.client, self.store, company, ids)
         if self.upload_receipts:
-            self.upload_waiting(company_id)
+            self.upload_pending(company_id)
         return len(half)
-
-    def upload(self, company_id: str, sync_id: str, transaction_id: str, receipt: Receipt) -> None:
-        try:
-            content = read_receipt(receipt, self.receipts_root)  # checked again: files change
-        except (OSError, ValueError) as error:
-            self.store.record_attachment(
-                company_id,
-                transaction_id,
-                sync_id,
-                receipt.file_name,
-                0,
-                "rejected",
-                f"Receipt could not be read: {why_unread(error)}",
-                None,
-            )
-            return
-        content_type = mimetypes.guess_type(receipt.file_name)[0] or "application/octet-stream"
-        key = str(
-            uuid.uuid5(ID_NAMESPACE, f"{company_id}\x1f{transaction_id}\x1f{receipt.file_name}")
-        )
-        try:
-            answer = self.client.upload_attachment(
-                company_id, sync_id, transaction_id, receipt.file_name, content, content_type, key
-            )
-        except CodatAPIError as error:
-            self.store.record_attachment(
-                company_id,
-                transaction_id,
-                sync_id,
-                receipt.file_name,
-                len(content),
-                "failed",
-                error.detail or str(error),
-                None,
-            )
-            return
-        self.store.record_attachment(
-            company_id,
-            transaction_id,
-            sync_id,
-            receipt.file_name,
-            len(content),
-            "uploaded",
-            None,
-            answer.get("id"),
-        )

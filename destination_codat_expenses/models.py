@@ -57,6 +57,22 @@ NOT_FOUND_AT_CODAT_TEXT = "NotFoundAtCodat"
 OWN_STATUS_MEANING = {NOT_FOUND_AT_CODAT: "Not found at Codat"}
 
 
+def status_meaning(code: int | None) -> str:
+    """What a sync code means, for a person: Codat's words, or this product's for its markers."""
+    if code is None:
+        return "No status yet"
+    return STATUS_MEANING.get(code) or OWN_STATUS_MEANING.get(code) or "Unknown status code"
+
+
+# -- a receipt's upload (one row of `attachments` per receipt) ---------------------------------
+# uploaded: Codat holds it. refused: Codat refused it for good, with its reason. rejected: it
+# could not be read here. pending: not uploaded yet (Codat could not take it now); the receipt
+# stays in the ledger and is tried again. `failed`, from versions before pending existed, was a
+# refusal or an error after which the receipt was dropped: it counts as refused.
+UPLOADED, PENDING, REFUSED, REJECTED = "uploaded", "pending", "refused", "rejected"
+NOT_UPLOADED_FOR_GOOD = (REFUSED, REJECTED, "failed")
+
+
 def is_final(code: int | None) -> bool:
     """A sync code after which Codat changes nothing (None: not known yet)."""
     return code is not None and code not in IN_PROGRESS

@@ -100,6 +100,7 @@ class Pipeline:
         self.checkpoint()
         if self.config.wait_for_syncs:
             self.follower.follow(self.store.open_syncs(), self.config.sync_wait_timeout_seconds)
+        self.follower.upload_pending()  # every completed transaction's receipt, however it ended
         self.check_reject_share()
         self.close("succeeded")
 

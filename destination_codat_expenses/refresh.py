@@ -36,6 +36,7 @@ def refresh(
     store: StatusStore,
     company_id: str | None = None,
     sync_id: str | None = None,
+    receipts_root: str | None = None,
 ) -> RefreshReport:
     store.prepare()
     confirm_codat_answers(client)
@@ -51,7 +52,8 @@ def refresh(
         companies = [company_id] if company_id else queries.known_companies(store.path)
         for company in companies:
             discover_for(client, store, company, report)
-    follower = SyncFollower(client, store, upload_receipts=True)
+    # receipts waiting are uploaded at the end; a receipt path only with the receipts folder
+    follower = SyncFollower(client, store, upload_receipts=True, receipts_root=receipts_root)
     for company, sync in targets:
         report.checked += 1
         settle_one(follower, store, company, sync, report)

@@ -425,8 +425,8 @@ def test_receipts_are_uploaded_after_completion(sandbox_url, tmp_path):
     assert got["rc-path"][:3] == ("hotel.pdf", hotel.stat().st_size, "uploaded")
     assert got["rc-link"][2] == "uploaded"
     assert all(got[k][4] and got[k][5] for k in ("rc-b64", "rc-path", "rc-link"))
-    assert got["rc-huge"][2] == "failed" and "up to 10 MB" in got["rc-huge"][3]
-    assert got["rc-qbd"][2] == "failed"
+    assert got["rc-huge"][2] == "refused" and "up to 10 MB" in got["rc-huge"][3]
+    assert got["rc-qbd"][2] == "refused"
     assert "QuickBooks Desktop does not accept attachments" in got["rc-qbd"][3]
     assert "rc-failed" not in got  # a transaction that failed gets no upload attempt
 

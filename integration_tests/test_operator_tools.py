@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,7 +125,7 @@ def test_retry_after_fix_pushes_only_failed_items_once(api, sandbox_url, store, 
     api.patch(f"/_sandbox/companies/{XERO}", json={"closedUntil": None})
     result = cli("retry", "--store", str(store), "--sync", half_failed, base_url=sandbox_url)
     assert result.returncode == 0, result.stderr
-    assert ": 2000" in result.stdout
+    assert ": 2000 Success (Data written) (Complete)" in result.stdout
     assert sorted(books(api).values()) == [1, 1, 1, 1]
     with reading(str(store), read_only=True) as db:
         retry = db.execute(
@@ -196,14 +197,18 @@ def test_syncs_list_and_show_print_readable_tables(sandbox_url, store, half_fail
         "syncs", "list", "--store", str(store), "--status-code", "5130", base_url=sandbox_url
     )
     assert listing.returncode == 0 and half_failed in listing.stdout
-    assert "sync_id" in listing.stdout.splitlines()[0]
+    header = listing.stdout.splitlines()[0].split()
+    assert header[:5] == ["sync_id", "company_id", "outcome", "status_code", "meaning"]
+    line = next(row for row in listing.stdout.splitlines() if half_failed in row)
+    assert "5130         Data write error" in line  # the code, and beside it what it means
     partial = cli(
         "syncs", "list", "--store", str(store), "--search", half_failed[:8], base_url=sandbox_url
     )
     assert half_failed in partial.stdout
     shown = cli("syncs", "show", half_failed, "--store", str(store), base_url=sandbox_url)
     assert shown.returncode == 0
-    assert "status_code" in shown.stdout and "5130" in shown.stdout
+    assert re.search(r"^status_code +5130 Data write error$", shown.stdout, re.MULTILINE)
+    assert re.search(r"^receipts +0 uploaded, 0 pending, 0 refused$", shown.stdout, re.MULTILINE)
     assert "PushError" in shown.stdout and "directCosts" in shown.stdout
     assert (
         cli("syncs", "list", "--store", "/nonexistent/x.duckdb", base_url=sandbox_url).returncode
@@ -332,3 +337,113 @@ def test_refresh_at_a_wrong_address_settles_nothing(api, sandbox_url, store):
     assert result.returncode == 2
     assert "Nothing was refreshed" in result.stderr and "404" in result.stderr
     assert stored_syncs(store)[open_sync] == (None, None, None)
+
+
+# -- retry tells whether it succeeded ---------------------------------------------------------
+def test_retry_whose_new_sync_fails_again_exits_1_and_says_so(api, sandbox_url, store, half_failed):
+    result = cli("retry", "--store", str(store), "--sync", half_failed, base_url=sandbox_url)
+
+    [new_sync] = [
+        r[0] for r in rows(store, f"SELECT sync_id FROM syncs WHERE retry_of = '{half_failed}'")
+    ]
+    assert codat_status(api, new_sync)["syncStatusCode"] == 5130  # still the closed period
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"new sync {new_sync}: 5130 Data write error (PushError)" in result.stdout
+    assert (
+        f"codat-expenses: the retry did not succeed: sync {new_sync} ended 5130 Data write error"
+        in result.stderr
+    )
+
+
+# -- a company's latest and last successful sync, from Codat -----------------------------------
+def test_syncs_latest_and_last_successful_read_codat(api, sandbox_url, store, half_failed):
+    latest = api.get(f"{expenses_path(XERO)}/syncs/latest/status").json()
+    assert latest["syncId"] == half_failed and latest["syncStatusCode"] == 5130
+    assert api.get(f"{expenses_path(XERO)}/syncs/lastSuccessful/status").status_code == 404
+
+    shown = cli("syncs", "latest", "--company", XERO, "--store", str(store), base_url=sandbox_url)
+
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(rf"^sync +{half_failed}$", shown.stdout, re.MULTILINE)
+    assert re.search(r"^status +5130 Data write error$", shown.stdout, re.MULTILINE)
+    assert re.search(rf"^sync time +{re.escape(latest['syncUtc'])}$", shown.stdout, re.M)
+    assert re.search(r"^initiated \(store\) +\d{4}-", shown.stdout, re.MULTILINE)
+    none_yet = cli("syncs", "last-successful", "--company", XERO, base_url=sandbox_url)
+    assert none_yet.returncode == 4, none_yet.stderr
+    assert f"company {XERO} has no successful sync yet" in none_yet.stdout
+
+    write(sandbox_url, store, [record("good-1")])
+    good = api.get(f"{expenses_path(XERO)}/syncs/lastSuccessful/status").json()
+    assert good["syncStatusCode"] == 2000 and good["syncId"] != half_failed
+    found = cli("syncs", "last-successful", "--company", XERO, base_url=sandbox_url)
+    assert found.returncode == 0, found.stderr
+    assert re.search(rf"^sync +{good['syncId']}$", found.stdout, re.MULTILINE)
+    assert re.search(r"^status +2000 Success \(Data written\)$", found.stdout, re.MULTILINE)
+
+
+def test_syncs_latest_refuses_an_unknown_or_malformed_company(sandbox_url):
+    unknown = cli("syncs", "latest", "--company", UNKNOWN_COMPANY, base_url=sandbox_url)
+    assert unknown.returncode == 2 and f"Codat has no company {UNKNOWN_COMPANY}" in unknown.stderr
+    malformed = cli("syncs", "latest", "--company", "../companies", base_url=sandbox_url)
+    assert malformed.returncode == 2 and "must be a Codat company id" in malformed.stderr
+
+
+# -- runs and rejects ---------------------------------------------------------------------------
+def bad_record(source_id: str, **changes) -> str:
+    message = json.loads(record(source_id))
+    message["record"]["data"].update(changes)
+    return json.dumps(message)
+
+
+def test_runs_list_shows_outcome_counts_duration_and_the_error(sandbox_url, store, half_failed):
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    with pytest.raises(AirbyteTracedException):
+        write(sandbox_url, store, [bad_record("x-1", date="2024-02-30")], max_rejected_share=0)
+    [(failed_run, error)] = rows(store, "SELECT run_id, error FROM runs WHERE outcome = 'failed'")
+    assert "1 of 1 records were rejected" in error
+
+    listing = cli("runs", "list", "--store", str(store), base_url=sandbox_url)
+
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    assert lines[0].split() == [
+        "run_id",
+        "outcome",
+        "started_at",
+        "duration_s",
+        "records_in",
+        "records_accepted",
+        "records_rejected",
+        "checkpoints",
+        "syncs",
+        "error",
+    ]
+    assert lines[2].startswith(f"{failed_run}  failed") and lines[2].endswith(error)  # newest
+    assert re.search(r"  succeeded  .* \d+\.\d s +4 +4 +0 +\d+ +1$", lines[3])
+    only_failed = cli("runs", "list", "--store", str(store), "--outcome", "failed", base_url="")
+    assert len(only_failed.stdout.splitlines()) == 3 and failed_run in only_failed.stdout
+
+
+def test_rejects_list_filters_and_shows_the_newest_first(sandbox_url, store):
+    first = [record("a-ok"), bad_record("a-date", date="2024-02-30")]
+    write(sandbox_url, store, first, max_rejected_share=1)
+    later = [bad_record("b-amount", amount="1.234"), bad_record("b-date", date="yesterday")]
+    write(sandbox_url, store, [record("b-ok"), *later], max_rejected_share=1)
+    [(first_run,)] = rows(store, "SELECT run_id FROM rejects WHERE record_key = 'a-date'")
+
+    every = cli("rejects", "list", "--store", str(store), base_url=sandbox_url)
+
+    assert every.returncode == 0, every.stderr
+    keys = [line.split()[4] for line in every.stdout.splitlines()[2:]]
+    assert sorted(keys[:2]) == ["b-amount", "b-date"] and keys[2] == "a-date"
+    line = next(row for row in every.stdout.splitlines() if "b-amount" in row)
+    assert "card_spend" in line and "amount" in line and "decimal places" in line
+    dates = cli("rejects", "list", "--store", str(store), "--field", "date", base_url="")
+    assert {line.split()[4] for line in dates.stdout.splitlines()[2:]} == {"a-date", "b-date"}
+    by_run = cli("rejects", "list", "--store", str(store), "--run", first_run, base_url="")
+    assert [line.split()[4] for line in by_run.stdout.splitlines()[2:]] == ["a-date"]
+    found = cli("rejects", "list", "--store", str(store), "--search", "DECIMAL", base_url="")
+    assert [line.split()[4] for line in found.stdout.splitlines()[2:]] == ["b-amount"]
+    other = cli("rejects", "list", "--store", str(store), "--stream", "other", base_url="")
+    assert other.stdout.strip() == "no rejects match"

@@ -416,6 +416,31 @@ def test_retry_button_pushes_failed_items_against_the_sandbox(tmp_path, sandbox_
     assert new.subheader[0].value == "2000 · Success (Data written) · succeeded"
 
 
+def test_a_retry_whose_new_sync_fails_again_says_so(tmp_path, sandbox_url, monkeypatch):
+    """The closed period is not fixed: the new sync ends 5130 and the page says the retry did
+    not succeed, with the new sync's code and meaning (the command exits 1)."""
+    store = tmp_path / "status.duckdb"
+    lines = [record("card_spend", flat("closed-1", date="2023-06-01"))]
+    write_in_process(settings(sandbox_url, store), catalog("card_spend"), lines)
+    release(str(store))
+    with duckdb.connect(str(store), read_only=True) as db:
+        failed = db.execute("SELECT sync_id FROM syncs WHERE status_code = 5130").fetchone()[0]
+    monkeypatch.setenv(ui.STORE_ENV, str(store))
+    monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")
+    monkeypatch.setenv(actions.URL_ENV, sandbox_url)
+    at = calm(open_report(sync=failed))
+    retry_button(at).click().run()
+    calm(at)
+    with duckdb.connect(str(store), read_only=True) as db:
+        new_id, code = db.execute(
+            "SELECT sync_id, status_code FROM syncs WHERE retry_of = ?", [failed]
+        ).fetchone()
+    assert code == 5130
+    said = f"The retry did not succeed: sync {new_id} ended 5130 Data write error"
+    assert said in texts(at.warning).replace("\\:", ":")  # ui.md escapes the colon
+    assert f"as sync {new_id}: 5130" in texts(at.info) and "Retried" not in texts(at.success)
+
+
 def test_a_refused_retry_is_reported_calmly(own_store, sandbox_url, monkeypatch):
     """Codat does not know the seeded company: the retry command fails, the page says why."""
     monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")

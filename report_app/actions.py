@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from destination_codat_expenses.cli.env import (
     ERROR_PREFIX,
+    EXIT_NOT_ALL_DONE,
     EXIT_OK,
     EXIT_STILL_RUNNING,
     KEY_ENV,
@@ -30,6 +31,7 @@ class RetryOutcome:
     done: bool
     message: str
     still_running: bool = False
+    succeeded: bool = True  # False: pushed, but a new sync failed or an item is not completed
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     output: list[str] = field(default_factory=list)  # what the retry command printed
 
@@ -84,6 +86,8 @@ def outcome(exit_code: int, lines: list[str]) -> RetryOutcome:
     if exit_code in (EXIT_OK, EXIT_STILL_RUNNING):
         return RetryOutcome(True, "done", still_running=exit_code == EXIT_STILL_RUNNING)
     said = [line.removeprefix(ERROR_PREFIX) for line in lines if line.startswith(ERROR_PREFIX)]
+    if exit_code == EXIT_NOT_ALL_DONE and said:  # it ran; its new sync did not succeed
+        return RetryOutcome(True, said[0][:1].upper() + said[0][1:], succeeded=False)
     if said:
         return RetryOutcome(False, said[-1])
     return RetryOutcome(False, f"The retry stopped unexpectedly (exit code {exit_code}).")

@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     },
     {"mapping", "receipts", "config"},  # pure record -> transaction, and the settings
     {"codat", "store"},  # the only HTTP, the only SQL
-    {"companies", "reconcile", "follow", "outcomes", "pushes"},  # one push, one follow
+    {"companies", "reconcile", "uploads", "follow", "outcomes", "pushes"},  # one push, one follow
     {"pipeline", "retry", "refresh", "check"},  # what a command does
     {"webhooks", "protocol"},  # edges that are not Airbyte's
     {"destination", "demo", "cli", "run"},  # entry points

@@ -8,7 +8,7 @@ import pytest
 
 from codat_sandbox.engine import SYNC_STATUS_TEXT
 from destination_codat_expenses.cli import report as cli_report
-from destination_codat_expenses.cli.env import KEY_ENV, URL_ENV
+from destination_codat_expenses.cli.env import EXIT_NOT_ALL_DONE, EXIT_OK, KEY_ENV, URL_ENV
 from destination_codat_expenses.cli.main import build_parser
 from report_app import actions, charts, explain, queries
 
@@ -132,6 +132,18 @@ def test_retry_command_and_credentials_use_the_cli_names(monkeypatch):
     assert not actions.has_credentials()
     monkeypatch.setenv(KEY_ENV, "k")
     assert actions.has_credentials()
+
+
+def test_a_retry_that_ran_but_did_not_succeed_is_done_and_says_why():
+    lines = [
+        "new sync s2: 5130 Data write error (PushError)",
+        "codat-expenses: the retry did not succeed: sync s2 ended 5130 Data write error",
+        "codat-expenses: `codat-expenses syncs show <sync>` lists each item's reason",
+    ]
+    result = actions.outcome(EXIT_NOT_ALL_DONE, lines)
+    assert result.done and not result.succeeded
+    assert result.message == "The retry did not succeed: sync s2 ended 5130 Data write error"
+    assert actions.outcome(EXIT_OK, []).succeeded
 
 
 def test_report_command_runs_streamlit_safely():

@@ -18,8 +18,10 @@ DEMO_SERVE_ENV = "DEMO_SERVE"  # 0/false/no: the demo stops after its summary
 
 # -- exit codes --------------------------------------------------------------------------------
 EXIT_OK = 0
-EXIT_NOT_ALL_DONE = 1  # some of what was asked could not be done; each one is named on stderr
+EXIT_NOT_ALL_DONE = 1  # some of what was asked could not be done (a retry's sync did not
+# succeed, say); each one is named on stderr
 EXIT_REFUSED = 2  # nothing was done: a setting, an argument, or Codat stopped the command
 EXIT_STILL_RUNNING = 3  # retry pushed, but a new sync had not ended when the wait ran out
+EXIT_NO_SYNC = 4  # `syncs latest` / `syncs last-successful`: Codat has no such sync (404)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 ERROR_PREFIX = "codat-expenses: "  # starts the one stderr line that says why (EXIT_REFUSED)

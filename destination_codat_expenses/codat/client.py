@@ -165,6 +165,14 @@ class CodatClient:
             "GET", f"{EXPENSES}/syncs/{{syncId}}/status", companyId=company_id, syncId=sync_id
         )
 
+    def get_latest_sync_status(self, company_id: str) -> dict:
+        """The company's last initiated sync (FatalAPIError 404 when it has none)."""
+        return self._send("GET", f"{EXPENSES}/syncs/latest/status", companyId=company_id)
+
+    def get_last_successful_sync_status(self, company_id: str) -> dict:
+        """The company's newest sync that succeeded (FatalAPIError 404 when none has)."""
+        return self._send("GET", f"{EXPENSES}/syncs/lastSuccessful/status", companyId=company_id)
+
     def list_sync_statuses(self, company_id: str) -> list[dict]:
         return self._send("GET", f"{EXPENSES}/syncs/list/status", companyId=company_id)
 

@@ -21,6 +21,7 @@ from destination_codat_expenses.models import (
     ITEM_LEDGER_STATE,
     NOT_FOUND_AT_CODAT,
     NOT_FOUND_AT_CODAT_TEXT,
+    PENDING,
     SENT,
     is_final,
     sql_list,
@@ -358,7 +359,8 @@ class StatusStore:
         self, company_id: str | None = None, sync_id: str | None = None
     ) -> list[tuple[str, str, str, Receipt]]:
         """(company, transaction, completing sync, receipt) of completed transactions whose
-        receipt is not yet recorded as uploaded or refused (it is cleared once it is)."""
+        receipt is not yet uploaded or refused for good (it is cleared once it is; a pending
+        one stays)."""
         with reading(self.path) as db:
             rows = db.execute(
                 "SELECT company_id, transaction_id, last_sync_id, receipt FROM transactions "
@@ -398,11 +400,12 @@ class StatusStore:
                     now(),
                 ],
             )
-            # the outcome is kept; the receipt's content need not be
+            # an outcome for good is kept, the receipt's content need not be; a pending one
+            # keeps its receipt in the ledger, to be uploaded later
             db.execute(
                 "UPDATE transactions SET receipt = NULL WHERE company_id = ? AND "
-                "transaction_id = ?",
-                [company_id, transaction_id],
+                "transaction_id = ? AND ?",
+                [company_id, transaction_id, status != PENDING],
             )
 
     # -- webhook events (the receiver; the SQL is in store/webhook_events.py) ------------------

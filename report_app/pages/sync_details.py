@@ -115,10 +115,13 @@ def retry_result(path: str, sync_id: str, outcome: actions.RetryOutcome) -> None
         with st.expander("What the retry printed"):
             st.code("\n".join(outcome.output) or "(nothing)", language=None)
         return
+    if not outcome.succeeded:
+        st.warning(ui.md(outcome.message), icon=":material/error:")
     new = queries.fetch_retries_since(path, sync_id, outcome.started_at)
     for row in new.itertuples():
         label = explain.code_label(row.status_code)
-        st.success(f"Retried {row.item_count} item(s) as sync {ui.md(row.sync_id)}: {label}.")
+        said = st.success if outcome.succeeded else st.info
+        said(f"Retried {row.item_count} item(s) as sync {ui.md(row.sync_id)}: {label}.")
         ui.sync_link(row.sync_id)
     if new.empty:
         st.success("Codat had already processed these items; nothing was pushed again.")
