@@ -3,6 +3,7 @@ plain values. Nobody else reads the raw config mapping."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -97,10 +98,28 @@ class Config:
 
 
 def checked_base_url(value: Any) -> str:
+    """https, or plain http to this machine only (the sandbox): over http anywhere else the
+    API key would cross the network in clear text."""
     parsed = urlparse(str(value))
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigError("base_url", f"'{value}' is not an http(s) address.")
+    if parsed.scheme == "http" and not is_loopback(parsed.hostname):
+        raise ConfigError(
+            "base_url",
+            f"'{value}' is plain http to another host, which would send the API key in clear "
+            "text; use https (plain http is allowed only for a loopback address such as "
+            "127.0.0.1 or localhost).",
+        )
     return str(value).rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def checked_company(value: Any) -> str | None:

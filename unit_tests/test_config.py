@@ -84,6 +84,9 @@ def test_records_are_routed_by_a_fixed_company_or_a_field_never_both_nor_neither
         ("record_shape", "nested"),
         ("base_url", "ftp://codat.test"),
         ("base_url", "api.codat.io"),
+        ("base_url", "http://api.codat.io"),
+        ("base_url", "http://10.0.0.5:8080"),
+        ("base_url", "http://localhost.evil.example"),
         ("status_store_path", "  "),
         ("timezone", "Mars/Olympus_Mons"),
         ("field_mapping", {"amount": "total", "colour": "x"}),
@@ -138,3 +141,10 @@ def test_what_is_stored_with_a_run_never_holds_the_key():
     assert "very-secret-key" not in json.dumps(shown, default=str)
     assert shown["mapping"]["zone"] == "UTC" and shown["mapping"]["fields"]["id"] == "id"
     assert shown["status_store_path"] == config.status_store_path
+
+
+@pytest.mark.parametrize(
+    "url", ["https://api.codat.io", "http://127.0.0.1:8765", "http://localhost:1", "http://[::1]:9"]
+)
+def test_https_anywhere_and_plain_http_only_on_loopback(url):
+    assert Config.from_mapping({**BASE, "base_url": url}).base_url == url
