@@ -15,8 +15,8 @@ from destination_codat_expenses.store.db import migrate, reading, release, trans
 
 def test_migrate_creates_tables_and_views_once(tmp_path):
     path = str(tmp_path / "status.duckdb")
-    assert migrate(path) == 3
-    assert migrate(path) == 3
+    assert migrate(path) == 4
+    assert migrate(path) == 4
     with reading(path) as connection:
         names = {
             r[0]
@@ -36,7 +36,7 @@ def test_migrate_creates_tables_and_views_once(tmp_path):
         "v_push_items",
         "v_transactions",
     } <= names
-    assert versions == (3,)
+    assert versions == (4,)
 
 
 def test_version_1_store_is_migrated_in_place(tmp_path):
@@ -51,7 +51,7 @@ def test_version_1_store_is_migrated_in_place(tmp_path):
         db.MIGRATIONS = original
     with transaction(path) as connection:
         connection.execute("INSERT INTO rejects VALUES ('r', 's', 'k', 'f', 'kept', now())")
-    assert migrate(path) == 3
+    assert migrate(path) == 4
     with reading(path) as connection:
         columns = {r[0] for r in connection.execute("DESCRIBE transactions").fetchall()}
         kept = connection.execute("SELECT reason FROM rejects").fetchall()
@@ -71,7 +71,7 @@ def test_version_2_store_gains_the_run_error_at_the_end_of_runs(tmp_path):
         connection.execute(
             "INSERT INTO runs (run_id, started_at, outcome) VALUES ('r', now(), 'x')"
         )
-    assert migrate(path) == 3
+    assert migrate(path) == 4
     with reading(path) as connection:
         columns = [r[0] for r in connection.execute("DESCRIBE runs").fetchall()]
         view = [r[0] for r in connection.execute("DESCRIBE v_runs").fetchall()]
