@@ -143,3 +143,49 @@ def test_unwritable_location_is_a_store_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises((StoreError, OSError)):
         migrate(str(blocker / "status.duckdb"))
+
+
+def test_version_3_store_gains_where_each_sync_status_came_from(tmp_path):
+    """Before v4 a webhook wrote an inferred code (data_pushed NULL): it becomes the webhook's
+    report, to confirm; Codat's own codes and the 404 marker keep theirs; a sync only a webhook
+    named gets its first-seen time, so v_syncs has a time for every sync."""
+    from destination_codat_expenses.store import db
+
+    path = str(tmp_path / "status.duckdb")
+    original, db.MIGRATIONS = db.MIGRATIONS, db.MIGRATIONS[:3]
+    try:
+        assert migrate(path) == 3
+    finally:
+        db.MIGRATIONS = original
+    with transaction(path) as connection:
+        connection.execute(
+            "INSERT INTO syncs (sync_id, company_id, initiated_at, status_code, status_text, "
+            "error_message, data_pushed, updated_at) VALUES "
+            "('api', 'c', TIMESTAMPTZ '2024-05-01 10:00:00+00', 5120, 'Failed', 'm', TRUE, "
+            "TIMESTAMPTZ '2024-05-01 10:05:00+00'), "
+            "('guessed', 'c', NULL, 5130, 'PushError', '1 of 2 transactions failed: x', NULL, "
+            "TIMESTAMPTZ '2024-05-02 09:00:00+00'), "
+            "('gone', 'c', NULL, 404, 'NotFoundAtCodat', 'Codat answered 404', FALSE, "
+            "TIMESTAMPTZ '2024-05-03 09:00:00+00'), "
+            "('open', 'c', TIMESTAMPTZ '2024-05-04 09:00:00+00', NULL, NULL, NULL, NULL, "
+            "TIMESTAMPTZ '2024-05-04 09:00:00+00')"
+        )
+        connection.execute(
+            "INSERT INTO webhook_events (webhook_id, received_at, verified, applied, sync_id) "
+            "VALUES ('w1', now(), TRUE, TRUE, 'guessed')"
+        )
+    assert migrate(path) == 4
+    with reading(path) as connection:
+        rows = connection.execute(
+            "SELECT sync_id, status_code, status_source, reported_outcome, error_message, "
+            "strftime(initiated_at, '%m-%d %H:%M'), start_known, outcome "
+            "FROM v_syncs ORDER BY sync_id"
+        ).fetchall()
+        columns = [r[0] for r in connection.execute("DESCRIBE syncs").fetchall()]
+    assert rows == [
+        ("api", 5120, "codat", None, "m", "05-01 10:00", True, "failed"),
+        ("gone", 404, "product", None, "Codat answered 404", "05-03 09:00", False, "failed"),
+        ("guessed", None, "webhook", "unsuccessful", None, "05-02 09:00", False, "unconfirmed"),
+        ("open", None, None, None, None, "05-04 09:00", True, "in progress"),
+    ]
+    assert columns[-4:] == ["first_seen_at", "status_source", "reported_outcome", "reported_at"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from destination_codat_expenses.cli.env import KEY_ENV
 from destination_codat_expenses.cli.env import WEBHOOK_SECRET_ENV as SECRET_ENV
 from destination_codat_expenses.cli.webhooks import add_webhook_commands, webhook_secret
 from destination_codat_expenses.errors import WebhookVerificationError
@@ -150,7 +151,7 @@ def test_docs_cover_every_flag_status_and_setting():
         o for a in serve._actions for o in a.option_strings if o.startswith("--") and o != "--help"
     ]
     text = DOCS.read_text(encoding="utf-8")
-    needed = [*flags, SECRET_ENV, WEBHOOK_PATH, "/healthz", "401", "413", "503", "202"]
+    needed = [*flags, SECRET_ENV, KEY_ENV, WEBHOOK_PATH, "/healthz", "401", "413", "503", "202"]
     needed += [str(MAX_BODY_BYTES // 1024) + " KiB", "30 days", "expenses.sync.successful"]
     missing = [word for word in needed if word not in text]
     assert not missing, f"docs/webhooks.md does not mention {missing}"

@@ -8,10 +8,13 @@
 --                  'product'  this tool's not-found-at-Codat marker (404)
 --                  NULL       nothing read yet (just pushed)
 --   first_seen_at  when this store first heard of the sync (a webhook-only sync has no start)
-ALTER TABLE syncs ADD COLUMN first_seen_at TIMESTAMPTZ DEFAULT current_timestamp;
+ALTER TABLE syncs ADD COLUMN first_seen_at TIMESTAMPTZ;
 ALTER TABLE syncs ADD COLUMN status_source VARCHAR;
 ALTER TABLE syncs ADD COLUMN reported_outcome VARCHAR;   -- successful | unsuccessful
 ALTER TABLE syncs ADD COLUMN reported_at TIMESTAMPTZ;
+-- the default is set after the columns exist: DuckDB 1.5 fails the commit of a transaction that
+-- adds a column with a non-constant default and then alters the table again
+ALTER TABLE syncs ALTER COLUMN first_seen_at SET DEFAULT current_timestamp;
 
 UPDATE syncs SET first_seen_at = coalesce(initiated_at, updated_at);
 
