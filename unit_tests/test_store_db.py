@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +190,39 @@ def test_version_3_store_gains_where_each_sync_status_came_from(tmp_path):
         ("open", None, None, None, None, "05-04 09:00", True, "in progress"),
     ]
     assert columns[-4:] == ["first_seen_at", "status_source", "reported_outcome", "reported_at"]
+
+
+CRASH_AFTER_MIGRATING = """
+import os, sys
+from destination_codat_expenses.store import db
+path, versions = sys.argv[1], int(sys.argv[2])
+db.MIGRATIONS = db.MIGRATIONS[:versions]
+db.migrate(path)
+with db.transaction(path) as connection:
+    connection.execute(
+        "INSERT INTO syncs (sync_id, company_id, updated_at) VALUES (?, 'c', now())",
+        [f"sync-v{versions}"],
+    )
+os._exit(0)  # no checkpoint: the next process replays the WAL
+"""
+
+
+def test_a_store_migrated_to_version_4_opens_again_after_a_crash(tmp_path):
+    """The WAL the v4 migration leaves must replay (DuckDB 1.5 cannot replay an ALTER TABLE
+    that adds a non-constant default, which is why v4 rebuilds the table)."""
+    path = str(tmp_path / "status.duckdb")
+    for versions in (3, 4):  # a v3 store with a row, then v4 over it, each ending in a crash
+        done = subprocess.run(
+            [sys.executable, "-c", CRASH_AFTER_MIGRATING, path, str(versions)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert Path(path + ".wal").exists()
+    with reading(path) as connection:
+        rows = connection.execute(
+            "SELECT sync_id, s.first_seen_at IS NOT NULL, v.start_known FROM syncs s "
+            "JOIN v_syncs v USING (sync_id) ORDER BY 1"
+        ).fetchall()
+    assert rows == [("sync-v3", True, False), ("sync-v4", True, False)]
