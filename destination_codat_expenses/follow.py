@@ -90,6 +90,10 @@ class SyncFollower:
         Syncs another process settled from Codat meanwhile are done without asking again."""
         settled = self.store.settled([sync_id for _, sync_id in syncs])
         asked = [sync for sync in syncs if sync[1] not in settled]
+        for company_id, sync_id in syncs:
+            if sync_id in settled and self.upload_receipts and self.receipts_root is not None:
+                # whoever settled it uploaded the inline receipts; files only this run may read
+                self.upload_waiting(company_id, sync_id, files_only=True)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as pool:
             final = list(pool.map(lambda sync: self.settle(*sync), asked))
         with self.lock:
@@ -121,12 +125,16 @@ class SyncFollower:
         if self.upload_receipts and first:
             self.upload_waiting(company_id, sync_id)
 
-    def upload_waiting(self, company_id: str | None = None, sync_id: str | None = None) -> None:
+    def upload_waiting(
+        self, company_id: str | None = None, sync_id: str | None = None, files_only: bool = False
+    ) -> None:
         for company, transaction_id, completed_by, receipt in self.store.receipts_waiting(
             company_id, sync_id
         ):
             if receipt.path is not None and self.receipts_root is None:
                 continue  # only a run configured with the receipts folder may read it
+            if files_only and receipt.path is None:
+                continue
             self.upload(company, completed_by, transaction_id, receipt)
 
     def complete_unfinished(self, company_id: str | None = None) -> int:

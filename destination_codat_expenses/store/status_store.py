@@ -446,7 +446,8 @@ class StatusStore:
     ) -> list[str]:
         """Keep and apply verified (webhook-id, event, received at) triples, each webhook-id at
         most once, in one transaction that waits at most `wait_s` for the file (else
-        StoreError). Per event: 'applied', 'stored' (kept, nothing to apply) or
+        StoreError). Per event: 'applied' (its sync marked to confirm), 'stored' (kept, nothing
+        to apply) or
         'duplicate' (seen before: nothing changed)."""
         with transaction(self.path, wait_s) as db:
             return webhook_sql.record_events(db, events)
