@@ -4,7 +4,8 @@
     checkpoint()           push every buffer and wait until Codat accepted each push and the
                            store committed it: only then may the destination echo a STATE
     finish()               checkpoint, then follow this run's own syncs to their end (those it
-                           opened and those it reconciled after a crash), not other runs'
+                           opened or reconciled, and those a killed run left open), not those
+                           of other runs that ended
 
 The ledger makes pushes safe to repeat: ids are committed as `sending` before a push leaves,
 pushes carry a deterministic Idempotency-Key, completed ids are never pushed again, failed ids
@@ -101,8 +102,10 @@ class Pipeline:
     def finish(self) -> None:
         self.checkpoint()
         if self.config.wait_for_syncs:
-            # another run's sync (another company's long one, say) is not this run's to wait for
+            # its own syncs, and those a killed run left open (nobody else waits for them); a
+            # finished run's sync (another company's long one, say) is not this run's to wait for
             own = self.store.open_syncs(run_id=self.run_id)
+            own += self.store.left_open_by_unfinished_runs(self.run_id)
             self.settled_before = self.store.settled_count(self.run_id)
             self.follower.follow(own, self.config.sync_wait_timeout_seconds)
         self.check_reject_share()

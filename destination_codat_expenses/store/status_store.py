@@ -320,6 +320,18 @@ class StatusStore:
                 [company_id, company_id, run_id, run_id],
             ).fetchall()
 
+    def left_open_by_unfinished_runs(self, run_id: str) -> list[tuple[str, str]]:
+        """(company, sync) still open whose run never recorded its end (it was killed): nobody
+        else waits for them, so the run after the crash follows them with its own."""
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
+                f"status_code IN {OPEN}) AND run_id IN (SELECT run_id FROM runs WHERE "
+                "outcome = 'running' AND finished_at IS NULL AND run_id <> ?) "
+                "ORDER BY coalesce(initiated_at, first_seen_at), sync_id",
+                [run_id],
+            ).fetchall()
+
     def settled_count(self, run_id: str) -> int:
         """How many of the run's syncs have a final status."""
         with reading(self.path) as db:
