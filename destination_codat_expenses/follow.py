@@ -1,6 +1,11 @@
 """Following syncs to their end: status with backoff, then the final status together with every
 transaction's outcome (one commit), then receipts for the transactions that completed.
 
+Codat's API is the only source of a status: a webhook only marks a sync "to confirm", which wakes
+a waiting follower at once (it then reads the sync from Codat like any other). A sync another
+process has already settled from the API (the receiver, a refresh) is not read again, and of two
+processes settling one sync at the same time only the first to commit uploads its receipts.
+
 An item of a 5080 sync whose message says that its own id was processed before is checked
 against Codat's transaction statuses (reconcile.find_completions) before it is called completed;
 the sync's other items failed because of it and are recorded as failed. `complete_unfinished`
@@ -42,6 +47,7 @@ class SyncFollower:
         self.receipts = ReceiptUploader(client, store, receipts_root, workers)
         self.finished = 0
         self.lock = threading.Lock()
+        self.reported: set[str] = set()  # syncs seen marked to confirm (or settled) while waiting
         self.on_wait = on_wait  # called between polls: the pipeline logs progress
 
     def follow(self, syncs: list[tuple[str, str]], timeout_s: float) -> list[tuple[str, str]]:
@@ -65,19 +71,30 @@ class SyncFollower:
         return open_syncs
 
     def wait(self, open_syncs: list[tuple[str, str]], pause: float) -> None:
-        """Sleep until the next poll, or less: a sync the webhook receiver has already recorded
-        as final is picked up at once (its items still come from the API)."""
+        """Sleep until the next poll, or less: a sync a webhook newly marked to confirm (or
+        another process settled) is read at once. A mark seen before does not wake it again."""
         until = time.monotonic() + pause
         while time.monotonic() < until:
             time.sleep(min(WEBHOOK_CHECK_S, max(until - time.monotonic(), 0)))
-            if self.store.any_final([sync_id for _, sync_id in open_syncs]):
+            marked = self.store.reported_or_settled([sync_id for _, sync_id in open_syncs])
+            news, self.reported = marked - self.reported, self.reported | marked
+            if news:
                 return
 
     def settle_round(self, syncs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Ask about every open sync, several at once (each a few requests); the still open."""
+        """Ask about every open sync, several at once (each a few requests); the still open.
+        Syncs another process settled from Codat meanwhile are done without asking again."""
+        settled = self.store.settled([sync_id for _, sync_id in syncs])
+        asked = [sync for sync in syncs if sync[1] not in settled]
+        for company_id, sync_id in syncs:
+            if sync_id in settled:
+                # whoever settled it may lack the receipts folder: what still waits goes now
+                self.upload_waiting(company_id, sync_id)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as pool:
-            final = list(pool.map(lambda sync: self.settle(*sync), syncs))
-        return [sync for sync, done in zip(syncs, final, strict=True) if not done]
+            final = list(pool.map(lambda sync: self.settle(*sync), asked))
+        with self.lock:
+            self.finished += len(syncs) - len(asked)
+        return [sync for sync, done in zip(asked, final, strict=True) if not done]
 
     def settle(self, company_id: str, sync_id: str) -> bool:
         """Record the sync's current status; if final, with its items. True when final."""
@@ -91,15 +108,17 @@ class SyncFollower:
         return True
 
     def record_final(self, company_id: str, status: dict) -> None:
+        """A final status with every transaction page from Codat; receipts when this call is
+        the one that settled the sync (another process may be settling it at the same time)."""
         sync_id = status["syncId"]
         items = list(self.client.iter_sync_transactions(company_id, sync_id))
-        self.store.record_sync_outcome(company_id, status, items)
+        first = self.store.record_sync_outcome(company_id, status, items)
         repeated = {
             i["transactionId"] for i in items if names_itself(i["transactionId"], i.get("message"))
         }
         if repeated:
             settle_processed_before(self.client, self.store, company_id, repeated)
-        if self.upload_receipts:
+        if self.upload_receipts and first:
             self.upload_waiting(company_id, sync_id)
 
     def upload_waiting(self, company_id: str | None = None, sync_id: str | None = None) -> None:

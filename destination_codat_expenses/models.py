@@ -10,7 +10,6 @@ A verified webhook is read into a `WebhookEvent` (webhooks/payloads.py) that the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 # -- the ledger: one row per expense, moving sending -> sent -> completed | failed ------------
@@ -26,7 +25,8 @@ MAX_ID_CHARS = 255
 
 # -- Codat's status of one transaction in one sync -------------------------------------------
 COMPLETED_ITEM = "Completed"
-FAILED_ITEM = ("ValidationError", "PushError", "Failed")  # "Failed": the webhook payloads' word
+# "Failed": the webhook payloads' word, in push items a store before version 4 took from webhooks
+FAILED_ITEM = ("ValidationError", "PushError", "Failed")
 ITEM_LEDGER_STATE: dict[str, LedgerState] = {
     COMPLETED_ITEM: COMPLETED,
     **{status: FAILED for status in FAILED_ITEM},
@@ -73,6 +73,13 @@ UPLOADED, PENDING, REFUSED, REJECTED = "uploaded", "pending", "refused", "reject
 NOT_UPLOADED_FOR_GOOD = (REFUSED, REJECTED, "failed")
 
 
+# -- where the store's word about a sync came from (syncs.status_source) ---------------------
+FROM_CODAT = "codat"  # read from Codat's API
+FROM_WEBHOOK = "webhook"  # a webhook reported the sync ended; not yet confirmed with Codat
+FROM_PRODUCT = "product"  # this tool's own marker (NOT_FOUND_AT_CODAT)
+UNCONFIRMED = "unconfirmed"  # v_syncs.outcome of a sync marked FROM_WEBHOOK
+
+
 def is_final(code: int | None) -> bool:
     """A sync code after which Codat changes nothing (None: not known yet)."""
     return code is not None and code not in IN_PROGRESS
@@ -84,56 +91,17 @@ def sql_list(values: tuple) -> str:
 
 
 # -- what a verified webhook says about a sync --------------------------------------------------
-# A webhook says whether a sync succeeded, not its status code. These codes mirror how the API
-# pairs codes with item outcomes (inferred, see docs/webhooks.md); the API's own status replaces
-# them when a run or `codat-expenses status refresh` reads it.
-WEBHOOK_ITEM_STATUSES = frozenset({COMPLETED_ITEM, "Failed", "PushError", "Unknown", "Pending"})
-WEBHOOK_SUCCESS = (2000, "Complete")
-WEBHOOK_FAILURES = {  # the most telling failed item decides; none at all: the generic failure
-    "PushError": (5130, "PushError"),
-    "Failed": (5120, "Failed"),
-}
-WEBHOOK_GENERIC_FAILURE = (5000, "Failed")
-
-
-@dataclass(frozen=True)
-class ItemOutcome:
-    transaction_id: str
-    status: str  # one of WEBHOOK_ITEM_STATUSES
-    message: str | None
-
-
+# A webhook says a sync ended, successfully or not; never its status code or its items' fate.
+# The store keeps that word apart (syncs.reported_outcome) and marks the sync to confirm: its
+# status and items are then read from Codat's API (docs/webhooks.md).
 @dataclass(frozen=True)
 class WebhookEvent:
     event_type: str | None
     sync_id: str | None
     company_id: str | None
     succeeded: bool | None  # None: not a sync outcome (another event type, or no JSON)
-    items: tuple[ItemOutcome, ...]
-    generated_at: datetime | None
-    message: str | None  # the legacy shape's sentence, e.g. "... has failed at step Pushing."
     payload_json: str  # what the store keeps: the body's JSON, or the body as a JSON string
 
     @property
     def applicable(self) -> bool:
         return self.succeeded is not None and self.sync_id is not None
-
-    def status(self) -> tuple[int, str]:
-        """(status code, status text) to record until the API gives the precise one."""
-        if self.succeeded:
-            return WEBHOOK_SUCCESS
-        statuses = {item.status for item in self.items}
-        for status, code in WEBHOOK_FAILURES.items():
-            if status in statuses:
-                return code
-        return WEBHOOK_GENERIC_FAILURE
-
-    def error_message(self) -> str | None:
-        """A reason a person can read, when the event carries one; else None (left unknown)."""
-        if self.succeeded:
-            return None
-        failed = [i for i in self.items if i.status in WEBHOOK_FAILURES]
-        if failed:
-            first = failed[0].message or failed[0].status
-            return f"{len(failed)} of {len(self.items)} transactions failed: {first}"
-        return self.message

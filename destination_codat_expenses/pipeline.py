@@ -3,7 +3,9 @@
     accept(stream, data)   map one record (or store why not) and buffer it for its company
     checkpoint()           push every buffer and wait until Codat accepted each push and the
                            store committed it: only then may the destination echo a STATE
-    finish()               checkpoint, then follow every sync this run opened to its end
+    finish()               checkpoint, then follow this run's own syncs to their end (those it
+                           opened or reconciled, and those a killed run left open), not those
+                           of other runs that ended
 
 The ledger makes pushes safe to repeat: ids are committed as `sending` before a push leaves,
 pushes carry a deterministic Idempotency-Key, completed ids are never pushed again, failed ids
@@ -65,6 +67,7 @@ class Pipeline:
             on_wait=lambda still_open: self.maybe_log_progress(),
         )
         self.last_progress = time.monotonic()
+        self.settled_before = 0  # this run's syncs already final when it began following them
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,7 +102,12 @@ class Pipeline:
     def finish(self) -> None:
         self.checkpoint()
         if self.config.wait_for_syncs:
-            self.follower.follow(self.store.open_syncs(), self.config.sync_wait_timeout_seconds)
+            # its own syncs, and those a killed run left open (nobody else waits for them); a
+            # finished run's sync (another company's long one, say) is not this run's to wait for
+            own = self.store.open_syncs(run_id=self.run_id)
+            own += self.store.left_open_by_unfinished_runs(self.run_id)
+            self.settled_before = self.store.settled_count(self.run_id)
+            self.follower.follow(own, self.config.sync_wait_timeout_seconds)
         self.follower.upload_pending()  # every completed transaction's receipt, however it ended
         self.check_reject_share()
         self.close("succeeded")
@@ -200,7 +208,8 @@ class Pipeline:
         return (
             f"{tally.read} read, {tally.accepted} accepted, {tally.rejected} rejected, "
             f"{tally.repeated} repeated, {self.pusher.syncs_opened} syncs opened, "
-            f"{self.follower.finished} finished, {tally.read / elapsed:.0f} records/s"
+            f"{self.settled_before + self.follower.finished} finished, "
+            f"{tally.read / elapsed:.0f} records/s"
         )
 
     def check_reject_share(self) -> None:

@@ -1,5 +1,6 @@
 """`codat-expenses status refresh`: bring the store up to date through the API, so the report
-is right even when no webhook arrived and no run waited for its syncs.
+is right even when no webhook arrived, no run waited for its syncs, and the receiver had no key
+to confirm what its webhooks reported.
 
 One company's or one sync's error never stops the others: each is tried, and the report names
 what could not be refreshed and why. A sync Codat answers 404 for (a validly signed webhook for
@@ -47,8 +48,9 @@ def refresh(
             raise LookupError(f"Sync {sync_id} is not in the status store {store.path}.")
         targets = [(details["company_id"], sync_id)]
     else:
-        # open syncs, and syncs only a webhook has settled: the API confirms both
-        targets = store.open_syncs(company_id) + store.webhook_settled_syncs(company_id)
+        # every sync without a final status from Codat: running ones, and those a webhook
+        # reported ended (marked to confirm), whose status and items Codat now gives
+        targets = store.open_syncs(company_id)
         companies = [company_id] if company_id else queries.known_companies(store.path)
         for company in companies:
             discover_for(client, store, company, report)

@@ -120,10 +120,14 @@ def world(tmp_path_factory) -> World:
 
 
 @contextlib.contextmanager
-def receiver_process(root: Path, store: Path) -> Iterator[str]:
-    """`codat-expenses webhooks serve` with the canary secret; yields its base URL."""
+def receiver_process(root: Path, store: Path, codat_url: str | None = None) -> Iterator[str]:
+    """`codat-expenses webhooks serve` with the canary secret (and, given `codat_url`, the canary
+    key, to confirm reported syncs from that address); yields its base URL."""
     port = free_port()
     env = {**os.environ, SECRET_ENV: CANARY_SECRET}
+    env.pop(actions.KEY_ENV, None)
+    if codat_url is not None:
+        env.update({actions.KEY_ENV: CANARY_KEY, actions.URL_ENV: codat_url})
     command = [str(OPERATOR_CLI), "webhooks", "serve", "--store", str(store), "--port", str(port)]
     with (root / "receiver.log").open("wb") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -385,3 +389,24 @@ def test_the_demo_prints_and_keeps_no_key(tmp_path):
         where: form for where, text in found.items() for form in forms if form in text.lower()
     }
     assert "transactions" in found and not leaked, leaked
+
+
+def test_the_receiver_confirming_with_a_key_never_shows_it(tmp_path):
+    """With the canary key, the receiver reads a reported sync from an upstream that echoes the
+    key back in its refusal: its log and the store name the failure, never the key."""
+    store = tmp_path / "status.duckdb"
+    rules = [Echo("GET", "/status$", 400)]
+    with (
+        sandbox_process(tmp_path / "sandbox.log", api_key=CANARY_KEY) as sandbox,
+        echo_upstream(sandbox, rules) as gateway,
+        receiver_process(tmp_path, store, codat_url=gateway) as receiver,
+    ):
+        body = sync_event(False, SPOOLED_SYNC, company_id=XERO)
+        headers = signed(body, secret=CANARY_SECRET)
+        assert httpx.post(receiver + WEBHOOK_PATH, content=body, headers=headers).is_success
+        log = tmp_path / "receiver.log"
+        wait_for(lambda: b"stays to confirm" in log.read_bytes(), timeout=30)
+    text = log.read_bytes()
+    assert b"Codat answered 400" in text and b"[redacted]" in text
+    assert query(store, "SELECT status_source FROM syncs") == [("webhook",)]
+    assert_nowhere({"webhooks serve (log)": text, **store_contents(store)})

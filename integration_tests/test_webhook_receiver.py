@@ -1,5 +1,10 @@
 """The webhook receiver on a loopback port against a real DuckDB file: who gets in (signatures),
-what is too big, what happens once, what order does not matter, and what a busy store answers."""
+what is too big, what happens once, what order does not matter, and what a busy store answers.
+
+A webhook triggers, the API decides: an event marks its sync "to confirm" and keeps what it
+reported apart (`reported_outcome`); it never sets a status code, writes a push item or moves a
+ledger row. (Receivers here have no Codat key; test_webhook_receiver_e2e.py confirms from the
+sandbox's API.)"""
 
 from __future__ import annotations
 
@@ -273,6 +278,17 @@ def sync_row(path: str, sync_id: str) -> tuple | None:
     return rows[0] if rows else None
 
 
+def mark(path: str, sync_id: str) -> tuple | None:
+    """(status_source, reported_outcome): to confirm, and what the webhooks said."""
+    rows = query(
+        path, "SELECT status_source, reported_outcome FROM syncs WHERE sync_id = ?", [sync_id]
+    )
+    return rows[0] if rows else None
+
+
+TO_CONFIRM_OK, TO_CONFIRM_FAILED = ("webhook", "successful"), ("webhook", "unsuccessful")
+
+
 def test_same_event_delivered_5_times_is_applied_once(url, store_path):
     sync_id = str(uuid.uuid4())
     body = sync_event(
@@ -291,7 +307,9 @@ def test_same_event_delivered_5_times_is_applied_once(url, store_path):
     assert again == [{"ok": True, "outcome": "duplicate"}] * 4
     assert sync_row(store_path, sync_id) == after_first  # updated_at included: untouched
     assert query(store_path, "SELECT count(*) FROM webhook_events") == [(1,)]
-    assert query(store_path, "SELECT count(*) FROM push_items") == [(2,)]
+    # the payload's items are not push items: those come from Codat's transaction pages
+    assert query(store_path, "SELECT count(*) FROM push_items") == [(0,)]
+    assert mark(store_path, sync_id) == TO_CONFIRM_FAILED
 
 
 def test_same_event_delivered_5_times_at_once_is_applied_once(url, store_path):
@@ -304,7 +322,8 @@ def test_same_event_delivered_5_times_at_once_is_applied_once(url, store_path):
 
     assert sorted(a["outcome"] for a in answers) == ["applied"] + ["duplicate"] * 4
     assert query(store_path, "SELECT count(*) FROM webhook_events") == [(1,)]
-    assert sync_row(store_path, sync_id)[1:3] == (2000, "Complete")
+    assert sync_row(store_path, sync_id)[1:3] == (None, None)  # no code until Codat gives one
+    assert mark(store_path, sync_id) == TO_CONFIRM_OK
 
 
 def mapped(transaction_id: str) -> MappedTransaction:
@@ -333,6 +352,9 @@ def snapshot(path: str) -> dict:
             "SELECT sync_id, company_id, status_code, status_text, error_message, data_pushed, "
             "run_id, failed_count FROM syncs ORDER BY sync_id",
         ),
+        "marks": query(
+            path, "SELECT sync_id, status_source, reported_outcome FROM syncs ORDER BY sync_id"
+        ),
         "items": query(
             path,
             "SELECT sync_id, transaction_id, status, message FROM push_items ORDER BY ALL",
@@ -350,11 +372,12 @@ def snapshot(path: str) -> dict:
 
 
 @pytest.mark.parametrize("unsuccessful_first", [True, False], ids=["failed-first", "success-first"])
-def test_failed_sync_and_its_retry_end_the_same_in_either_order(
+def test_failed_sync_and_its_retry_are_marked_the_same_in_either_order(
     url, store_path, unsuccessful_first
 ):
-    """Sync A fails X and completes Y; the retry B completes X. Whatever arrives first, X and
-    Y end completed, A failed, B complete."""
+    """Sync A's webhook says it failed X and completed Y; the retry B's says it completed X.
+    Whatever arrives first, both syncs are to confirm with what each webhook reported, and
+    nothing is settled from the payloads: no code, no push item, no ledger move."""
     store = StatusStore(store_path)
     pushed(store, "sync-a", "x", "y")
     pushed(store, "sync-b", "x")  # the retry: same id, new sync
@@ -369,32 +392,32 @@ def test_failed_sync_and_its_retry_end_the_same_in_either_order(
 
     state = snapshot(store_path)
     assert state["syncs"] == [
-        (
-            "sync-a",
-            COMPANY,
-            5130,
-            "PushError",
-            "1 of 2 transactions failed: Closed period",
-            None,
-            "run-1",
-            1,
-        ),
-        ("sync-b", COMPANY, 2000, "Complete", None, None, "run-1", 0),
+        ("sync-a", COMPANY, None, None, None, None, "run-1", None),
+        ("sync-b", COMPANY, None, None, None, None, "run-1", None),
+    ]
+    assert state["marks"] == [
+        ("sync-a", "webhook", "unsuccessful"),
+        ("sync-b", "webhook", "successful"),
     ]
     assert state["ledger"] == [
-        ("x", "completed", "Completed", "sync-b"),
-        ("y", "completed", "Completed", "sync-a"),
+        ("x", "sent", "Pending", "sync-b"),
+        ("y", "sent", "Pending", "sync-a"),
     ]
-    assert state["items"] == [
-        ("sync-a", "x", "PushError", "Closed period"),
-        ("sync-a", "y", "Completed", None),
-        ("sync-b", "x", "Completed", None),
+    assert state["items"] == [] and state["attempts"] == []
+    assert StatusStore(store_path).syncs_to_confirm() == [
+        (COMPANY, s) for s in sorted(["sync-a", "sync-b"], key=order_reported(store_path))
     ]
+
+
+def order_reported(path: str):
+    reported = dict(query(path, "SELECT sync_id, reported_at FROM syncs"))
+    return lambda sync_id: (reported[sync_id], sync_id)
 
 
 def test_conflicting_events_for_one_sync_end_the_same_in_every_order(tmp_path):
     """The legacy "Sync Completed" fired on any completion; with the current unsuccessful event
-    and a legacy "Sync Failed" for the same sync, every arrival order gives one state."""
+    and a legacy "Sync Failed" for the same sync, every arrival order gives one state: to
+    confirm, reported unsuccessful, and nothing inferred from the payloads."""
     events = [
         legacy_event("Sync Completed", "sync-c"),
         sync_event(
@@ -413,15 +436,13 @@ def test_conflicting_events_for_one_sync_end_the_same_in_every_order(tmp_path):
         states.append(snapshot(path))
 
     assert all(state == states[0] for state in states)
-    assert states[0]["syncs"][0][2:5] == (
-        5120,
-        "Failed",
-        "1 of 2 transactions failed: Account 999 not found",
-    )
+    assert states[0]["syncs"][0][2:5] == (None, None, None)
+    assert states[0]["marks"] == [("sync-c", "webhook", "unsuccessful")]
     assert states[0]["ledger"] == [
-        ("x", "failed", "Failed", "sync-c"),
-        ("y", "completed", "Completed", "sync-c"),
+        ("x", "sent", "Pending", "sync-c"),
+        ("y", "sent", "Pending", "sync-c"),
     ]
+    assert states[0]["items"] == []
 
 
 def test_a_status_the_api_recorded_is_never_replaced(url, store_path):
@@ -441,31 +462,38 @@ def test_a_status_the_api_recorded_is_never_replaced(url, store_path):
     assert post(url, body, signed(body)).json()["outcome"] == "applied"
 
     assert sync_row(store_path, "sync-api")[1:5] == (2040, "Complete", None, False)
-    assert store.webhook_settled_syncs() == []
+    assert mark(store_path, "sync-api") == ("codat", "unsuccessful")  # its word, kept apart
+    assert store.syncs_to_confirm() == []
 
 
-def test_the_api_replaces_what_a_webhook_recorded(url, store_path):
+def api_status(sync_id: str, code: int, text: str) -> dict:
+    return {
+        "syncId": sync_id,
+        "syncStatusCode": code,
+        "syncStatus": text,
+        "dataPushed": code == 2000,
+        "syncUtc": "2024-09-01T00:00:00Z",
+    }
+
+
+def test_the_api_settles_what_a_webhook_marked_to_confirm(url, store_path):
     store = StatusStore(store_path)
     pushed(store, "sync-w", "x")
     body = sync_event(True, "sync-w", [("x", "Completed", None)])
     post(url, body, signed(body))
-    assert store.webhook_settled_syncs() == [(COMPANY, "sync-w")]
+    assert store.syncs_to_confirm() == [(COMPANY, "sync-w")]
+    assert store.open_syncs() == [(COMPANY, "sync-w")]  # no final status: followed as open
 
-    store.record_sync_status(
-        {
-            "syncId": "sync-w",
-            "syncStatusCode": 2040,
-            "syncStatus": "Complete",
-            "dataPushed": False,
-            "syncUtc": "2024-09-01T00:00:00Z",
-        }
-    )
+    store.record_sync_status(api_status("sync-w", 1000, "Pushing"))  # Codat not caught up yet
+    assert store.syncs_to_confirm() == [(COMPANY, "sync-w")]
 
+    store.record_sync_status(api_status("sync-w", 2040, "Complete"))
     assert sync_row(store_path, "sync-w")[1:3] == (2040, "Complete")
-    assert store.webhook_settled_syncs() == []
+    assert mark(store_path, "sync-w") == ("codat", "successful")
+    assert store.syncs_to_confirm() == [] and store.open_syncs() == []
 
 
-def test_completed_transaction_never_moves_back(url, store_path):
+def test_a_webhook_never_moves_the_ledger(url, store_path):
     store = StatusStore(store_path)
     pushed(store, "sync-d", "x")
     ok = sync_event(True, "sync-d", [("x", "Completed", None)])
@@ -474,8 +502,9 @@ def test_completed_transaction_never_moves_back(url, store_path):
     post(url, ok, signed(ok))
     post(url, contradiction, signed(contradiction))
 
-    assert snapshot(store_path)["ledger"] == [("x", "completed", "Completed", "sync-d")]
-    assert snapshot(store_path)["items"] == [("sync-d", "x", "Completed", None)]
+    assert snapshot(store_path)["ledger"] == [("x", "sent", "Pending", "sync-d")]
+    assert snapshot(store_path)["items"] == []
+    assert mark(store_path, "sync-d") == TO_CONFIRM_FAILED
 
 
 # -- events the store has not seen -------------------------------------------------------------
@@ -487,21 +516,20 @@ def test_event_for_an_unknown_sync_is_stored_and_applied(url, store_path):
     answer = post(url, body, signed(body, "msg_new"))
 
     assert answer.status_code == 200 and answer.json()["outcome"] == "applied"
-    assert sync_row(store_path, "sync-new")[:7] == (
-        COMPANY,
-        5130,
-        "PushError",
-        "1 of 2 transactions failed: Closed period",
-        None,
-        None,
-        1,
-    )
+    assert sync_row(store_path, "sync-new")[:7] == (COMPANY, None, None, None, None, None, None)
+    assert mark(store_path, "sync-new") == TO_CONFIRM_FAILED
+    # no start is known; the time it was first seen stands in for it in the views
+    assert query(
+        store_path,
+        "SELECT s.initiated_at IS NULL, s.first_seen_at IS NOT NULL, v.start_known, "
+        "v.initiated_at = s.first_seen_at, v.outcome FROM syncs s JOIN v_syncs v USING (sync_id)",
+    ) == [(True, True, False, True, "unconfirmed")]
     assert query(
         store_path,
         "SELECT webhook_id, event_type, verified, applied, sync_id, "
         "company_id, payload->>'$.payload.syncId' FROM webhook_events",
     ) == [("msg_new", "expenses.sync.unsuccessful", True, True, "sync-new", COMPANY, "sync-new")]
-    assert StatusStore(store_path).webhook_settled_syncs() == [(COMPANY, "sync-new")]
+    assert StatusStore(store_path).syncs_to_confirm() == [(COMPANY, "sync-new")]
 
 
 def test_legacy_sync_failed_for_an_unknown_sync(url, store_path):
@@ -509,16 +537,13 @@ def test_legacy_sync_failed_for_an_unknown_sync(url, store_path):
 
     assert post(url, body, signed(body)).json()["outcome"] == "applied"
 
-    row = sync_row(store_path, "sync-legacy")
-    assert row[:3] == (COMPANY, 5000, "Failed")
-    assert (
-        row[3]
-        == f"Sync sync-legacy for company {COMPANY} of type Expense has failed at step Pushing."
-    )
+    assert sync_row(store_path, "sync-legacy")[:4] == (COMPANY, None, None, None)
+    assert mark(store_path, "sync-legacy") == TO_CONFIRM_FAILED
 
 
 def test_destination_recording_the_sync_after_its_webhook_fills_in_the_rest(url, store_path):
-    """The webhook won the race with the destination's own commit: nothing is lost either way."""
+    """The webhook won the race with the destination's own commit: nothing is lost either way,
+    and the sync stays to confirm with its transactions sent (Codat has not been read)."""
     body = sync_event(
         False, "sync-race", [("x", "PushError", "Closed period"), ("y", "Completed", None)]
     )
@@ -526,11 +551,12 @@ def test_destination_recording_the_sync_after_its_webhook_fills_in_the_rest(url,
 
     pushed(StatusStore(store_path), "sync-race", "x", "y")
 
-    assert sync_row(store_path, "sync-race")[1:3] == (5130, "PushError")
+    assert sync_row(store_path, "sync-race")[1:3] == (None, None)
     assert sync_row(store_path, "sync-race")[5] == "run-1"
+    assert mark(store_path, "sync-race") == TO_CONFIRM_FAILED
     assert snapshot(store_path)["ledger"] == [
-        ("x", "failed", "PushError", "sync-race"),
-        ("y", "completed", "Completed", "sync-race"),
+        ("x", "sent", "Pending", "sync-race"),
+        ("y", "sent", "Pending", "sync-race"),
     ]
 
 
@@ -607,7 +633,7 @@ def test_store_held_by_another_process_gets_a_quick_202_and_is_applied_once_free
     assert redelivered.status_code == 202 and len(held) >= 2
     wait_for(lambda: applied_events(store_path) == [("msg_busy", True)], timeout=10)
     wait_for(lambda: spooled(store_path) == [], timeout=10)
-    assert sync_row(store_path, "sync-busy")[1] == 2000
+    assert mark(store_path, "sync-busy") == TO_CONFIRM_OK
     assert post(url, body, signed(body, "msg_busy")).json()["outcome"] == "duplicate"
 
 
@@ -627,7 +653,7 @@ def test_events_held_at_shutdown_are_applied_at_the_next_start(store_path):
     with running_receiver(store_path):  # no traffic at all: the start applies the spool
         wait_for(lambda: applied_events(store_path) == [("msg_later", True)], timeout=10)
     assert spooled(store_path) == []
-    assert sync_row(store_path, "sync-later")[1:3] == (5130, "PushError")
+    assert mark(store_path, "sync-later") == TO_CONFIRM_FAILED
 
 
 def test_503_only_when_neither_the_store_nor_the_spool_takes_the_event(tmp_path, store_path):

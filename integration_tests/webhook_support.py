@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import httpx
 
 from codat_sandbox.server import ServerThread
+from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.store.db import reading
 from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH, create_receiver
 
@@ -107,12 +109,22 @@ class Clock:
 
 @contextlib.contextmanager
 def running_receiver(
-    store_path: str, secret: str = SECRET, clock=time.time, spool_dir: str | None = None
+    store_path: str,
+    secret: str = SECRET,
+    clock=time.time,
+    spool_dir: str | None = None,
+    codat_url: str | None = None,
+    api_key: str = "sandbox-test-key",
 ) -> Iterator[str]:
-    """The receiver on a free loopback port; yields the URL to register with Codat."""
-    app = create_receiver(store_path, secret, clock=clock, spool_dir=spool_dir)
-    with ServerThread(app) as base_url:
-        yield base_url + WEBHOOK_PATH
+    """The receiver on a free loopback port; yields the URL to register with Codat. With
+    `codat_url` it confirms the syncs its webhooks mark from that Codat (the sandbox)."""
+    with contextlib.ExitStack() as stack:
+        codat = None
+        if codat_url is not None:
+            codat = CodatClient(stack.enter_context(http_client(codat_url)), api_key)
+        app = create_receiver(store_path, secret, clock=clock, spool_dir=spool_dir, codat=codat)
+        with ServerThread(app) as base_url:
+            yield base_url + WEBHOOK_PATH
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float = 10) -> httpx.Response:

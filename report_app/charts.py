@@ -24,7 +24,12 @@ CODE_COLOURS = {
     5130: "#c62828",
     explain.NOT_FOUND_AT_CODAT: "#757575",
 }
-OUTCOME_COLOURS = {"succeeded": "#2e7d32", "in progress": "#fb8c00", "failed": "#c62828"}
+OUTCOME_COLOURS = {
+    "succeeded": "#2e7d32",
+    "in progress": "#fb8c00",
+    "unconfirmed": "#5c6bc0",  # a webhook said it ended; Codat not read yet
+    "failed": "#c62828",
+}
 
 
 def status_scale(codes: list) -> alt.Scale:
@@ -59,7 +64,7 @@ def syncs_per_day(per_day: pd.DataFrame) -> alt.Chart:
 
 
 def syncs_by_outcome(outcomes: pd.DataFrame) -> alt.Chart:
-    """One horizontal bar per outcome: succeeded, in progress, failed."""
+    """One horizontal bar per outcome: succeeded, in progress, unconfirmed, failed."""
     domain = [o for o in OUTCOME_COLOURS if o in set(outcomes["outcome"])]
     return (
         alt.Chart(outcomes, title="Syncs by outcome")

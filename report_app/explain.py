@@ -2,6 +2,13 @@
 
 Each note says what happened and what to do about it. Pure data and pure functions: no
 Streamlit, no SQL, so pages, tests and the CLI can all use it.
+
+A sync's notes never contradict its code: the code's note leads, and a message's note is added
+only where it fits that code (an item problem such as a closed period in a sync whose items
+failed, 5120 or 5130); a whole-sync problem named in a message (a 4040 in an item's "Not
+written: ..." say) is the code's own note or a contradiction, so it is not added. A sync a
+webhook reported but Codat has not confirmed gets only the "not yet confirmed" note: nothing is
+inferred from the webhook. Text is labelled "from Codat" only when Codat's API gave it.
 """
 
 from __future__ import annotations
@@ -10,12 +17,18 @@ import re
 from dataclasses import dataclass
 
 from destination_codat_expenses.models import (
+    FROM_CODAT,
+    FROM_PRODUCT,
     NOT_FOUND_AT_CODAT,
     OWN_STATUS_MEANING,
     STATUS_MEANING,
+    UNCONFIRMED,
+    is_final,
 )
 
 NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS NULL)
+ITEM_FAILURE_CODES = (5120, 5130)  # the codes whose items failed one by one
+UNCONFIRMED_LABEL = "Reported by webhook, not yet confirmed with Codat"
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,16 @@ OWN_CODE_NOTES = {
         "`codat-expenses status refresh --sync <id>` asks Codat once more.",
     ),
 }
+
+
+UNCONFIRMED_NOTE = Note(
+    UNCONFIRMED_LABEL,
+    "A webhook said this sync ended, but its status and items have not been read from Codat "
+    "yet, so no status code is shown: a webhook says whether a sync succeeded, not how.",
+    "Usually nothing: the webhook receiver (when it has an API key) or the run waiting for the "
+    "sync reads it from Codat within seconds. If it stays unconfirmed, run "
+    "`codat-expenses status refresh`.",
+)
 
 
 @dataclass(frozen=True)
@@ -271,6 +294,24 @@ def code_label(code) -> str:
     return f"{code} · {meaning(code)}"
 
 
+def status_label(code, outcome) -> str:
+    """A sync's status in words: its code's label, or that a webhook reported it unconfirmed."""
+    return UNCONFIRMED_LABEL if outcome == UNCONFIRMED else code_label(code)
+
+
+def status_meaning(code, outcome) -> str:
+    return UNCONFIRMED_LABEL if outcome == UNCONFIRMED else meaning(code)
+
+
+def source_label(what: str, status_source) -> str:
+    """'Error message (from Codat)' only when Codat's API gave the text."""
+    if status_source == FROM_CODAT:
+        return f"{what} (from Codat)"
+    if status_source == FROM_PRODUCT:
+        return f"{what} (recorded by codat-expenses, not by Codat)"
+    return what
+
+
 def note_for_code(code) -> Note | None:
     code = as_code(code)
     return None if code is None else CODE_NOTES.get(code) or OWN_CODE_NOTES.get(code)
@@ -292,16 +333,24 @@ def short_reason(message: str | None) -> str:
     return note.title if note else ""
 
 
-def notes_for_sync(code, messages: list) -> list[Note]:
-    """The code's note first, then one note per known problem found in the messages."""
-    notes: list[Note] = []
+def notes_for_sync(code, messages: list, outcome: str | None = None) -> list[Note]:
+    """The code's note first, then one note per known problem in the messages that fits the
+    code; a sync still running or not yet confirmed gets its one note only."""
+    if outcome == UNCONFIRMED:
+        return [UNCONFIRMED_NOTE]
     code = as_code(code)
     first = note_for_code(code)
-    if first:
-        notes.append(first)
+    notes = [first] if first else []
+    if not is_final(code):
+        return notes
     for message in messages:
         note = note_for_message(message)
-        restates_code = note is not None and code is not None and note.code == code
-        if note and note not in notes and not restates_code:
+        if note and note not in notes and fits(note, code):
             notes.append(note)
     return notes
+
+
+def fits(note: Note, code: int) -> bool:
+    """An item problem fits a sync whose items failed; a whole-sync problem (a note with its own
+    code) is already the code's note when it fits, and contradicts it when it does not."""
+    return note.code is None and code in ITEM_FAILURE_CODES

@@ -64,10 +64,15 @@ SORTABLE = {
 SYNC_FIELDS = (
     "sync_id, company_id, run_id, retry_of, flow, initiated_at, completed_at, status_code, "
     "status_text, error_message, exception_message, data_pushed, source_platform, "
-    "target_platform, expenses_from, expenses_to, item_count, failed_count, outcome"
+    "target_platform, expenses_from, expenses_to, item_count, failed_count, outcome, "
+    "start_known, status_source, reported_outcome, reported_at"
 )
-# derived columns: how long a sync ran (or has been running) and whether it needs attention
-STUCK = "(outcome = 'in progress' AND initiated_at < now() - to_minutes(CAST(? AS BIGINT)))"
+# derived columns: how long a sync ran (or has been running) and whether it needs attention;
+# initiated_at is the first time the store saw a sync whose start is unknown (v_syncs)
+STUCK = (
+    "(outcome IN ('in progress', 'unconfirmed') "
+    "AND initiated_at < now() - to_minutes(CAST(? AS BIGINT)))"
+)
 DERIVED = (
     "date_diff('second', initiated_at, coalesce(completed_at, now())) AS duration_s, "
     f"CASE WHEN {STUCK} THEN 'stuck' WHEN status_code = 1010 THEN 'long running' "
@@ -291,7 +296,10 @@ def export_csv(
 
 def with_meaning_column(rows: pd.DataFrame) -> pd.DataFrame:
     rows["status_code"] = rows["status_code"].astype("Int64")
-    rows["status_meaning"] = [explain.meaning(c) for c in rows["status_code"].tolist()]
+    rows["status_meaning"] = [
+        explain.status_meaning(c, o)
+        for c, o in zip(rows["status_code"].tolist(), rows["outcome"].tolist(), strict=True)
+    ]
     return rows[list(HISTORY_COLUMNS)]
 
 

@@ -306,8 +306,8 @@ def insert_sync(db: duckdb.DuckDBPyConnection, sync: Sync, txns: list[Txn]) -> N
         "INSERT INTO syncs (sync_id, company_id, run_id, retry_of, flow, initiated_at, "
         "completed_at, status_code, status_text, error_message, exception_message, data_pushed, "
         "source_platform, target_platform, expenses_from, expenses_to, item_count, failed_count, "
-        "config_snapshot, updated_at) VALUES (?, ?, ?, ?, 'direct', ?, ?, ?, ?, ?, ?, ?, "
-        "'Airbyte', ?, ?, ?, ?, ?, ?, ?)",
+        "config_snapshot, updated_at, status_source) VALUES (?, ?, ?, ?, 'direct', ?, ?, ?, ?, "
+        "?, ?, ?, 'Airbyte', ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             sync.sync_id,
             sync.company_id,
@@ -327,6 +327,7 @@ def insert_sync(db: duckdb.DuckDBPyConnection, sync: Sync, txns: list[Txn]) -> N
             failed if final else None,
             json.dumps(sync.config) if sync.config else None,
             sync.started,
+            "codat" if sync.code is not None else None,  # the story's codes are Codat's
         ],
     )
 

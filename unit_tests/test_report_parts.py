@@ -161,3 +161,32 @@ def test_report_command_runs_streamlit_safely():
     ):
         assert flag in command
     assert cli_report.STORE_ENV == "CODAT_EXPENSES_STORE"
+
+
+def test_a_syncs_notes_never_contradict_its_code():
+    """A whole-sync problem named in an item's message (the sandbox writes "Not written: <the
+    sync's error>" on every item of a 4040) is the code's own note or a contradiction."""
+    deauth = next(m for m, t in KNOWN_MESSAGES.items() if t.endswith("(4040)"))
+    closed = next(m for m, t in KNOWN_MESSAGES.items() if t == "Closed period")
+    titles = [n.title for n in explain.notes_for_sync(5130, [f"Not written: {deauth}", closed])]
+    assert titles == ["Data could not be written", "Closed period"]
+    config = next(m for m, t in KNOWN_MESSAGES.items() if t.endswith("(4000)"))
+    assert [n.title for n in explain.notes_for_sync(4040, [config, closed])] == [
+        "Accounting software disconnected"
+    ]
+
+
+def test_a_sync_without_codats_final_word_gets_its_one_note():
+    closed = next(m for m, t in KNOWN_MESSAGES.items() if t == "Closed period")
+    assert [n.title for n in explain.notes_for_sync(1000, [closed])] == ["Sync in progress"]
+    assert explain.notes_for_sync(None, [closed], "unconfirmed") == [explain.UNCONFIRMED_NOTE]
+    assert explain.notes_for_sync(None, [closed]) == []
+
+
+def test_unconfirmed_syncs_are_named_as_such_and_only_codats_text_is_from_codat():
+    assert explain.status_label(None, "unconfirmed") == explain.UNCONFIRMED_LABEL
+    assert explain.status_meaning(None, "unconfirmed") == explain.UNCONFIRMED_LABEL
+    assert explain.status_label(5130, "failed") == "5130 · Data write error"
+    assert explain.source_label("Error message", "codat") == "Error message (from Codat)"
+    for source in ("product", "webhook", None):
+        assert "from Codat" not in explain.source_label("Error message", source)

@@ -8,7 +8,7 @@ The report (report_app) reads its names from here too.
 from __future__ import annotations
 
 # -- environment variables ---------------------------------------------------------------------
-KEY_ENV = "CODAT_API_KEY"  # Codat's API key: status refresh, retry, the report's retry button
+KEY_ENV = "CODAT_API_KEY"  # Codat's API key: status refresh, retry, the report, the receiver
 URL_ENV = "CODAT_BASE_URL"  # Codat's address, when --base-url is not given
 DEFAULT_BASE_URL = "https://api.codat.io"
 WEBHOOK_SECRET_ENV = "CODAT_WEBHOOK_SECRET"  # noqa: S105 (a name) the receiver's signing secret

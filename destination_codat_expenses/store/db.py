@@ -24,7 +24,7 @@ import duckdb
 from destination_codat_expenses.errors import StoreError
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
-MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3)]
+MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4)]
 LOCK_WAIT_S = 30.0
 IDLE_S, HOLD_S, YIELD_S, POLL_CAP_S = 0.25, 2.0, 0.15, 0.1
 WRITER_MEMORY = "256MB"

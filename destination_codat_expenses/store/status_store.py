@@ -17,6 +17,9 @@ from destination_codat_expenses.codat.errors import PREVIOUSLY_PROCESSED
 from destination_codat_expenses.mapping import MappedTransaction, Receipt
 from destination_codat_expenses.models import (
     FAILED_ITEM,
+    FROM_CODAT,
+    FROM_PRODUCT,
+    FROM_WEBHOOK,
     IN_PROGRESS,
     ITEM_LEDGER_STATE,
     NOT_FOUND_AT_CODAT,
@@ -270,16 +273,29 @@ class StatusStore:
                 [message, now(), company_id, transaction_id],
             )
 
-    def any_final(self, sync_ids: list[str]) -> bool:
-        """Whether the store already holds a final status for any of these syncs (one query:
-        the webhook receiver may have recorded it while the destination waited)."""
+    def reported_or_settled(self, sync_ids: list[str]) -> set[str]:
+        """Those of these syncs a webhook marked to confirm or whose final status is recorded
+        (one query: the receiver may have been told while the destination waited)."""
         with reading(self.path) as db:
-            row = db.execute(
-                "SELECT count(*) FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
+            rows = db.execute(
+                "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
+                f"(status_source = '{FROM_WEBHOOK}' OR (status_code IS NOT NULL AND "
+                f"status_code NOT IN {OPEN}))",
+                [sync_ids],
+            ).fetchall()
+        return {row[0] for row in rows}
+
+    def settled(self, sync_ids: list[str]) -> set[str]:
+        """Those of these syncs whose final status is recorded from Codat's API (with their
+        items), or as not found at Codat: nothing is left to read about them."""
+        with reading(self.path) as db:
+            rows = db.execute(
+                "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
+                f"status_source IN ('{FROM_CODAT}', '{FROM_PRODUCT}') AND "
                 f"status_code IS NOT NULL AND status_code NOT IN {OPEN}",
                 [sync_ids],
-            ).fetchone()
-        return row[0] > 0
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
         """(company, transaction, last sync) of every row left `sending`: to reconcile."""
@@ -291,14 +307,40 @@ class StatusStore:
             ).fetchall()
 
     # -- syncs ----------------------------------------------------------------------------------
-    def open_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
+    def open_syncs(
+        self, company_id: str | None = None, run_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(company, sync) without a final status from Codat: running, or reported ended by a
+        webhook and still to confirm; of one company, or of one run, when given."""
         with reading(self.path) as db:
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
                 f"status_code IN {OPEN}) AND (? IS NULL OR company_id = ?) "
-                "ORDER BY initiated_at",
-                [company_id, company_id],
+                "AND (? IS NULL OR run_id = ?) "
+                "ORDER BY coalesce(initiated_at, first_seen_at), sync_id",
+                [company_id, company_id, run_id, run_id],
             ).fetchall()
+
+    def left_open_by_unfinished_runs(self, run_id: str) -> list[tuple[str, str]]:
+        """(company, sync) still open whose run never recorded its end (it was killed): nobody
+        else waits for them, so the run after the crash follows them with its own."""
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
+                f"status_code IN {OPEN}) AND run_id IN (SELECT run_id FROM runs WHERE "
+                "outcome = 'running' AND finished_at IS NULL AND run_id <> ?) "
+                "ORDER BY coalesce(initiated_at, first_seen_at), sync_id",
+                [run_id],
+            ).fetchall()
+
+    def settled_count(self, run_id: str) -> int:
+        """How many of the run's syncs have a final status."""
+        with reading(self.path) as db:
+            return db.execute(
+                "SELECT count(*) FROM syncs WHERE run_id = ? AND status_code IS NOT NULL "
+                f"AND status_code NOT IN {OPEN}",
+                [run_id],
+            ).fetchone()[0]
 
     def known_sync_ids(self, company_id: str) -> set[str]:
         with reading(self.path) as db:
@@ -307,13 +349,14 @@ class StatusStore:
 
     def settle_not_found(self, sync_id: str, note: str) -> None:
         """Codat answered 404 for the sync: final as NOT_FOUND_AT_CODAT with `note`, so no
-        refresh asks again. `data_pushed` FALSE marks it settled by the API's word (a webhook
-        never replaces that); the API's own status replaces it if Codat ever knows the sync."""
+        refresh asks again. Its source is this tool ('product'): a webhook does not mark it to
+        confirm again; the API's own status replaces it if Codat ever knows the sync."""
         with transaction(self.path) as db:
             db.execute(
                 "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
-                "exception_message = NULL, data_pushed = FALSE, updated_at = ? WHERE sync_id = ?",
-                [NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT, note, now(), sync_id],
+                "exception_message = NULL, data_pushed = FALSE, status_source = ?, "
+                "updated_at = ? WHERE sync_id = ?",
+                [NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT, note, FROM_PRODUCT, now(), sync_id],
             )
 
     def record_sync_status(self, status: dict[str, Any]) -> None:
@@ -323,15 +366,19 @@ class StatusStore:
 
     def record_sync_outcome(
         self, company_id: str, status: dict[str, Any], items: list[dict]
-    ) -> None:
+    ) -> bool:
         """A final status and every item's outcome, in one transaction: a crash leaves the
-        sync open (followed again), never final with its items missing."""
+        sync open (followed again), never final with its items missing. True when this call
+        settled it (the store had no final status from Codat before): whoever settles a sync
+        uploads its receipts, so two processes confirming it at once do not both upload."""
         with transaction(self.path) as db:
+            first = not settled_in(db, status["syncId"])
             write_status(db, status)
             if items:
                 table, params = outcome_table(items)
                 db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
                 write_outcomes(db, company_id, status["syncId"], now())
+        return first
 
     def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
@@ -414,7 +461,8 @@ class StatusStore:
     ) -> list[str]:
         """Keep and apply verified (webhook-id, event, received at) triples, each webhook-id at
         most once, in one transaction that waits at most `wait_s` for the file (else
-        StoreError). Per event: 'applied', 'stored' (kept, nothing to apply) or
+        StoreError). Per event: 'applied' (its sync marked to confirm), 'stored' (kept, nothing
+        to apply) or
         'duplicate' (seen before: nothing changed)."""
         with transaction(self.path, wait_s) as db:
             return webhook_sql.record_events(db, events)
@@ -430,11 +478,11 @@ class StatusStore:
         with transaction(self.path, wait_s) as db:
             return webhook_sql.record_events(db, [(webhook_id, event, received_at)], apply=False)[0]
 
-    def webhook_settled_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
-        """(company, sync) whose final status so far comes only from a webhook: what a
-        `status refresh` should confirm through the API (status code, data pushed, items)."""
+    def syncs_to_confirm(self, company_id: str | None = None) -> list[tuple[str, str]]:
+        """(company, sync) a webhook reported ended that Codat has not confirmed yet: their
+        status and items are to be read from the API (they are open syncs too)."""
         with reading(self.path) as db:
-            return webhook_sql.settled_by_webhook(db, company_id)
+            return webhook_sql.to_confirm(db, company_id)
 
 
 def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
@@ -472,13 +520,25 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
     )
 
 
+def settled_in(db, sync_id: str) -> bool:
+    row = db.execute(
+        "SELECT count(*) FROM syncs WHERE sync_id = ? AND status_source = ? "
+        f"AND status_code IS NOT NULL AND status_code NOT IN {OPEN}",
+        [sync_id, FROM_CODAT],
+    ).fetchone()
+    return row[0] > 0
+
+
 def write_status(db, status: dict[str, Any]) -> None:
+    """Codat's own status for the sync. A running one stays to confirm if a webhook said it
+    ended (Codat has not caught up yet); a final one is Codat's word from now on."""
     code = status.get("syncStatusCode")
     final = is_final(code)
     db.execute(
         "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
-        "exception_message = ?, data_pushed = ?, completed_at = ?, updated_at = ? "
-        "WHERE sync_id = ?",
+        "exception_message = ?, data_pushed = ?, completed_at = ?, updated_at = ?, "
+        f"status_source = CASE WHEN ? OR status_source IS DISTINCT FROM '{FROM_WEBHOOK}' "
+        f"THEN '{FROM_CODAT}' ELSE status_source END WHERE sync_id = ?",
         [
             code,
             status.get("syncStatus"),
@@ -487,6 +547,7 @@ def write_status(db, status: dict[str, Any]) -> None:
             status.get("dataPushed"),
             parse_utc(status.get("syncUtc")) if final else None,
             now(),
+            final,
             status["syncId"],
         ],
     )
@@ -530,10 +591,13 @@ def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
         "t.transaction_id = o.tid AND t.last_sync_id = ? AND t.state <> 'completed'",
         [stamp, company_id, sync_id],
     )
+    # Codat's list of the sync's transactions is its item count (a sync a webhook or the
+    # company's sync list told of has no count of its own)
     db.execute(
         "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items WHERE sync_id = ? "
-        f"AND status IN {FAILED_STATUSES}) WHERE sync_id = ?",
-        [sync_id, sync_id],
+        f"AND status IN {FAILED_STATUSES}), item_count = (SELECT count(*) FROM push_items "
+        "WHERE sync_id = ?) WHERE sync_id = ?",
+        [sync_id, sync_id, sync_id],
     )
 
 

@@ -1,28 +1,27 @@
-"""SQL for the webhook receiver: keep each event once, apply it once, never undo the API.
+"""SQL for the webhook receiver: keep each event once, and let it mark its sync "to confirm".
 
-Codat delivers at least once and in no promised order, so everything here is idempotent and
-order-free:
-- `webhook_events.webhook_id` is the dedupe key. An id seen before changes nothing. Rows are kept
-  (never pruned here): Codat retries for about 28 hours and the Portal can replay later.
-- A sync's status only moves forward. A webhook fills a status that is still open (none, 1000,
-  1010); among webhook-set statuses failure beats success, and a specific failure beats the
-  generic one, so the end state does not depend on arrival order. A status the API recorded is
-  never replaced: the API sets `data_pushed`, a webhook leaves it NULL, and that NULL is how
-  `settled_by_webhook` finds the syncs a `status refresh` should still confirm.
-- An item only moves up: unknown/pending < failed < completed. The ledger follows the same rule
-  as the API path: only the sync that last carried a transaction may fail it, any sync may
-  complete it, and a completed transaction never goes back.
+A webhook triggers; the API decides. An event never sets a sync's status code, never writes a
+push item and never moves a ledger row: it says "look at sync X". So an applied event
+- keeps the sync's row (creating it, with the company the event names, when the store has not
+  seen the sync: `first_seen_at` is then the only time it has);
+- records what the webhook reported beside the status, never in it: `reported_outcome`
+  (successful / unsuccessful; among a sync's events unsuccessful wins, so arrival order does not
+  matter) and `reported_at`;
+- marks the sync to confirm (`status_source = 'webhook'`) unless Codat's own final status, or
+  this tool's not-found marker, is already recorded.
+The receiver (with an API key), the running destination and `status refresh` then read the
+sync's status and every transaction page from Codat (follow.SyncFollower), which sets
+`status_source = 'codat'`.
 
-A batch of events is applied set-wise, a dozen statements whatever its size: one upsert per
-table over `unnest`ed lists, after reducing the batch in Python to one row per key by the same
-ranks (so the order inside a batch does not matter either). Row by row, an event cost ~30 ms.
+Codat delivers at least once and in no promised order: `webhook_events.webhook_id` is the dedupe
+key (an id seen before changes nothing); rows are kept (Codat retries for about 28 hours and the
+Portal can replay later). A batch is applied set-wise, a handful of statements whatever its size.
 The receiver calls this inside `db.transaction(path, wait_s)` with a short wait; if the file
 stays busy, its events go to the receiver's spool instead (webhooks/spool.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from destination_codat_expenses.models import (
@@ -34,9 +33,8 @@ from destination_codat_expenses.models import (
 )
 
 APPLIED, STORED, DUPLICATE = "applied", "stored", "duplicate"
-# how sure a webhook-set sync status is: success < generic failure < failure from its items
-WEBHOOK_CODE_RANK = {2000: 1, 5000: 2, 5120: 3, 5130: 3}
-OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
+SUCCESSFUL, UNSUCCESSFUL = "successful", "unsuccessful"
+OPEN = sql_list(IN_PROGRESS)
 Entry = tuple[str, WebhookEvent, datetime]  # webhook-id, event, received at
 
 INSERT_EVENTS = (
@@ -46,89 +44,23 @@ INSERT_EVENTS = (
     "unnest(?::VARCHAR[]), unnest(?::VARCHAR[])::JSON"
 )
 INSERT_SYNCS = (
-    "INSERT INTO syncs (sync_id, company_id, item_count, updated_at) SELECT "
-    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::INTEGER[]), unnest(?::TIMESTAMPTZ[])"
+    "INSERT INTO syncs (sync_id, company_id, updated_at, first_seen_at) SELECT "
+    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::TIMESTAMPTZ[]), "
+    "unnest(?::TIMESTAMPTZ[])"
 )
-# Each statement is written out whole; only models' fixed word sets are put in. Item ranks:
-# unknown/pending 0 < failed (ValidationError, PushError, Failed) 1 < Completed 2.
-UPSERT_PUSH_ITEMS = (
-    "INSERT INTO push_items (sync_id, company_id, transaction_id, status, message, updated_at) "
-    "SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::TIMESTAMPTZ[]) "
-    "ON CONFLICT (sync_id, transaction_id) DO UPDATE SET "
-    "status = excluded.status, message = excluded.message, updated_at = excluded.updated_at "
-    "WHERE (CASE WHEN push_items.status = 'Completed' THEN 2 WHEN push_items.status IN "
-    f"{FAILED_STATUSES} THEN 1 ELSE 0 END) < "
-    "(CASE WHEN excluded.status = 'Completed' THEN 2 WHEN excluded.status IN "
-    f"{FAILED_STATUSES} THEN 1 ELSE 0 END)"
+# The report only moves up (successful < unsuccessful) and its time only forward; the mark is set
+# while no final status from Codat (or the not-found marker) is recorded.
+MARK_TO_CONFIRM = (
+    "UPDATE syncs s SET "
+    "reported_outcome = CASE WHEN s.reported_outcome = 'unsuccessful' THEN s.reported_outcome "
+    "ELSE v.outcome END, reported_at = greatest(s.reported_at, v.at), "
+    "status_source = CASE WHEN (s.status_code IS NULL OR s.status_code IN "
+    f"{OPEN}) AND s.status_source IS DISTINCT FROM 'product' THEN 'webhook' "
+    "ELSE s.status_source END, "
+    "updated_at = greatest(s.updated_at, v.at) FROM "
+    "(SELECT unnest(?::VARCHAR[]) AS sync_id, unnest(?::VARCHAR[]) AS outcome, "
+    "unnest(?::TIMESTAMPTZ[]) AS at) v WHERE s.sync_id = v.sync_id"
 )
-UPSERT_ATTEMPTS = (
-    "INSERT INTO transaction_attempts (sync_id, company_id, transaction_id, status, message, "
-    "recorded_at) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
-    "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::TIMESTAMPTZ[]) "
-    "ON CONFLICT DO UPDATE SET status = excluded.status, "
-    "message = excluded.message, recorded_at = excluded.recorded_at "
-    "WHERE (CASE WHEN transaction_attempts.status = 'Completed' THEN 2 WHEN "
-    f"transaction_attempts.status IN {FAILED_STATUSES} THEN 1 ELSE 0 "
-    "END) < (CASE WHEN excluded.status = 'Completed' THEN 2 WHEN excluded.status IN "
-    f"{FAILED_STATUSES} THEN 1 ELSE 0 END)"
-)
-ITEM_ROWS = (
-    "(SELECT unnest(?::VARCHAR[]) AS sync_id, unnest(?::VARCHAR[]) AS company_id, "
-    "unnest(?::VARCHAR[]) AS transaction_id, unnest(?::VARCHAR[]) AS status, "
-    "unnest(?::VARCHAR[]) AS message, unnest(?::TIMESTAMPTZ[]) AS at) v"
-)
-# only the sync that last carried a transaction fails it; then any sync may complete it
-FAIL_LEDGER = (
-    "UPDATE transactions t SET state = 'failed', codat_status = v.status, "
-    "message = v.message, updated_at = v.at FROM " + ITEM_ROWS + " "
-    "WHERE t.company_id = v.company_id AND t.transaction_id = v.transaction_id "
-    "AND t.last_sync_id = v.sync_id AND t.state NOT IN ('completed', 'failed')"
-)
-COMPLETE_LEDGER = (
-    "UPDATE transactions t SET state = 'completed', codat_status = v.status, "
-    "message = v.message, updated_at = v.at FROM " + ITEM_ROWS + " "
-    "WHERE t.company_id = v.company_id AND t.transaction_id = v.transaction_id "
-    "AND t.state <> 'completed'"
-)
-# open (none, or IN_PROGRESS): fill it; set by a webhook (data_pushed unknown): only a surer webhook
-# status replaces it (WEBHOOK_CODE_RANK); set by the API: never
-SETTLE_SYNCS = (
-    "UPDATE syncs s SET status_code = v.code, status_text = v.text, "
-    "error_message = coalesce(v.error_message, s.error_message), "
-    "completed_at = coalesce(s.completed_at, v.completed_at), updated_at = v.at FROM "
-    "(SELECT unnest(?::VARCHAR[]) AS sync_id, unnest(?::INTEGER[]) AS code, "
-    "unnest(?::VARCHAR[]) AS text, unnest(?::VARCHAR[]) AS error_message, "
-    "unnest(?::TIMESTAMPTZ[]) AS completed_at, unnest(?::TIMESTAMPTZ[]) AS at, "
-    "unnest(?::INTEGER[]) AS rank) v "
-    f"WHERE s.sync_id = v.sync_id AND (s.status_code IS NULL OR s.status_code IN {OPEN} "
-    "OR (s.data_pushed IS NULL AND (CASE s.status_code WHEN 2000 THEN 1 WHEN 5000 THEN 2 "
-    "WHEN 5120 THEN 3 WHEN 5130 THEN 3 ELSE 99 END) < v.rank))"
-)
-FILL_ITEM_TOTALS = (
-    "UPDATE push_items p SET amount = t.total_amount, currency = t.currency "
-    "FROM transactions t WHERE p.sync_id IN (SELECT unnest(?::VARCHAR[])) AND p.amount IS NULL "
-    "AND t.company_id = p.company_id AND t.transaction_id = p.transaction_id"
-)
-COUNT_FAILED = (
-    "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items p WHERE "
-    f"p.sync_id = syncs.sync_id AND p.status IN {FAILED_STATUSES}) "
-    "WHERE sync_id IN (SELECT unnest(?::VARCHAR[]))"
-)
-
-
-@dataclass(frozen=True)
-class ItemRow:
-    sync_id: str
-    company_id: str
-    transaction_id: str
-    status: str
-    message: str | None
-    at: datetime
-
-    @property
-    def rank(self) -> int:
-        return 2 if self.status == COMPLETED_ITEM else 1 if self.status in FAILED_ITEM else 0
 
 
 def record_events(db, entries: list[Entry], apply: bool = True) -> list[str]:
@@ -138,7 +70,7 @@ def record_events(db, entries: list[Entry], apply: bool = True) -> list[str]:
     companies = sync_companies(db, fresh) if apply else {}
     applied = [e for e in fresh if e[1].applicable and e[1].sync_id in companies]
     if applied:
-        apply_events(db, applied, companies)
+        mark_to_confirm(db, applied)
     applied_ids = {wid for wid, _, _ in applied}
     insert_events(db, fresh, applied_ids)
     verdict = {wid: (APPLIED if wid in applied_ids else STORED) for wid, _, _ in fresh}
@@ -172,83 +104,33 @@ def sync_companies(db, entries: list[Entry]) -> dict[str, str]:
         [sync_ids],
     ).fetchall()
     companies = dict(rows)
-    new: dict[str, tuple] = {}
+    new: dict[str, tuple[str, datetime]] = {}
     for _, event, at in entries:
         if event.applicable and event.company_id and event.sync_id not in companies:
-            new.setdefault(event.sync_id, (event.company_id, len(event.items) or None, at))
+            new.setdefault(event.sync_id, (event.company_id, at))
     if new:
-        columns = list(zip(*[(sync, *values) for sync, values in new.items()], strict=True))
-        db.execute(INSERT_SYNCS, [list(column) for column in columns])
+        syncs = list(new)
+        firsts = [new[s][1] for s in syncs]
+        db.execute(INSERT_SYNCS, [syncs, [new[s][0] for s in syncs], firsts, firsts])
         companies.update({sync: values[0] for sync, values in new.items()})
     return companies
 
 
-def apply_events(db, entries: list[Entry], companies: dict[str, str]) -> None:
-    items = item_rows(entries, companies)
-    if items:
-        columns = item_columns(items)
-        db.execute(UPSERT_PUSH_ITEMS, columns)
-        db.execute(UPSERT_ATTEMPTS, columns)
-        failed = [i for i in items if i.rank == 1]
-        completed = list(
-            {(i.company_id, i.transaction_id): i for i in items if i.rank == 2}.values()
-        )
-        if failed:
-            db.execute(FAIL_LEDGER, item_columns(failed))
-        if completed:
-            db.execute(COMPLETE_LEDGER, item_columns(completed))
-        synced = list({i.sync_id for i in items})
-        db.execute(FILL_ITEM_TOTALS, [synced])
-        db.execute(COUNT_FAILED, [synced])
-    settle_syncs(db, entries)
-
-
-def item_rows(entries: list[Entry], companies: dict[str, str]) -> list[ItemRow]:
-    """One row per (sync, transaction): the highest-ranked outcome any event in the batch gave."""
-    best: dict[tuple[str, str], ItemRow] = {}
+def mark_to_confirm(db, entries: list[Entry]) -> None:
+    """Per sync, what its events reported (unsuccessful if any said so; the latest time)."""
+    reported: dict[str, tuple[str, datetime]] = {}
     for _, event, at in entries:
-        for item in event.items:
-            row = ItemRow(
-                event.sync_id,
-                companies[event.sync_id],
-                item.transaction_id,
-                item.status,
-                item.message,
-                at,
-            )
-            key = (row.sync_id, row.transaction_id)
-            if key not in best or best[key].rank < row.rank:
-                best[key] = row
-    return list(best.values())
-
-
-def item_columns(rows: list[ItemRow]) -> list[list]:
-    return [
-        [r.sync_id for r in rows],
-        [r.company_id for r in rows],
-        [r.transaction_id for r in rows],
-        [r.status for r in rows],
-        [r.message for r in rows],
-        [r.at for r in rows],
-    ]
-
-
-def settle_syncs(db, entries: list[Entry]) -> None:
-    """Per sync, the surest status among the batch's events, if it may replace the stored one."""
-    best: dict[str, tuple[int, WebhookEvent, datetime]] = {}
-    messages: dict[str, str] = {}
-    for _, event, at in entries:
-        rank = WEBHOOK_CODE_RANK[event.status()[0]]
-        if event.sync_id not in best or best[event.sync_id][0] < rank:
-            best[event.sync_id] = (rank, event, at)
-        if event.error_message():
-            messages.setdefault(event.sync_id, event.error_message())
-    rows = []
-    for sync_id, (rank, event, at) in best.items():
-        code, text = event.status()
-        message = event.error_message() or messages.get(sync_id)
-        rows.append((sync_id, code, text, message, event.generated_at or at, at, rank))
-    db.execute(SETTLE_SYNCS, [list(column) for column in zip(*rows, strict=True)])
+        outcome = SUCCESSFUL if event.succeeded else UNSUCCESSFUL
+        before = reported.get(event.sync_id)
+        if before is not None:
+            outcome = UNSUCCESSFUL if UNSUCCESSFUL in (outcome, before[0]) else outcome
+            at = max(at, before[1])
+        reported[event.sync_id] = (outcome, at)
+    syncs = list(reported)
+    db.execute(
+        MARK_TO_CONFIRM,
+        [syncs, [reported[s][0] for s in syncs], [reported[s][1] for s in syncs]],
+    )
 
 
 def insert_events(db, entries: list[Entry], applied: set[str]) -> None:
@@ -269,8 +151,8 @@ def insert_events(db, entries: list[Entry], applied: set[str]) -> None:
 
 
 def adopt_recorded_outcomes(db, company_id: str, sync_id: str) -> None:
-    """Item outcomes a webhook recorded for a sync before the destination linked its
-    transactions to it (the webhook won the race): move those transactions now."""
+    """Item outcomes read from Codat for a sync before the destination linked its transactions
+    to it (the receiver confirmed the sync first): move those transactions now."""
     db.execute(
         "UPDATE transactions t SET state = CASE WHEN p.status = 'Completed' THEN 'completed' "
         "ELSE 'failed' END, codat_status = p.status, message = p.message, "
@@ -282,12 +164,10 @@ def adopt_recorded_outcomes(db, company_id: str, sync_id: str) -> None:
     )
 
 
-def settled_by_webhook(db, company_id: str | None) -> list[tuple[str, str]]:
-    """(company, sync) whose final status so far comes only from a webhook."""
+def to_confirm(db, company_id: str | None = None) -> list[tuple[str, str]]:
+    """(company, sync) a webhook reported ended that Codat has not yet confirmed, oldest first."""
     return db.execute(
-        "SELECT s.company_id, s.sync_id FROM syncs s WHERE s.data_pushed IS NULL "
-        "AND s.status_code IS NOT NULL AND s.status_code NOT IN (SELECT unnest(?)) "
-        "AND (? IS NULL OR s.company_id = ?) AND EXISTS (SELECT 1 FROM webhook_events e "
-        "WHERE e.sync_id = s.sync_id AND e.applied) ORDER BY s.updated_at",
-        [list(IN_PROGRESS), company_id, company_id],
+        "SELECT company_id, sync_id FROM syncs WHERE status_source = 'webhook' "
+        "AND (? IS NULL OR company_id = ?) ORDER BY reported_at, sync_id",
+        [company_id, company_id],
     ).fetchall()

@@ -1,3 +1,4 @@
 """The webhook receiver, in rooms: signing.py (verify and sign), receiver.py (the Starlette app),
-writer.py (group commit), spool.py (events held while the store is busy) and payloads.py (what a
-body says). The command that serves it is cli/webhooks.py; the SQL is store/webhook_events.py."""
+writer.py (group commit), spool.py (events held while the store is busy), payloads.py (what a
+body says) and confirmer.py (reading the syncs webhooks report from Codat, given a key). The
+command that serves it is cli/webhooks.py; the SQL is store/webhook_events.py."""

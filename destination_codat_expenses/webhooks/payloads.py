@@ -1,31 +1,24 @@
 """What a verified Codat webhook body says about a sync, as plain values.
 
 Codat sends one fact in two shapes: the current Svix events (`expenses.sync.successful`,
-`expenses.sync.unsuccessful`, payload `referenceCompany.id`, `syncId`, `transactions[]`) and the
-legacy rules ("Sync Completed", "Sync Failed", `CompanyId`, `Data.syncId`). Both are read into one
-`WebhookEvent` here so the store applies a single shape. Nothing here does I/O or raises on a
-strange body: a body that is not a sync event becomes an event with nothing to apply, and is kept.
-
-The event's shape and the status codes a webhook implies are vocabulary (models.py), shared with
-the store that applies them.
+`expenses.sync.unsuccessful`, payload `referenceCompany.id`, `syncId`) and the legacy rules
+("Sync Completed", "Sync Failed", `CompanyId`, `Data.syncId`). Both are read into one
+`WebhookEvent` (models.py) here so the store applies a single shape: which sync, which company,
+and whether the sender called it successful. The payload's per-transaction list is not read:
+every item's status comes from Codat's API (the whole body is kept in `webhook_events`). Nothing
+here does I/O or raises on a strange body: a body that is not a sync event becomes an event with
+nothing to apply, and is kept.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from destination_codat_expenses.models import (
-    MAX_ID_CHARS,
-    WEBHOOK_ITEM_STATUSES,
-    ItemOutcome,
-    WebhookEvent,
-)
+from destination_codat_expenses.models import MAX_ID_CHARS, WebhookEvent
 
 SUCCESS_TYPES = frozenset({"expenses.sync.successful", "Sync Completed"})
 FAILURE_TYPES = frozenset({"expenses.sync.unsuccessful", "Sync Failed"})
-MAX_MESSAGE_CHARS = 2000
 
 
 def interpret(body: bytes) -> WebhookEvent:
@@ -54,9 +47,6 @@ def current_event(document: dict, payload_json: str) -> WebhookEvent:
         sync_id=text(payload.get("syncId")),
         company_id=company_id or text(payload.get("companyId")),
         succeeded=outcome_of(event_type),
-        items=items_of(payload.get("transactions")),
-        generated_at=moment(document.get("generatedDate")),
-        message=None,
         payload_json=payload_json,
     )
 
@@ -69,30 +59,8 @@ def legacy_event(document: dict, payload_json: str) -> WebhookEvent:
         sync_id=text(data.get("syncId")) if isinstance(data, dict) else None,
         company_id=text(document.get("CompanyId")),
         succeeded=outcome_of(event_type),
-        items=(),
-        generated_at=None,
-        message=bounded(document.get("Message")),
         payload_json=payload_json,
     )
-
-
-def items_of(raw: Any) -> tuple[ItemOutcome, ...]:
-    """Per-transaction outcomes; entries without an id are skipped, odd statuses are Unknown."""
-    if not isinstance(raw, list):
-        return ()
-    items = []
-    for entry in raw:
-        if not isinstance(entry, dict) or not text(entry.get("id")):
-            continue
-        status = entry.get("status")
-        items.append(
-            ItemOutcome(
-                transaction_id=text(entry["id"]),
-                status=status if status in WEBHOOK_ITEM_STATUSES else "Unknown",
-                message=bounded(entry.get("errorMessage")),
-            )
-        )
-    return tuple(items)
 
 
 def outcome_of(event_type: str | None) -> bool | None:
@@ -104,7 +72,7 @@ def outcome_of(event_type: str | None) -> bool | None:
 
 
 def unapplicable(event_type: str | None, payload_json: str) -> WebhookEvent:
-    return WebhookEvent(event_type, None, None, None, (), None, None, payload_json)
+    return WebhookEvent(event_type, None, None, None, payload_json)
 
 
 def refuse_constant(name: str) -> None:
@@ -122,17 +90,3 @@ def text(value: Any) -> str | None:
     if isinstance(value, str) and 0 < len(value.strip()) <= MAX_ID_CHARS:
         return value.strip()
     return None
-
-
-def bounded(value: Any) -> str | None:
-    return value[:MAX_MESSAGE_CHARS] if isinstance(value, str) and value else None
-
-
-def moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

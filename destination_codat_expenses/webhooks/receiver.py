@@ -1,5 +1,5 @@
 """The webhook receiver (the Starlette app behind `codat-expenses webhooks serve`), so the store
-learns how syncs end without polling.
+learns without polling that a sync ended, and (given an API key) reads how from Codat.
 
 Why it is built this way:
 - Each request is verified first (signing.py: Standard Webhooks / Svix signatures, the time from
@@ -14,6 +14,10 @@ Why it is built this way:
   that has waited WRITER_WAIT_S for it spools its event itself, so the answer comes within a
   second whatever the writer is doing. 503 (Codat retries; the retry is deduplicated) is left
   for when neither the store nor the spool took the event.
+- A webhook triggers, the API decides: an event marks its sync "to confirm" and never sets its
+  status (store/webhook_events.py). With a Codat client, the confirmer (confirmer.py) then reads
+  the sync's status and items from Codat in the background; without one, the running
+  destination or `codat-expenses status refresh` does.
 """
 
 from __future__ import annotations
@@ -31,10 +35,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.errors import WebhookVerificationError, WriterFull
+from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.models import WebhookEvent
 from destination_codat_expenses.redaction import scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.webhooks.confirmer import Confirmer
 from destination_codat_expenses.webhooks.payloads import interpret
 from destination_codat_expenses.webhooks.signing import signed_headers, signing_keys, verify
 from destination_codat_expenses.webhooks.spool import HeldEvent, Spool
@@ -119,20 +126,34 @@ def create_receiver(
     secret: str,
     clock: Callable[[], float] = time.time,
     spool_dir: str | None = None,
+    codat: CodatClient | None = None,
 ) -> Starlette:
     """The receiver app: POST /webhooks/codat and GET /healthz. `clock` gives Unix seconds;
-    events the store cannot take in time are held in `spool_dir` (default: next to the store)."""
+    events the store cannot take in time are held in `spool_dir` (default: next to the store).
+    With `codat`, the syncs its webhooks mark to confirm are read from Codat in the background
+    (receipts of inline content too; a receipt path is the destination's to read)."""
     keys = signing_keys(secret)
     store = StatusStore(store_path)
     store.prepare()
-    writer = EventWriter(store, Spool(spool_dir or f"{store_path}.webhook-spool"))
+    confirmer = None
+    if codat is not None:
+        confirmer = Confirmer(SyncFollower(codat, store, upload_receipts=True, workers=1), store)
+    writer = EventWriter(
+        store,
+        Spool(spool_dir or f"{store_path}.webhook-spool"),
+        on_applied=confirmer.request if confirmer else lambda company_id, sync_id: None,
+    )
     receiver = Receiver(keys, writer, clock, webhook_secret_forms(secret))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        if confirmer:
+            confirmer.start()  # and queues what is still to confirm from before
         writer.start()  # applies what an earlier run left in the spool, even with no traffic
         yield
         writer.stop()
+        if confirmer:
+            confirmer.stop()
 
     return Starlette(
         routes=[

@@ -21,6 +21,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from pathlib import Path
 from destination_codat_expenses.errors import StoreError, WriterFull
 from destination_codat_expenses.models import WebhookEvent
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.store.webhook_events import APPLIED
 from destination_codat_expenses.webhooks.payloads import interpret
 from destination_codat_expenses.webhooks.spool import HeldEvent, Spool
 
@@ -57,8 +59,15 @@ class Pending:
 
 
 class EventWriter:
-    def __init__(self, store: StatusStore, spool: Spool, budget_s: float = ANSWER_BUDGET_S):
+    def __init__(
+        self,
+        store: StatusStore,
+        spool: Spool,
+        budget_s: float = ANSWER_BUDGET_S,
+        on_applied: Callable[[str | None, str], None] = lambda company_id, sync_id: None,
+    ):
         self.store, self.spool, self.budget_s = store, spool, budget_s
+        self.on_applied = on_applied  # (company, sync) of each committed event that marked one
         self.queue: queue.Queue = queue.Queue(MAX_QUEUE)
         self.thread: threading.Thread | None = None
         self.starting = threading.Lock()
@@ -129,6 +138,9 @@ class EventWriter:
             return
         for pending, outcome in zip(fresh, outcomes, strict=False):
             pending.future.set_result(outcome)
+        for (_, event, _), outcome in zip(entries, outcomes, strict=True):
+            if outcome == APPLIED:
+                self.on_applied(event.company_id, event.sync_id)
         if held_paths:
             self.spool.release(held_paths)
             logger.info("webhook writer: %d held events applied", len(held_entries))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from report_app import charts, filters, queries, ui
+from report_app import charts, explain, filters, queries, ui
 
 HIGHLIGHT = {"stuck": "background-color: #fdecea", "long running": "background-color: #fff4e5"}
 STYLE_MAX_ROWS = 1000  # colouring rows costs ~0.4 ms a row; bigger tables keep the ⚠/⏳ column
@@ -13,11 +13,16 @@ ATTENTION_LABELS = {"stuck": "⚠ stuck", "long running": "⏳ long running", ""
 
 
 def summary(board: queries.Dashboard) -> None:
-    total, succeeded, failed, running, rate = st.columns(5)
+    total, succeeded, failed, running, unconfirmed, rate = st.columns(6)
     total.metric("Syncs", ui.fmt_count(board.total))
     succeeded.metric("Succeeded", ui.fmt_count(board.count("succeeded")))
     failed.metric("Failed", ui.fmt_count(board.count("failed")))
     running.metric("In progress", ui.fmt_count(board.count("in progress")))
+    unconfirmed.metric(
+        "Unconfirmed",
+        ui.fmt_count(board.count("unconfirmed")),
+        help=f"{explain.UNCONFIRMED_LABEL}: no code is shown until Codat's is read.",
+    )
     share = board.failure_rate
     rate.metric("Failure rate", "—" if share is None else f"{share:.1%}")
 
@@ -26,7 +31,8 @@ def attention(board: queries.Dashboard, flt: queries.SyncFilter) -> None:
     if board.stuck:
         st.warning(
             f"{board.stuck:,} sync(s) have had no final status for more than "
-            f"{flt.stuck_after_min} minutes (stuck). They are marked ⚠ in the history.",
+            f"{flt.stuck_after_min} minutes (stuck, or reported by webhook and never confirmed "
+            "with Codat). They are marked ⚠ in the history.",
             icon=":material/warning:",
         )
     if board.long_running:

@@ -23,14 +23,26 @@ def pick_sync(path: str) -> str | None:
     )
 
 
+SOURCES = {
+    "codat": "Codat's API",
+    "webhook": "a webhook's report, not yet confirmed with Codat",
+    "product": "codat-expenses (Codat answered 404)",
+}
+
+
 def header(sync: dict) -> None:
-    code = sync["status_code"]
+    status = explain.status_label(sync["status_code"], sync["outcome"])
     st.title(f"Sync {ui.md(sync['sync_id'])}")
-    st.subheader(f"{explain.code_label(code)} · {sync['outcome']}")
+    unconfirmed = sync["outcome"] == "unconfirmed"
+    st.subheader(status if unconfirmed else f"{status} · {sync['outcome']}")
     if sync["attention"]:
         st.warning(f"This sync is {sync['attention']}.", icon=":material/hourglass_top:")
     started, ended, took, items, failed = st.columns(5)
-    started.metric("Started (UTC)", ui.fmt_time(sync["initiated_at"]))
+    # a sync only a webhook named has no known start: the store shows when it first saw it
+    started.metric(
+        "Started (UTC)" if sync["start_known"] else "First seen (UTC)",
+        ui.fmt_time(sync["initiated_at"]),
+    )
     ended.metric("Finished (UTC)", ui.fmt_time(sync["completed_at"]))
     took.metric(
         "Duration" if not pd.isna(sync["completed_at"]) else "Running for",
@@ -46,6 +58,8 @@ def facts(sync: dict) -> None:
         "Platforms": f"{sync['source_platform'] or '?'} → {sync['target_platform'] or '?'}",
         "Status code and text": f"{explain.as_code(sync['status_code']) or '—'} "
         f"{sync['status_text'] or ''}",
+        "Status from": SOURCES.get(sync["status_source"], "—"),
+        "Webhook reported": reported(sync),
         "Expenses dated": f"{ui.fmt_date(sync['expenses_from'])} to "
         f"{ui.fmt_date(sync['expenses_to'])}",
         "Flow": sync["flow"] or "—",
@@ -59,17 +73,25 @@ def facts(sync: dict) -> None:
     )
 
 
+def reported(sync: dict) -> str:
+    if not isinstance(sync["reported_outcome"], str):
+        return "—"
+    return f"{sync['reported_outcome']} at {ui.fmt_time(sync['reported_at'])}"
+
+
 def notes(sync: dict, items: pd.DataFrame) -> None:
     code = sync["status_code"]
     messages = [sync["error_message"], sync["exception_message"], *items["message"].tolist()]
     st.subheader("What happened")
-    for note in explain.notes_for_sync(code, messages):
+    for note in explain.notes_for_sync(code, messages, sync["outcome"]):
         ui.show_note(note, failed=sync["outcome"] == "failed")
-    ui.show_raw("Error message (from Codat)", sync["error_message"])
-    ui.show_raw("Exception message (from Codat)", sync["exception_message"])
+    source = sync["status_source"]
+    ui.show_raw(explain.source_label("Error message", source), sync["error_message"])
+    ui.show_raw(explain.source_label("Exception message", source), sync["exception_message"])
 
 
-def retry_panel(path: str, sync_id: str) -> None:
+def retry_panel(path: str, sync: dict) -> None:
+    sync_id = sync["sync_id"]
     st.subheader("Retry")
     last = st.session_state.get("last_retry")
     if last and last["sync_id"] == sync_id:
@@ -84,7 +106,7 @@ def retry_panel(path: str, sync_id: str) -> None:
         key="retry",
     )
     if not failed:
-        st.caption("No failed items to retry: every item completed, or a later sync completed it.")
+        st.caption(nothing_to_retry(sync))
     elif not actions.has_credentials():
         st.info(
             f"{failed} failed item(s) could be pushed again, but the report has no Codat API key "
@@ -97,6 +119,15 @@ def retry_panel(path: str, sync_id: str) -> None:
         st.caption(f"{failed} failed item(s) will be pushed again with the same ids.")
     if pressed and ready:
         run_retry(path, sync_id)
+
+
+def nothing_to_retry(sync: dict) -> str:
+    """Why the button is off, true to the sync's state (a running sync has no outcomes yet)."""
+    if sync["outcome"] in ("in progress", "unconfirmed"):
+        return "Nothing to retry yet: Codat has not given this sync's final status."
+    if pd.isna(sync["item_count"]) or not sync["item_count"]:
+        return "No items are recorded for this sync: nothing to retry."
+    return "No failed items to retry: every item completed, or a later sync completed it."
 
 
 def run_retry(path: str, sync_id: str) -> None:
@@ -138,7 +169,10 @@ def lineage(path: str, sync_id: str) -> None:
     family["relation"] = [
         relation(g, r) for g, r in zip(family["generation"], family["retry_of"], strict=True)
     ]
-    family["status"] = [explain.code_label(c) for c in family["status_code"]]
+    family["status"] = [
+        explain.status_label(c, o)
+        for c, o in zip(family["status_code"], family["outcome"], strict=True)
+    ]
     st.dataframe(
         family[["relation", "sync_id", "initiated_at", "status", "item_count", "failed_count"]],
         hide_index=True,
@@ -211,7 +245,7 @@ header(sync)
 facts(sync)
 all_items = queries.load_push_items(path, sync_id)
 notes(sync, all_items)
-retry_panel(path, sync_id)
+retry_panel(path, sync)
 lineage(path, sync_id)
 items_tab, config = st.tabs([f"Push items ({len(all_items)})", "Config"])
 with items_tab:
