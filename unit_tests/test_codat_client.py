@@ -200,3 +200,15 @@ def test_attempt_budget_grows_with_traffic():
     for _ in range(4):
         budget.sent()
     assert budget.take() and budget.take() and not budget.take()
+
+
+def test_one_upload_is_the_same_bytes_every_time_it_is_sent():
+    """Two senders of one receipt (a run and the receiver, or a retry after a lost answer)
+    send the same key and, with a boundary derived from it, the same body: Codat replays its
+    first answer instead of refusing a different body under a used key (422)."""
+    client, seen, _ = scripted((200, {"id": "a1"}, {}), (200, {"id": "a1"}, {}))
+    for _ in range(2):
+        client.upload_attachment(COMPANY, "s1", "t1", "r.png", b"\x89PNG", "image/png", "k-1")
+    first, second = (request.read() for request in seen)
+    assert first == second and b"\x89PNG" in first
+    assert seen[0].headers["Content-Type"].startswith("multipart/form-data; boundary=")

@@ -276,6 +276,11 @@ class CodatClient:
             content = jsonwire.dumps(body).encode()
         if key:
             headers["Idempotency-Key"] = key
+        if files is not None and key:
+            # httpx draws a random boundary: derived from the key instead, one upload is the
+            # same bytes every time it is sent, so a second sender (the receiver and a run, or
+            # an attempt after a lost answer) gets Codat's first answer, not a 422 for a used key
+            headers["Content-Type"] = f"multipart/form-data; boundary={key.replace('-', '')}"
         started = time.monotonic()
         self.budget.sent()
         try:
