@@ -186,7 +186,10 @@ class Pipeline:
         if not batch:
             return
         self.slots.acquire()  # bounded memory: reading waits while pushes are behind
-        future = self.pool.submit(self.pusher.push, company_id, batch)
+        # claimed here, in the order the records came: on a push thread a later batch's claim
+        # could overtake an earlier one's, and a changed repeat would reach Codat first
+        fresh = self.pusher.claim(company_id, batch)
+        future = self.pool.submit(self.pusher.send, company_id, fresh)
         future.add_done_callback(lambda _: self.slots.release())
         self.in_flight.append(future)
         self.in_flight = [f for f in self.in_flight if not f.done() or f.exception()]

@@ -142,7 +142,10 @@ class Pusher:
             return len(self.opened_syncs)
 
     def push(self, company_id: str, batch: Batch) -> None:
-        fresh = self.claim(company_id, batch)
+        self.send(company_id, self.claim(company_id, batch))
+
+    def send(self, company_id: str, fresh: Batch) -> None:
+        """Push what `claim` let through; its claims end once the outcome is in the ledger."""
         if not fresh:
             return
         try:

@@ -4,7 +4,9 @@ row says when it closes."""
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
 import pytest
 from fake_codat import (
@@ -109,6 +111,35 @@ def test_a_checkpoint_returns_only_when_every_push_is_in_the_ledger(codat, store
     later.join()
     assert codat.create_entered.is_set()
     assert query(store, "SELECT state FROM transactions") == [("sent",)]
+
+
+def test_batches_are_claimed_in_the_order_their_records_came(codat, store):
+    """A changed repeat in a later batch is judged at once against the first content, even
+    while every push thread is busy: were claims made on the push threads, a later batch's
+    could overtake an earlier one's and Codat would get the changed content first."""
+    pipeline = started(codat, store, batch_size=1, concurrency=2)
+    holds = [threading.Event(), threading.Event()]
+    for number, hold in enumerate(holds, start=1):  # both push threads wait inside a create
+        codat.hold_next_create = hold
+        pipeline.accept(STREAM, flat(f"busy-{number}"))
+        wait_for(lambda n=number: len(codat.posts("/expense-transactions")) == n)
+    pipeline.accept(STREAM, flat("x", amount="13.00"))  # queued behind them: first content
+    pipeline.accept(STREAM, flat("x", amount="12.00"))  # queued too: a conflict, known now
+
+    assert pipeline.outcomes.snapshot().rejected == 1
+    for hold in holds:
+        hold.set()
+    pipeline.checkpoint()
+    bodies = [json.loads(r.content) for r in codat.posts("/expense-transactions")]
+    assert [[item["id"] for item in body] for body in bodies][2:] == [ids("x")]
+    assert bodies[2][0]["lines"][0]["netAmount"] == 11  # 13.00 less 2.00 tax: the first content
+
+
+def wait_for(check, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 def test_items_codat_refuses_move_from_accepted_to_rejected(codat, store):
