@@ -20,11 +20,11 @@ from destination_codat_expenses.models import (
     FROM_CODAT,
     FROM_PRODUCT,
     NOT_FOUND_AT_CODAT,
-    OWN_STATUS_MEANING,
-    STATUS_MEANING,
+    STATUS_MEANING,  # noqa: F401  (the report's table of Codat's codes: a test compares it)
     UNCONFIRMED,
     is_final,
 )
+from destination_codat_expenses.models import status_meaning as code_meaning
 
 NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS NULL)
 ITEM_FAILURE_CODES = (5120, 5130)  # the codes whose items failed one by one
@@ -281,9 +281,7 @@ def as_code(value) -> int | None:
 def meaning(code) -> str:
     """Codat's meaning for a status code ('No status yet' when none is recorded)."""
     code = as_code(code)
-    if code is None or code == NO_STATUS:
-        return "No status yet"
-    return STATUS_MEANING.get(code) or OWN_STATUS_MEANING.get(code, "Unknown status code")
+    return code_meaning(None if code == NO_STATUS else code)
 
 
 def code_label(code) -> str:
