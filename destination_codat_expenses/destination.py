@@ -33,7 +33,7 @@ from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_o
 from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets, update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from destination_codat_expenses import protocol
+from destination_codat_expenses import protocol, stopping
 from destination_codat_expenses.check import connection_problem
 from destination_codat_expenses.codat.client import AttemptPolicy, CodatClient
 from destination_codat_expenses.codat.http import http_client
@@ -49,6 +49,7 @@ from destination_codat_expenses.errors import (
 )
 from destination_codat_expenses.pipeline import Pipeline
 from destination_codat_expenses.redaction import api_key_forms
+from destination_codat_expenses.stopping import RunStopped
 from destination_codat_expenses.store.status_store import StatusStore
 
 logger = logging.getLogger("airbyte")
@@ -153,7 +154,9 @@ class DestinationCodatExpenses(Destination):
 
     def run(self, args: list[str]) -> None:
         init_uncaught_exception_handler(logger)
-        signal.signal(signal.SIGTERM, stop_on_signal)  # so a cancelled run records `failed`
+        # a cancelled run records `failed`, saying it was stopped (see stopping.py)
+        signal.signal(signal.SIGTERM, stopping.request_stop)
+        signal.signal(signal.SIGINT, stopping.request_stop)
         messages = self.run_cmd(self.parse_args(args))
         try:
             for message in messages:
@@ -175,15 +178,6 @@ def emit(line: str) -> None:
     PYTHONUNBUFFERED a log line from another thread, or a SIGTERM, can land in between."""
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-class RunStopped(BaseException):
-    """SIGTERM arrived (the platform cancels a job this way); a BaseException, so no `except
-    Exception` on the way out swallows it and the run is closed as failed."""
-
-
-def stop_on_signal(signum: int, frame: object) -> None:
-    raise RunStopped(f"stopped by signal {signum}")
 
 
 def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
@@ -210,6 +204,7 @@ def run_pipeline(
     try:
         pipeline.start()
         for message in messages:
+            stopping.check()
             if isinstance(message, protocol.State):
                 pipeline.checkpoint()
                 crash_point("after_commit")

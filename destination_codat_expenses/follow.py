@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from destination_codat_expenses import stopping
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.errors import names_itself
 from destination_codat_expenses.models import IN_PROGRESS
@@ -75,7 +76,7 @@ class SyncFollower:
         another process settled) is read at once. A mark seen before does not wake it again."""
         until = time.monotonic() + pause
         while time.monotonic() < until:
-            time.sleep(min(WEBHOOK_CHECK_S, max(until - time.monotonic(), 0)))
+            stopping.pause(min(WEBHOOK_CHECK_S, max(until - time.monotonic(), 0)))
             marked = self.store.reported_or_settled([sync_id for _, sync_id in open_syncs])
             news, self.reported = marked - self.reported, self.reported | marked
             if news:

@@ -22,9 +22,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
+from destination_codat_expenses import stopping
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import Companies
 from destination_codat_expenses.config import Config
@@ -185,7 +186,8 @@ class Pipeline:
         batch = self.buffers.pop(company_id, [])
         if not batch:
             return
-        self.slots.acquire()  # bounded memory: reading waits while pushes are behind
+        while not self.slots.acquire(timeout=stopping.POLL_S):  # bounded memory: reading
+            stopping.check()  # waits while pushes are behind
         # claimed here, in the order the records came: on a push thread a later batch's claim
         # could overtake an earlier one's, and a changed repeat would reach Codat first
         fresh = self.pusher.claim(company_id, batch)
@@ -197,6 +199,9 @@ class Pipeline:
     def drain(self) -> None:
         pending, self.in_flight = self.in_flight, []
         for future in pending:
+            while not future.done():
+                wait([future], timeout=stopping.POLL_S)
+                stopping.check()
             future.result()  # re-raises the first push that could not be made
 
     # -- reporting ------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any
 
+from destination_codat_expenses import stopping
+
 MAX_LINE_BYTES = 1024 * 1024
 # Airbyte's message types; a tuple: `in` must not hash a dict
 KNOWN_TYPES = (
@@ -71,11 +73,17 @@ class InputStats:
 def read_lines(stream: IO) -> Iterator[bytes | str]:
     """The stream's lines, none held longer than MAX_LINE_BYTES + 1: the rest of a longer line
     is read and dropped, so one endless line cannot exhaust memory."""
-    while line := stream.readline(MAX_LINE_BYTES + 1):
+    while line := read_line(stream, MAX_LINE_BYTES + 1):
         if len(line) > MAX_LINE_BYTES and line[-1:] not in ("\n", b"\n"):
             while (rest := stream.readline(MAX_LINE_BYTES)) and rest[-1:] not in ("\n", b"\n"):
                 pass
         yield line
+
+
+def read_line(stream: IO, limit: int) -> bytes | str:
+    """A blocking read a stop request may cut short (the source may be silent for long)."""
+    with stopping.interruptible():
+        return stream.readline(limit)
 
 
 def parse_lines(lines: Iterable[str | bytes], stats: InputStats) -> Iterator[Message]:

@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
         "currencies",
         "values",
         "crashpoints",
+        "stopping",
         "redaction",
     },
     {"mapping", "receipts", "config"},  # pure record -> transaction, and the settings

@@ -26,7 +26,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from destination_codat_expenses import jsonwire
+from destination_codat_expenses import jsonwire, stopping
 from destination_codat_expenses.codat.errors import already_processed_ids
 from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (
@@ -88,7 +88,7 @@ class CodatClient:
         http: httpx.Client,
         api_key: str,
         policy: AttemptPolicy | None = None,
-        sleep=time.sleep,
+        sleep=stopping.pause,
     ) -> None:
         self.http = http
         self.auth_header = basic_auth(api_key)
