@@ -38,9 +38,8 @@ def test_a_signal_during_an_interruptible_sleep_ends_it_at_once():
 
 def test_an_interruptible_wait_entered_after_a_request_raises_before_waiting():
     os.kill(os.getpid(), signal.SIGTERM)
-    with pytest.raises(stopping.RunStopped):
-        with stopping.interruptible():
-            pytest.fail("the wait began although a stop was requested")
+    with pytest.raises(stopping.RunStopped), stopping.interruptible():
+        pytest.fail("the wait began although a stop was requested")
 
 
 def test_without_a_request_nothing_is_raised():
