@@ -1,0 +1,60 @@
+"""The official SDK's own environment: a venv made with uv from PyPI, outside the project's
+locked env (the SDK pins its own httpx and pydantic). Made once, then reused from the cache.
+
+    python -m benchmarks.sdk_env   # prints the SDK environment's python
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+SDK_PACKAGE = "codat-sync-for-expenses"
+SDK_VERSION = "9.0.0"  # pinned so the figures are comparable run to run
+PYTHON = "3.11"
+
+
+def uv_command() -> list[str]:
+    """`BENCH_UV` (the Makefile passes its own), else `uv` on PATH, else the base
+    interpreter's `-m uv` (the project's venv does not carry uv)."""
+    if os.environ.get("BENCH_UV"):
+        return shlex.split(os.environ["BENCH_UV"])
+    if found := shutil.which("uv"):
+        return [found]
+    return [getattr(sys, "_base_executable", sys.executable), "-m", "uv"]
+
+
+def venv_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "destination-codat-expenses" / f"bench-sdk-{SDK_VERSION}"
+
+
+def sdk_python() -> Path:
+    """The python of a venv holding the pinned SDK, made on first use."""
+    venv = venv_dir()
+    python = venv / "bin" / "python"
+    if python.exists() and has_sdk(python):
+        return python
+    uv = uv_command()
+    print("sdk env: ", shlex.join([*uv, "venv", "--python", PYTHON, str(venv)]))
+    subprocess.run([*uv, "venv", "-q", "--python", PYTHON, str(venv)], check=True, timeout=300)
+    install = [*uv, "pip", "install", "-q", "--python", str(python)]
+    install.append(f"{SDK_PACKAGE}=={SDK_VERSION}")
+    print("sdk env: ", shlex.join(install))
+    subprocess.run(install, check=True, timeout=600)
+    if not has_sdk(python):
+        raise SystemExit(f"{SDK_PACKAGE} did not install into {venv}")
+    return python
+
+
+def has_sdk(python: Path) -> bool:
+    probe = [str(python), "-c", "import codat_sync_for_expenses"]
+    return subprocess.run(probe, capture_output=True, timeout=120).returncode == 0
+
+
+if __name__ == "__main__":
+    print(sdk_python())
