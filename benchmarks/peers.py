@@ -138,7 +138,8 @@ def print_results(results: list[Result]) -> None:
     for r in results:
         errors = ", ".join(f"{k} x{v}" for k, v in r.errors.items()) or "none"
         print(
-            f"{r.mode:9} {r.peer:12} {r.records:8} {r.wall_s:8.1f} {r.per_second:10.0f}  {errors}"
+            f"{r.mode:9} {r.peer:12} {r.records:8} {r.booked:8} {r.wall_s:8.1f} "
+            f"{r.per_second:10.0f}  {errors}"
         )
     print()
     for mode in dict.fromkeys(r.mode for r in results):
