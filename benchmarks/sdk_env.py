@@ -19,13 +19,20 @@ PYTHON = "3.11"
 
 
 def uv_command() -> list[str]:
-    """`BENCH_UV` (the Makefile passes its own), else `uv` on PATH, else the base
-    interpreter's `-m uv` (the project's venv does not carry uv)."""
-    if os.environ.get("BENCH_UV"):
-        return shlex.split(os.environ["BENCH_UV"])
+    """The first uv that answers: `BENCH_UV` (the Makefile passes its own), `uv` on PATH, the
+    base interpreter's `-m uv` (the project's venv does not carry uv, and under `uv run` a bare
+    `python3` is the venv's)."""
+    candidates = [shlex.split(os.environ["BENCH_UV"])] if os.environ.get("BENCH_UV") else []
     if found := shutil.which("uv"):
-        return [found]
-    return [getattr(sys, "_base_executable", sys.executable), "-m", "uv"]
+        candidates.append([found])
+    candidates.append([getattr(sys, "_base_executable", sys.executable), "-m", "uv"])
+    for uv in candidates:
+        try:
+            subprocess.run([*uv, "--version"], capture_output=True, check=True, timeout=60)
+            return uv
+        except (OSError, subprocess.SubprocessError):
+            continue
+    raise SystemExit("no uv to make the SDK's environment with: pip install uv")
 
 
 def venv_dir() -> Path:
