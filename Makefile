@@ -35,8 +35,15 @@ test: install browser
 soak: install
 	$(RUN) pytest -q -p no:cacheprovider -m soak integration_tests/test_exactly_once_properties.py
 
+# BENCH_FLAT=1 adds the 300,000-record flatness run (10 minutes or more at main's pace).
+# The official SDK's loop runs in its own venv, made with uv on first use (benchmarks/sdk_env.py).
 bench: install browser
+	$(RUN) python -m benchmarks.startup
 	$(RUN) python -m benchmarks.sandbox_throughput
+	BENCH_UV="$(UV)" $(RUN) python -m benchmarks.peers --records 20000
+	$(RUN) python -m benchmarks.readers_during_write --records 20000
+	$(RUN) python -m benchmarks.store_batch_cost --rows 0,20000,300000
+	$(if $(BENCH_FLAT),$(RUN) python -m benchmarks.flatness --small 20000 --large 300000)
 	$(RUN) python -m benchmarks.destination_throughput --records 100000
 	$(RUN) python -m benchmarks.report_render --browser
 

@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from airbyte_cdk.destinations import Destination
@@ -34,9 +34,6 @@ from airbyte_cdk.utils.airbyte_secrets_utils import get_secrets, update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from destination_codat_expenses import protocol, stopping
-from destination_codat_expenses.check import connection_problem
-from destination_codat_expenses.codat.client import AttemptPolicy, CodatClient
-from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (
@@ -47,17 +44,19 @@ from destination_codat_expenses.errors import (
     RetriableAPIError,
     TooManyRejectsError,
 )
-from destination_codat_expenses.pipeline import Pipeline
 from destination_codat_expenses.redaction import api_key_forms
 from destination_codat_expenses.stopping import RunStopped
-from destination_codat_expenses.store.status_store import StatusStore
+
+# `spec` needs none of the HTTP client, the store (DuckDB) or the pipeline: check and write
+# import them when they run, so `spec` starts in the time the CDK itself takes
+# (unit_tests/test_startup.py keeps it so)
+if TYPE_CHECKING:
+    from destination_codat_expenses.pipeline import Pipeline
 
 logger = logging.getLogger("airbyte")
 # check answers someone waiting on a setup form: a few quick tries, not a whole run's patience
 # (the default policy backs off for up to a minute before calling a closed port unreachable)
-CHECK_ATTEMPTS = AttemptPolicy(
-    attempts=3, give_up_after_s=20.0, backoff_max_s=2.0, max_retry_after_s=5.0
-)
+CHECK_ATTEMPTS = dict(attempts=3, give_up_after_s=20.0, backoff_max_s=2.0, max_retry_after_s=5.0)
 Output = AirbyteMessage | dict  # a dict: an echoed STATE, written exactly as protocol.echo made it
 
 
@@ -70,10 +69,14 @@ class DestinationCodatExpenses(Destination):
         return self.check_settings(settings)
 
     def check_settings(self, settings: Config) -> AirbyteConnectionStatus:
+        from destination_codat_expenses.check import connection_problem
+        from destination_codat_expenses.codat.client import AttemptPolicy, CodatClient
+        from destination_codat_expenses.codat.http import http_client
+
         hide_key(settings.api_key)
         try:
             with http_client(settings.base_url, settings.concurrency) as http:
-                client = CodatClient(http, settings.api_key, CHECK_ATTEMPTS)
+                client = CodatClient(http, settings.api_key, AttemptPolicy(**CHECK_ATTEMPTS))
                 problem = connection_problem(settings, client)
         except Exception as error:  # check never raises: the user gets a sentence instead
             problem = f"The check could not finish: {type(error).__name__}."
@@ -98,6 +101,11 @@ class DestinationCodatExpenses(Destination):
         catalog: ConfiguredAirbyteCatalog,
         input_messages: Iterable[protocol.Message],
     ) -> Iterator[dict]:
+        from destination_codat_expenses.codat.client import CodatClient
+        from destination_codat_expenses.codat.http import http_client
+        from destination_codat_expenses.pipeline import Pipeline
+        from destination_codat_expenses.store.status_store import StatusStore
+
         hide_key(settings.api_key)
         streams = writable_streams(catalog)
         with http_client(settings.base_url, settings.concurrency) as http:

@@ -1,0 +1,48 @@
+"""`spec` starts fast because it imports only what it needs: the CDK, not the HTTP client, the
+status store (DuckDB), the pipeline or the report. Structural, never timed: the start-up time is
+measured by benchmarks/startup.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# what `spec` must not load: each costs start-up time and memory and `spec` uses none of it
+HEAVY = ("duckdb", "pandas", "numpy", "httpx", "streamlit", "pyarrow", "uvicorn", "starlette")
+MARK = "loaded-modules:"
+
+# The console script's own code path: the entry point with `spec` as its arguments, in a fresh
+# interpreter, then what that left in sys.modules (on stderr, so stdout stays the protocol's).
+SPEC_THEN_MODULES = f"""
+import sys
+from destination_codat_expenses.run import run
+sys.argv = ["destination-codat-expenses", "spec"]
+run()
+print({MARK!r} + ",".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def run_spec_in_fresh_interpreter() -> tuple[list[dict], set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", SPEC_THEN_MODULES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    marks = [line for line in done.stderr.splitlines() if line.startswith(MARK)]
+    assert marks, done.stderr[-2000:]
+    return messages, set(marks[-1].removeprefix(MARK).split(","))
+
+
+def test_spec_loads_no_heavy_module_it_does_not_need():
+    messages, modules = run_spec_in_fresh_interpreter()
+    assert [m["type"] for m in messages] == ["SPEC"]  # it did answer spec
+    assert "api_key" in messages[0]["spec"]["connectionSpecification"]["properties"]
+    loaded = sorted(name for name in HEAVY if name in modules)
+    assert loaded == [], f"`spec` imported {loaded}; import them where a command needs them"
+    product = {name for name in modules if name.startswith("destination_codat_expenses.")}
+    for needless in ("pipeline", "store.db", "codat.client", "check"):
+        assert f"destination_codat_expenses.{needless}" not in product
