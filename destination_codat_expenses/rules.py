@@ -1,9 +1,8 @@
 """Defaults and mapping rules: where a part a record does not carry comes from. Pure.
 
 `defaults` give a constant per part (globally, and per company); `mapping_rules` give parts by
-a source field's value, the first matching rule winning. For one record, each part comes from
-the record's own field, else the first matching rule, else the company's default, else the
-global default. Settings are parsed once here (a bad one is a ConfigError naming it); values
+a source field's value. For one record, each part comes from the record's own field, else the
+first matching rule that sets that part, else the company's default, else the global default. Settings are parsed once here (a bad one is a ConfigError naming it); values
 are parsed with the same parsers as record fields, so a default is held to a record's rules.
 """
 
@@ -157,11 +156,15 @@ class Fallbacks:
     rules: tuple[Rule, ...] = ()
 
     def parts_for(self, record: Mapping, company_id: str | None) -> dict[str, Any]:
-        """Each part from the first matching rule, else the company's default, else the
-        global one (the record's own fields win over all of these, in mapping.py)."""
-        parts = {**self.defaults, **self.companies.get(company_id or "", {})}
-        rule = next((r for r in self.rules if r.matches(record, company_id)), None)
-        return {**parts, **rule.parts} if rule else parts
+        """Each part from the first matching rule that sets it, else the company's default,
+        else the global one (the record's own fields win over all of these, in mapping.py).
+        First match per part: an MCC rule can give the account while a card rule gives the
+        bank account."""
+        chosen: dict[str, Any] = {}
+        for rule in self.rules:
+            if set(rule.parts) - set(chosen) and rule.matches(record, company_id):
+                chosen = {**rule.parts, **chosen}
+        return {**self.defaults, **self.companies.get(company_id or "", {}), **chosen}
 
     def __bool__(self) -> bool:
         return bool(self.defaults or self.companies or self.rules)

@@ -71,8 +71,18 @@ def test_contains_ignores_case_and_equals_compares_text_ignoring_case():
         "EXP-TRAVEL"
     )
     taxi = body(card(merchant="City Taxi", card_id=" CARD-0042 "), mapping)
-    assert taxi["lines"][0]["accountRef"]["id"] == "EXP-TRAVEL"  # first match wins...
-    assert taxi["bankAccountRef"] == {"id": "BANK-CARD"}  # ...so the card rule is not used
+    assert taxi["lines"][0]["accountRef"]["id"] == "EXP-TRAVEL"
+    assert taxi["bankAccountRef"] == {"id": "BANK-CARD-2"}  # another part: another rule
+
+
+def test_for_each_part_the_first_matching_rule_wins():
+    rules = [
+        {"field": "mcc", "equals": [5812], "set": {"account": "FIRST"}},
+        {"field": "mcc", "range": {"from": 5000}, "set": {"account": "SECOND", "contact": "S2"}},
+    ]
+    mapped = body(card(mcc=5812), settings_for(DEFAULTS, rules))
+    assert mapped["lines"][0]["accountRef"]["id"] == "FIRST"
+    assert mapped["contactRef"]["id"] == "S2"  # the first rule does not set it
 
 
 def test_equals_compares_numbers_by_value():
@@ -91,12 +101,15 @@ def test_a_dotted_field_reaches_into_nested_objects():
 
 def test_a_card_spend_record_without_currency_or_account_columns_is_a_full_body():
     record = card(mcc="5812", card_id="card-0042", merchant="Pret", employee="ana lima")
-    rules = [*CARD_RULES[:1], CARD_RULES[3]]
-    mapped = body(record, settings_for(DEFAULTS, rules))
+    mapped = body(record, settings_for(DEFAULTS, CARD_RULES))
     assert mapped["currency"] == "GBP"
-    assert mapped["bankAccountRef"] == {"id": "BANK-CARD"}
+    assert mapped["bankAccountRef"] == {"id": "BANK-CARD-2"}
     assert mapped["lines"] == [
-        {"netAmount": Decimal("12.50"), "accountRef": {"id": "EXP-MEALS"}},
+        {
+            "netAmount": Decimal("12.50"),
+            "accountRef": {"id": "EXP-MEALS"},
+            "trackingRefs": [{"id": "DEPT-SALES", "dataType": "trackingCategories"}],
+        },
     ]
 
 
@@ -183,11 +196,16 @@ def oracle_matches(rule: dict, record: dict) -> bool:
         st.sampled_from(["account", "contact", "tax_rate"]), st.text("XYZ", min_size=1)
     ),
 )
-def test_the_first_matching_rule_wins_and_unset_parts_fall_back(rules, mcc, merchant, defaults):
+def test_per_part_the_first_matching_rule_wins_and_the_rest_fall_back(
+    rules, mcc, merchant, defaults
+):
     record = {"mcc": mcc, "merchant": merchant}
     fallbacks = parsed_fallbacks(defaults, [as_setting(r) for r in rules], COMPANY)
-    winner = next((r for r in rules if oracle_matches(r, record)), None)
-    expected = {**defaults, **(winner["set"] if winner else {})}
+    expected = dict(defaults)
+    for part in ("account", "contact", "tax_rate"):
+        setter = next((r for r in rules if part in r["set"] and oracle_matches(r, record)), None)
+        if setter:
+            expected[part] = setter["set"][part]
     assert fallbacks.parts_for(record, COMPANY) == expected
 
 
