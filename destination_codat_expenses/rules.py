@@ -2,8 +2,9 @@
 
 `defaults` give a constant per part (globally, and per company); `mapping_rules` give parts by
 a source field's value. For one record, each part comes from the record's own field, else the
-first matching rule that sets that part, else the company's default, else the global default. Settings are parsed once here (a bad one is a ConfigError naming it); values
-are parsed with the same parsers as record fields, so a default is held to a record's rules.
+first matching rule that sets that part, else the company's default, else the global default.
+Settings are parsed once here (a bad one is a ConfigError naming it); values are parsed with
+the same parsers as record fields, so a default is held to a record's rules.
 """
 
 from __future__ import annotations

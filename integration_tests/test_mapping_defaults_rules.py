@@ -10,8 +10,6 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from integration_tests.destination_support import (
     QBO,
     XERO,
