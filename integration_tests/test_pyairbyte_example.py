@@ -1,7 +1,7 @@
 """examples/pyairbyte_faker.py, run as a user would: PyAirbyte and the destination's wheel each
 in a virtual environment of its own, built with uv (their DuckDB pins differ), source-faker
-(airbyte-source-faker) in a third, the sandbox served over loopback. Downloads from PyPI, so it runs only
-when asked for: `make example` (pytest -m example)."""
+(airbyte-source-faker) in a third, the sandbox served over loopback. Downloads from PyPI, so
+it runs only when asked for: `make example` (pytest -m example)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_the_pyairbyte_example_writes_faker_products_with_defaults_and_rules(tmp
             env=env,
         )
         written = [e for e in books(base_url).values() if e["company_id"] == XERO]
-    assert len(written) == 100  # source-faker's 100 products
+    assert len(written) == 10  # the example asks source-faker for count=10: ten products
     for entry in written:
         total = Decimal(entry["total"])
         assert (entry["currency"], entry["bank_account"], entry["contact"]) == (
