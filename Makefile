@@ -8,7 +8,7 @@ PORT ?= 8765
 BROWSER_BINS := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo 2>/dev/null))
 
-.PHONY: install browser demo test soak bench lint fmt
+.PHONY: install browser demo test soak example bench lint fmt
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -34,6 +34,11 @@ test: install browser
 # the long property runs (hundreds of random message streams, with and without faults)
 soak: install
 	$(RUN) pytest -q -p no:cacheprovider -m soak integration_tests/test_exactly_once_properties.py
+
+# examples/pyairbyte_faker.py in its own environments (PyAirbyte and the wheel, from PyPI with uv),
+# against a sandbox; checks the sandbox's books
+example: install
+	$(RUN) pytest -q -p no:cacheprovider -m example integration_tests/test_pyairbyte_example.py
 
 # BENCH_FLAT=1 adds the 300,000-record flatness run (10 minutes or more at main's pace).
 # The official SDK's loop runs in its own venv, made with uv on first use (benchmarks/sdk_env.py).

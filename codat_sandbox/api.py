@@ -355,6 +355,25 @@ def check_attachment(
 
 
 # -- configuration and mapping options ----------------------------------------------------------
+async def get_supplier(request: Request) -> Response:
+    """One supplier of the company's books (check looks up the supplier ids a config names)."""
+    company = company_of(request)
+    supplier_id = request.path_params["supplierId"]
+    if supplier_id not in company.suppliers:
+        raise not_found("supplier", supplier_id, "AccountingApi")
+    currency = company.suppliers[supplier_id]
+    return JSONResponse(
+        {
+            "id": supplier_id,
+            "supplierName": supplier_id,
+            "status": "Active",
+            "defaultCurrency": currency,
+            "addresses": [],
+            "metadata": {"isDeleted": False},
+        }
+    )
+
+
 async def get_config(request: Request) -> Response:
     company = company_of(request)
     if company.config is None:
@@ -477,6 +496,7 @@ ROUTES = [
         methods=["POST"],
     ),
     Route(f"{SYNC_PATH}/mappingOptions", mapping_options, methods=["GET"]),
+    Route("/companies/{companyId}/data/suppliers/{supplierId}", get_supplier, methods=["GET"]),
     Route(f"{SYNC_PATH}/config", get_config, methods=["GET"]),
     Route(f"{SYNC_PATH}/config", set_config, methods=["POST"]),
     Route(

@@ -79,6 +79,10 @@ class BookEntry:
     total: str
     writes: int = 1
     attachments: list[dict] = field(default_factory=list)
+    # what was posted to: the refs given, else the company's configured defaults
+    bank_account: str | None = None
+    contact: str | None = None
+    lines: list[dict] = field(default_factory=list)  # {account, tax_rate, tracking} per line
 
 
 @dataclass
@@ -246,6 +250,7 @@ class SandboxState:
             txn.issueDate,
             txn.currency,
             str(transaction_total(txn)),
+            **posted_refs(company, txn),
         )
 
     # -- reading -------------------------------------------------------------------------------
@@ -281,6 +286,25 @@ class SandboxState:
 
     def ground_truth(self) -> dict:
         return {cid: [vars(e) for e in book.values()] for cid, book in self.books.items()}
+
+
+def posted_refs(company: Company, txn: ExpenseTransaction) -> dict:
+    """The bank account, supplier and per-line refs a transaction was written with."""
+    config = company.config or {}
+    return {
+        "bank_account": (txn.bankAccountRef.id if txn.bankAccountRef else None)
+        or config.get("bankAccount", {}).get("id"),
+        "contact": (txn.contactRef.id if txn.contactRef else None)
+        or config.get("supplier", {}).get("id"),
+        "lines": [
+            {
+                "account": line.accountRef.id if line.accountRef else None,
+                "tax_rate": line.taxRateRef.id if line.taxRateRef else None,
+                "tracking": [t.id for t in line.trackingRefs or []],
+            }
+            for line in txn.lines or []
+        ],
+    }
 
 
 def format_utc(moment: datetime) -> str:

@@ -16,6 +16,7 @@ from destination_codat_expenses import values
 from destination_codat_expenses.errors import ConfigError
 from destination_codat_expenses.mapping import FieldNames, MappingSettings
 from destination_codat_expenses.receipts import PSEUDO_FILE_SYSTEMS
+from destination_codat_expenses.rules import parsed_fallbacks
 
 SECRET_SETTINGS = ("api_key",)
 
@@ -93,6 +94,9 @@ class Config:
             "zone": str(self.mapping.zone),
             "amount_includes_tax": self.mapping.amount_includes_tax,
             "fields": vars(self.mapping.fields),
+            "defaults": self.mapping.fallbacks.defaults,
+            "company_defaults": self.mapping.fallbacks.companies,
+            "rules": len(self.mapping.fallbacks.rules),
         }
         return shown
 
@@ -194,9 +198,23 @@ def mapping_settings(settings: dict) -> MappingSettings:
         )
     if any(not isinstance(v, str) or not v.strip() for v in names.values()):
         raise ConfigError("field_mapping", "every part must name a record field.")
+    shape = one_of(settings, "record_shape", ("flat", "codat"))
+    company_id = checked_company(settings.get("company_id"))
+    fallbacks = parsed_fallbacks(
+        settings.get("defaults"), settings.get("mapping_rules"), company_id
+    )
+    if fallbacks and shape != "flat":
+        raise ConfigError(
+            "defaults" if fallbacks.defaults or fallbacks.companies else "mapping_rules",
+            "applies to flat records only; with record_shape 'codat' each record carries "
+            "its own references.",
+        )
     return MappingSettings(
-        shape=one_of(settings, "record_shape", ("flat", "codat")),
+        shape=shape,
         fields=FieldNames(**{k: v.strip() for k, v in names.items()}),
         amount_includes_tax=bool(settings["amount_includes_tax"]),
         zone=zone,
+        fallbacks=fallbacks,
+        company_id=company_id,
+        company_id_field=(settings.get("company_id_field") or "").strip() or None,
     )

@@ -195,9 +195,12 @@ def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
             raise traced(
                 ConfigError(
                     "destination_sync_mode",
-                    f"stream '{configured.stream.name}' asks for overwrite, "
-                    "but expenses already in the accounting software cannot be deleted; use append "
-                    "or append_dedup.",
+                    f"stream '{configured.stream.name}' asks for overwrite, but expenses "
+                    "already in the accounting software cannot be deleted. Set the stream's "
+                    "sync mode to append or append_dedup (in Airbyte: Incremental | Append, or "
+                    "Full Refresh | Append). PyAirbyte picks overwrite for a stream without a "
+                    "primary key: call destination.write(source, "
+                    'write_strategy="append").',
                 )
             )
     return {configured.stream.name for configured in catalog.streams}

@@ -19,11 +19,17 @@ from typing import Any, NoReturn
 from destination_codat_expenses import jsonwire, values
 from destination_codat_expenses.errors import RecordError
 from destination_codat_expenses.receipts import Receipt, receipt_of
+from destination_codat_expenses.rules import (
+    MAX_TRACKING,
+    PART_PARSERS,
+    Fallbacks,
+    tracking_ids,
+    transaction_type,
+)
 from destination_codat_expenses.values import FieldProblem
 
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/destination-codat-expenses")
-TYPES = {"payment": "Payment", "refund": "Refund", "reward": "Reward", "chargeback": "Chargeback"}
-MAX_LINES, MAX_TRACKING = 100, 10
+MAX_LINES = 100
 # what an odd value can make Python raise (huge numbers, deep nesting, wrong types)
 UNFORESEEN = (ArithmeticError, ValueError, TypeError, LookupError, AttributeError, RecursionError)
 
@@ -58,6 +64,9 @@ class MappingSettings:
     zone: tzinfo = UTC
     max_days_ahead: int = 365
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    fallbacks: Fallbacks = field(default_factory=Fallbacks)  # defaults and mapping rules
+    company_id: str | None = None  # which company's defaults apply: the fixed one,
+    company_id_field: str | None = None  # or the one a record names
 
 
 @dataclass(frozen=True)
@@ -146,10 +155,10 @@ class FlatReader(Reader):
         return self.settings.fields.id
 
     def mapped(self) -> MappedTransaction:
-        f = self.settings.fields
-        code = self.value(f.currency, values.currency, required=True)
-        day = self.value(
-            f.date,
+        self.fallback = self.settings.fallbacks.parts_for(self.record, self.company())
+        code = self.part("currency", values.currency, required=True)
+        day = self.part(
+            "date",
             values.issue_date,
             self.settings.zone,
             self.settings.today,
@@ -158,32 +167,55 @@ class FlatReader(Reader):
         )
         body = {
             "id": transaction_id_for(self.stream, self.key),
-            "type": self.value(f.type, transaction_type) or "Payment",
+            "type": self.part("type", transaction_type) or "Payment",
             "issueDate": day.isoformat(),
             "currency": code,
-            "currencyRate": self.value(f.rate, values.rate),
-            "merchantName": self.value(f.merchant, values.text, 255),
-            "reference": self.value(f.reference, values.text, 255),
-            "notes": self.value(f.notes, values.text, 2000),
-            "bankAccountRef": ref(self.value(f.bank_account, values.reference_id)),
-            "contactRef": contact(self.value(f.contact, values.reference_id)),
+            "currencyRate": self.part("rate", values.rate),
+            "merchantName": self.part("merchant", values.text, 255),
+            "reference": self.part("reference", values.text, 255),
+            "notes": self.part("notes", values.text, 2000),
+            "bankAccountRef": ref(self.part("bank_account", values.reference_id)),
+            "contactRef": contact(self.part("contact", values.reference_id)),
             "lines": [self.line(code)],
         }
         return self.finish(body, day, code, self.value(receipt_field(self.settings), receipt_of))
 
+    def company(self) -> str | None:
+        """The company whose defaults apply (None when the record names none readable: it is
+        then rejected by routing, and only global defaults are tried meanwhile)."""
+        if self.settings.company_id or not self.settings.company_id_field:
+            return self.settings.company_id
+        raw = self.record.get(self.settings.company_id_field)
+        return values.canonical_uuid(str(raw)) if isinstance(raw, str | int) else None
+
+    def part(self, name: str, parse, *args, required: bool = False):
+        """A part from the record's own field; when the record has none, from the first
+        matching rule or a default (already checked when the settings were read)."""
+        field_name = getattr(self.settings.fields, name)
+        raw = self.record.get(field_name)
+        if raw is None or raw == "":
+            if name in self.fallback:
+                return self.fallback[name]
+            if required and name in PART_PARSERS:
+                raise RecordError(
+                    self.key,
+                    field_name,
+                    "is required (the record has none, and no default or mapping rule sets one)",
+                )
+        return self.value(field_name, parse, *args, required=required)
+
     def line(self, code: str) -> dict:
-        f = self.settings.fields
-        gross = self.value(f.amount, values.amount, code, required=True)
-        tax = self.value(f.tax, values.amount, code)
+        gross = self.part("amount", values.amount, code, required=True)
+        tax = self.part("tax", values.amount, code)
         net = gross - (tax or 0) if self.settings.amount_includes_tax else gross
-        tracking = self.value(f.tracking, tracking_ids)
+        tracking = self.part("tracking", tracking_ids)
         return {
             k: v
             for k, v in {
                 "netAmount": net,
                 "taxAmount": tax,
-                "accountRef": ref(self.value(f.account, values.reference_id)),
-                "taxRateRef": ref(self.value(f.tax_rate, values.reference_id)),
+                "accountRef": ref(self.part("account", values.reference_id)),
+                "taxRateRef": ref(self.part("tax_rate", values.reference_id)),
                 "trackingRefs": [{"id": t, "dataType": "trackingCategories"} for t in tracking]
                 if tracking
                 else None,
@@ -264,22 +296,6 @@ class CodatReader(Reader):
             }.items()
             if v is not None
         }
-
-
-def transaction_type(value: Any) -> str:
-    if isinstance(value, str) and value.strip().lower() in TYPES:
-        return TYPES[value.strip().lower()]
-    raise FieldProblem(f"must be one of {', '.join(TYPES.values())}")
-
-
-def tracking_ids(value: Any) -> list[str]:
-    parts = value.split(",") if isinstance(value, str) else value
-    if not isinstance(parts, list):
-        raise FieldProblem("must be a list of ids or a comma-separated string")
-    ids = [values.reference_id(p) for p in parts if str(p).strip()]
-    if len(ids) > MAX_TRACKING:
-        raise FieldProblem(f"has {len(ids)} ids; Codat allows at most {MAX_TRACKING}")
-    return ids
 
 
 def tracking_ref(key: str, label: str, item: Any) -> dict:

@@ -33,7 +33,14 @@ def test_unset_settings_take_the_specs_defaults_and_none_counts_as_unset():
 def test_every_setting_the_spec_names_is_a_config_field_or_routed_into_mapping():
     named = set(spec()["connectionSpecification"]["properties"])
     fields = set(Config.__dataclass_fields__)
-    into_mapping = {"record_shape", "field_mapping", "amount_includes_tax", "timezone"}
+    into_mapping = {
+        "record_shape",
+        "field_mapping",
+        "defaults",
+        "mapping_rules",
+        "amount_includes_tax",
+        "timezone",
+    }
     assert named - fields == into_mapping
     assert fields - named == {"mapping"}
 

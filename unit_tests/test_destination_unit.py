@@ -56,6 +56,9 @@ def test_overwrite_is_refused_as_config_error():
         writable_streams(catalog("overwrite"))
     assert raised.value.failure_type == FailureType.config_error
     assert "cannot be deleted" in raised.value.message
+    # says what to do, for Airbyte and for PyAirbyte (whose default is overwrite without a key)
+    assert "append or append_dedup" in raised.value.message
+    assert 'write_strategy="append"' in raised.value.message
 
 
 def test_append_modes_are_written():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
@@ -107,6 +108,25 @@ class CodatClient:
 
     def get_config(self, company_id: str) -> dict:
         return self._send("GET", f"{EXPENSES}/config", companyId=company_id)
+
+    def get_mapping_options(self, company_id: str) -> dict:
+        """The accounts (bank accounts among them), tax rates and tracking categories."""
+        return self._send("GET", f"{EXPENSES}/mappingOptions", companyId=company_id)
+
+    def supplier_exists(self, company_id: str, supplier_id: str) -> bool:
+        """Whether the company's books hold this supplier (mappingOptions lists none)."""
+        try:
+            self._send(
+                "GET",
+                "/companies/{companyId}/data/suppliers/{supplierId}",
+                companyId=company_id,
+                supplierId=quote(supplier_id, safe=""),
+            )
+        except FatalAPIError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
 
     # -- pushes ---------------------------------------------------------------------------------
     def create_expense_transactions(self, company_id: str, items: list[dict], key: str) -> str:
