@@ -12,7 +12,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo 2>/dev/null))
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@UV_COMPILE_BYTECODE=1 $(UV) sync --frozen
+	@UV_COMPILE_BYTECODE=1 $(UV) sync --frozen --all-extras
 
 browser:
 	@for bin in $(BROWSER_BINS); do [ -x "$$bin" ] || missing=1; done; \
