@@ -7,12 +7,16 @@ PORT ?= 8765
 # installs it with apt-get when missing, through sudo only when not root and sudo exists.
 BROWSER_BINS := /usr/bin/chromium /usr/bin/chromedriver
 SUDO := $(if $(filter 0,$(shell id -u)),,$(shell command -v sudo 2>/dev/null))
+# The PostgreSQL store's tests start a throwaway cluster (testing/postgres.py) from Debian's server
+# binaries; `make test` installs the `postgresql` package when they are missing (no service is
+# started or assumed).
+POSTGRES_INITDB := $(wildcard /usr/lib/postgresql/*/bin/initdb)
 
-.PHONY: install browser demo test soak example bench lint fmt
+.PHONY: install browser postgres demo test soak example bench lint fmt
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	@UV_COMPILE_BYTECODE=1 $(UV) sync --frozen
+	@UV_COMPILE_BYTECODE=1 $(UV) sync --frozen --all-extras
 
 browser:
 	@for bin in $(BROWSER_BINS); do [ -x "$$bin" ] || missing=1; done; \
@@ -23,10 +27,18 @@ browser:
 			apt-get install -y --no-install-recommends chromium chromium-driver; \
 	fi
 
+postgres:
+	@if [ -z "$(POSTGRES_INITDB)" ]; then \
+		echo "Installing postgresql (Debian package) for the PostgreSQL store's tests"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y --no-install-recommends postgresql; \
+	fi
+
 demo: install
 	$(RUN) codat-expenses demo --port $(or $(REPORT_PORT),8501)
 
-test: install browser
+test: install browser postgres
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) pytest -q -p no:cacheprovider

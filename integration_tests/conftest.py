@@ -12,6 +12,7 @@ from codat_sandbox.server import ServerThread
 
 # Shared with the benchmarks and scripts from testing/; the tests import them from here.
 from testing.polling import wait_for  # noqa: F401
+from testing.postgres import new_database, throwaway_cluster
 from testing.sandbox import (  # noqa: F401
     API_KEY,
     DYNAMICS,
@@ -72,6 +73,20 @@ def expense(**overrides) -> dict:
 
 def expenses_path(company_id: str) -> str:
     return f"/companies/{company_id}/sync/expenses"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """One throwaway PostgreSQL cluster for the whole run (testing/postgres.py): the superuser's
+    URL to its `postgres` database. Tests that need a clean slate take `postgres_database`."""
+    with throwaway_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_database(postgres_url):
+    """A fresh, empty database on the session's cluster; its URL."""
+    return new_database(postgres_url, f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

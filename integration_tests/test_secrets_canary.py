@@ -50,6 +50,7 @@ from streamlit.testing.v1 import AppTest
 from webhook_support import signed, sync_event
 
 from codat_sandbox.server import free_port
+from destination_codat_expenses.cli.env import LOG_FORMAT_ENV
 from destination_codat_expenses.cli.env import WEBHOOK_SECRET_ENV as SECRET_ENV
 from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH
 from report_app import actions, ui
@@ -120,11 +121,13 @@ def world(tmp_path_factory) -> World:
 
 
 @contextlib.contextmanager
-def receiver_process(root: Path, store: Path, codat_url: str | None = None) -> Iterator[str]:
+def receiver_process(
+    root: Path, store: Path, codat_url: str | None = None, log_format: str = "text"
+) -> Iterator[str]:
     """`codat-expenses webhooks serve` with the canary secret (and, given `codat_url`, the canary
     key, to confirm reported syncs from that address); yields its base URL."""
     port = free_port()
-    env = {**os.environ, SECRET_ENV: CANARY_SECRET}
+    env = {**os.environ, SECRET_ENV: CANARY_SECRET, LOG_FORMAT_ENV: log_format}
     env.pop(actions.KEY_ENV, None)
     if codat_url is not None:
         env.update({actions.KEY_ENV: CANARY_KEY, actions.URL_ENV: codat_url})
@@ -391,22 +394,29 @@ def test_the_demo_prints_and_keeps_no_key(tmp_path):
     assert "transactions" in found and not leaked, leaked
 
 
-def test_the_receiver_confirming_with_a_key_never_shows_it(tmp_path):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_receiver_confirming_with_a_key_never_shows_it(tmp_path, log_format):
     """With the canary key, the receiver reads a reported sync from an upstream that echoes the
-    key back in its refusal: its log and the store name the failure, never the key."""
+    key back in its refusal: its log (plain or JSON lines), its /healthz and /metrics and the
+    store name the failure, never the key."""
     store = tmp_path / "status.duckdb"
     rules = [Echo("GET", "/status$", 400)]
     with (
         sandbox_process(tmp_path / "sandbox.log", api_key=CANARY_KEY) as sandbox,
         echo_upstream(sandbox, rules) as gateway,
-        receiver_process(tmp_path, store, codat_url=gateway) as receiver,
+        receiver_process(tmp_path, store, codat_url=gateway, log_format=log_format) as receiver,
     ):
         body = sync_event(False, SPOOLED_SYNC, company_id=XERO)
         headers = signed(body, secret=CANARY_SECRET)
         assert httpx.post(receiver + WEBHOOK_PATH, content=body, headers=headers).is_success
         log = tmp_path / "receiver.log"
         wait_for(lambda: b"stays to confirm" in log.read_bytes(), timeout=30)
+        pages = {path: httpx.get(receiver + path).text for path in ("/healthz", "/metrics")}
     text = log.read_bytes()
     assert b"Codat answered 400" in text and b"[redacted]" in text
+    if log_format == "json":  # every line is one object, the uvicorn's ones too
+        lines = [json.loads(line) for line in text.decode().splitlines() if line.strip()]
+        assert any(line["logger"].startswith("uvicorn") for line in lines)
+        assert any("Codat answered 400" in line["message"] for line in lines)
     assert query(store, "SELECT status_source FROM syncs") == [("webhook",)]
-    assert_nowhere({"webhooks serve (log)": text, **store_contents(store)})
+    assert_nowhere({"webhooks serve (log)": text, **pages, **store_contents(store)})

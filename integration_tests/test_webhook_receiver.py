@@ -226,7 +226,12 @@ def test_garbage_never_gets_a_5xx(vector_url, method, headers, body):
 
 def test_healthz_answers_ok(vector_url):
     response = httpx.get(vector_url.replace("/webhooks/codat", "/healthz"))
-    assert response.status_code == 200 and response.json() == {"ok": True}
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "ok": True,
+        "store": "ok",
+        "spool": {"events": 0, "oldest_seconds": 0},
+    }
 
 
 # -- size --------------------------------------------------------------------------------------

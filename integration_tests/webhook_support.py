@@ -115,14 +115,18 @@ def running_receiver(
     spool_dir: str | None = None,
     codat_url: str | None = None,
     api_key: str = "sandbox-test-key",
+    **options,
 ) -> Iterator[str]:
     """The receiver on a free loopback port; yields the URL to register with Codat. With
-    `codat_url` it confirms the syncs its webhooks mark from that Codat (the sandbox)."""
+    `codat_url` it confirms the syncs its webhooks mark from that Codat (the sandbox); `options`
+    go to create_receiver (limits=...)."""
     with contextlib.ExitStack() as stack:
         codat = None
         if codat_url is not None:
             codat = CodatClient(stack.enter_context(http_client(codat_url)), api_key)
-        app = create_receiver(store_path, secret, clock=clock, spool_dir=spool_dir, codat=codat)
+        app = create_receiver(
+            store_path, secret, clock=clock, spool_dir=spool_dir, codat=codat, **options
+        )
         with ServerThread(app) as base_url:
             yield base_url + WEBHOOK_PATH
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from destination_codat_expenses.cli.env import DEMO_SERVE_ENV
+from destination_codat_expenses.cli.extras import require_extras
 
 
 def add_demo_command(commands) -> None:
@@ -38,6 +39,7 @@ def should_serve() -> bool:
 
 
 def run_demo_command(args: argparse.Namespace) -> int:
+    require_extras("demo", "report", "sandbox")
     from destination_codat_expenses.demo.run import DemoSettings, run_demo
 
     if args.records < 1 or not 1 <= args.companies <= 8:

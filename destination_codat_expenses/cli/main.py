@@ -6,10 +6,12 @@ parser and turns the errors a person can act on into one line on stderr and exit
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from destination_codat_expenses.cli.demo import add_demo_command
 from destination_codat_expenses.cli.env import ERROR_PREFIX, EXIT_REFUSED
+from destination_codat_expenses.cli.logs import configure_logging
 from destination_codat_expenses.cli.ops import add_operator_commands
 from destination_codat_expenses.cli.report import add_report_command
 from destination_codat_expenses.cli.sandbox import add_sandbox_command
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        configure_logging(os.environ)
         return args.handler(args)
     except (ValueError, LookupError, CodatExpensesError) as exc:
         print(f"{ERROR_PREFIX}{exc}", file=sys.stderr)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from destination_codat_expenses.cli.env import STORE_ENV
+from destination_codat_expenses.cli.extras import require_extras
 from destination_codat_expenses.errors import CodatExpensesError
 
 
@@ -56,6 +57,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    require_extras("report", "report")
     store = Path(args.store).expanduser().resolve()
     if not store.is_file():
         raise CodatExpensesError(

@@ -8,6 +8,7 @@ import os
 import sys
 
 from destination_codat_expenses.cli.env import EXIT_OK, SANDBOX_KEY_ENV
+from destination_codat_expenses.cli.extras import require_extras
 
 
 def add_sandbox_command(commands) -> None:
@@ -50,6 +51,7 @@ def add_sandbox_command(commands) -> None:
 
 
 def run_sandbox(args: argparse.Namespace) -> int:
+    require_extras("sandbox", "sandbox")
     from codat_sandbox.app import SandboxSettings, create_app
     from codat_sandbox.faults import FaultPlan
     from codat_sandbox.server import serve

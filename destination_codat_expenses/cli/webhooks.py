@@ -22,6 +22,7 @@ from destination_codat_expenses.cli.env import (
     URL_ENV,
     WEBHOOK_SECRET_ENV,
 )
+from destination_codat_expenses.cli.logs import uvicorn_log_options
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH, create_receiver
@@ -88,5 +89,12 @@ def run_serve(args: argparse.Namespace) -> int:
                 "(the running destination or `codat-expenses status refresh` reads them)",
                 KEY_ENV,
             )
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", lifespan="on")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            lifespan="on",
+            **uvicorn_log_options(os.environ),
+        )
     return EXIT_OK

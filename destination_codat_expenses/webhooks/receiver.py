@@ -14,6 +14,9 @@ Why it is built this way:
   that has waited WRITER_WAIT_S for it spools its event itself, so the answer comes within a
   second whatever the writer is doing. 503 (Codat retries; the retry is deduplicated) is left
   for when neither the store nor the spool took the event.
+- Operable as a service: GET /healthz answers 503 with reasons when the store cannot be opened
+  or the spool cannot take or is piling up events (health.py); GET /metrics counts each answer,
+  the store wait and the spool's depth for Prometheus (metrics.py).
 - A webhook triggers, the API decides: an event marks its sync "to confirm" and never sets its
   status (store/webhook_events.py). With a Codat client, the confirmer (confirmer.py) then reads
   the sync's status and items from Codat in the background; without one, the running
@@ -32,7 +35,7 @@ from datetime import UTC, datetime
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from destination_codat_expenses.codat.client import CodatClient
@@ -42,6 +45,8 @@ from destination_codat_expenses.models import WebhookEvent
 from destination_codat_expenses.redaction import scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.webhooks.confirmer import Confirmer
+from destination_codat_expenses.webhooks.health import Limits, StoreProbe, duckdb_probe, health
+from destination_codat_expenses.webhooks.metrics import CONTENT_TYPE, ReceiverMetrics
 from destination_codat_expenses.webhooks.payloads import interpret
 from destination_codat_expenses.webhooks.signing import signed_headers, signing_keys, verify
 from destination_codat_expenses.webhooks.spool import HeldEvent, Spool
@@ -61,16 +66,21 @@ class Receiver:
         writer: EventWriter,
         clock: Callable[[], float],
         secret_forms: tuple[str, ...],
+        metrics: ReceiverMetrics,
     ) -> None:
         self.keys, self.writer, self.clock = keys, writer, clock
         self.secret_forms = secret_forms  # what a reason built from an error must not carry
+        self.metrics = metrics
 
     async def receive(self, request: Request) -> JSONResponse:
         try:
-            return await self.handle(request)
+            response = await self.handle(request)
         except Exception:  # a bug must not become a 500; Codat retries any non-2xx
             logger.exception("webhook: unexpected error")
-            return answer(400, "The request could not be processed.")
+            response = answer(400, "The request could not be processed.")
+        if response.status_code >= 400:  # acknowledgements are counted by their outcome
+            self.metrics.count("unrecorded" if response.status_code == 503 else "refused")
+        return response
 
     async def handle(self, request: Request) -> JSONResponse:
         if declared_length(request) > MAX_BODY_BYTES:
@@ -93,14 +103,16 @@ class Receiver:
         except WriterFull:
             return await self.hold(held, event, "the write queue is full")
         waiting = asyncio.wrap_future(future)
+        started = time.monotonic()
         done, _ = await asyncio.wait({waiting}, timeout=WRITER_WAIT_S)
+        self.metrics.store_wait.observe(time.monotonic() - started)
         if not done:  # the writer may still commit it too: the store deduplicates
             waiting.add_done_callback(lambda late: late.cancelled() or late.exception())
             return await self.hold(held, event, "the writer is behind")
         if waiting.exception() is not None:
             failure = scrub(str(waiting.exception()), self.secret_forms)
             return await self.hold(held, event, f"the writer failed: {failure}")
-        return acknowledged(held.webhook_id, event, waiting.result())
+        return self.acknowledged(held.webhook_id, event, waiting.result())
 
     async def hold(self, held: HeldEvent, event: WebhookEvent, why: str) -> JSONResponse:
         """Past the wait, the request puts its event in the spool itself: still a 2xx in time."""
@@ -110,7 +122,11 @@ class Receiver:
             refusal = scrub(str(error), self.secret_forms)
             return busy(held.webhook_id, f"{why}, and the spool refused the event: {refusal}")
         logger.warning("webhook %s held in the spool: %s", safe(held.webhook_id), why)
-        return acknowledged(held.webhook_id, event, QUEUED)
+        return self.acknowledged(held.webhook_id, event, QUEUED)
+
+    def acknowledged(self, webhook_id: str, event: WebhookEvent, outcome: str) -> JSONResponse:
+        self.metrics.count("held" if outcome == QUEUED else outcome)
+        return acknowledged(webhook_id, event, outcome)
 
 
 def acknowledged(webhook_id: str, event: WebhookEvent, outcome: str) -> JSONResponse:
@@ -127,23 +143,29 @@ def create_receiver(
     clock: Callable[[], float] = time.time,
     spool_dir: str | None = None,
     codat: CodatClient | None = None,
+    limits: Limits = Limits(),  # noqa: B008 (frozen)
+    store_probe: StoreProbe | None = None,
 ) -> Starlette:
-    """The receiver app: POST /webhooks/codat and GET /healthz. `clock` gives Unix seconds;
-    events the store cannot take in time are held in `spool_dir` (default: next to the store).
-    With `codat`, the syncs its webhooks mark to confirm are read from Codat in the background
-    (receipts of inline content too; a receipt path is the destination's to read)."""
+    """The receiver app: POST /webhooks/codat, GET /healthz and GET /metrics. `clock` gives Unix
+    seconds; events the store cannot take in time are held in `spool_dir` (default: next to the
+    store); /healthz fails past `limits` of held events. With `codat`, the syncs its webhooks
+    mark to confirm are read from Codat in the background (receipts of inline content too; a
+    receipt path is the destination's to read)."""
     keys = signing_keys(secret)
     store = StatusStore(store_path)
     store.prepare()
     confirmer = None
     if codat is not None:
         confirmer = Confirmer(SyncFollower(codat, store, upload_receipts=True, workers=1), store)
+    spool = Spool(spool_dir or f"{store_path}.webhook-spool")
     writer = EventWriter(
         store,
-        Spool(spool_dir or f"{store_path}.webhook-spool"),
+        spool,
         on_applied=confirmer.request if confirmer else lambda company_id, sync_id: None,
     )
-    receiver = Receiver(keys, writer, clock, webhook_secret_forms(secret))
+    metrics = ReceiverMetrics(spool)
+    receiver = Receiver(keys, writer, clock, webhook_secret_forms(secret), metrics)
+    probe = store_probe or duckdb_probe(store_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -158,14 +180,29 @@ def create_receiver(
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, receiver.receive, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", healthz(probe, spool, limits), methods=["GET"]),
+            Route("/metrics", metrics_page(metrics), methods=["GET"]),
         ],
         lifespan=lifespan,
     )
 
 
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True})
+def healthz(probe: StoreProbe, spool: Spool, limits: Limits):
+    async def page(request: Request) -> JSONResponse:
+        healthy, body = await run_in_threadpool(health, probe, spool, limits)
+        if not healthy:
+            logger.warning("healthz: unhealthy: %s", "; ".join(body["reasons"]))
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return page
+
+
+def metrics_page(metrics: ReceiverMetrics):
+    async def page(request: Request) -> Response:
+        body = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    return page
 
 
 def declared_length(request: Request) -> int:

@@ -29,6 +29,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Depth:
+    """What the spool holds: events not yet in the store, and how long the oldest has waited."""
+
+    files: int
+    events: int
+    oldest_s: float
+
+
+@dataclass(frozen=True)
 class HeldEvent:
     webhook_id: str
     body: bytes
@@ -75,6 +84,32 @@ class Spool:
                     continue
             held.append((path, self.read[path]))
         return held
+
+    def depth(self, now: float | None = None) -> Depth:
+        """Count what is held (for /healthz and /metrics); reads, never moves, a file."""
+        now = time.time() if now is None else now
+        files = events = 0
+        oldest = now
+        for path in self.files():
+            try:
+                events += path.read_bytes().count(b"\n")
+                oldest = min(oldest, path.stat().st_mtime)
+            except FileNotFoundError:  # applied and released meanwhile
+                continue
+            files += 1
+        return Depth(files, events, max(0.0, now - oldest))
+
+    def probe(self) -> str | None:
+        """None when an event could be held here now, else why not (a real write, so a
+        read-only mount, a full disk or a file in the folder's place all show)."""
+        trial = self.folder / f".probe-{uuid.uuid4().hex[:8]}"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            trial.write_bytes(b"probe")
+            trial.unlink()
+        except OSError as error:
+            return f"the spool folder {self.folder} is not writable ({error.strerror or error})"
+        return None
 
     def release(self, paths: list[Path]) -> None:
         """The events are in the store: forget them."""
