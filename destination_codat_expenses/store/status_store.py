@@ -8,7 +8,7 @@ or `failed` from Codat's answer. Every method is one short transaction on the Du
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,8 @@ from destination_codat_expenses.models import (
     sql_list,
 )
 from destination_codat_expenses.store import webhook_events as webhook_sql
-from destination_codat_expenses.store.db import migrate, reading, transaction
+from destination_codat_expenses.store.db import migrate, transaction
+from destination_codat_expenses.store.writer import writer_for
 
 OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
 NOT_COMPLETED = (
@@ -70,25 +71,40 @@ def normalise_fraction(text: str) -> str:
 
 
 class StatusStore:
+    """The store's public surface: methods named for what they mean, no SQL outside store/.
+    Every method's work goes through the store's one writer (store/writer.py), which commits
+    what many threads queued in one transaction and answers each after that commit."""
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self.writer = writer_for(path, lambda: transaction(path))
 
     def prepare(self) -> None:
         migrate(self.path)
 
+    def write(self, work: Callable[[Any], Any]) -> Any:
+        """`work` runs in the writer's next transaction; returns once that committed."""
+        return self.writer.run(work)
+
+    def read(self, work: Callable[[Any], Any]) -> Any:
+        """A read, by the same owner (it sees every write queued before it)."""
+        return self.writer.run(work)
+
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, run_id: str, config: dict) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "INSERT INTO runs (run_id, started_at, outcome, config_redacted) "
                 "VALUES (?, ?, 'running', ?)",
                 [run_id, now(), json.dumps(config)],
             )
 
+        self.write(work)
+
     def finish_run(
         self, run_id: str, counts: dict[str, int], outcome: str, error: str | None = None
     ) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "UPDATE runs SET finished_at = ?, records_in = ?, records_accepted = ?, "
                 "records_rejected = ?, checkpoints = ?, outcome = ?, error = ? WHERE run_id = ?",
@@ -104,6 +120,8 @@ class StatusStore:
                 ],
             )
 
+        self.write(work)
+
     def record_rejects(self, run_id: str, rejects: Iterable[tuple[str, str, str, str]]) -> None:
         rows = list(rejects)
         if not rows:
@@ -114,23 +132,29 @@ class StatusStore:
             field=("VARCHAR", [storable(r[2], 200) for r in rows]),
             reason=("VARCHAR", [storable(r[3], 1000) for r in rows]),
         )
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 f"INSERT INTO rejects SELECT ?, stream, key, field, reason, ? FROM {table}",
                 [run_id, now(), *params],
             )
+
+        self.write(work)
 
     # -- ledger ---------------------------------------------------------------------------------
     def ledger(self, company_id: str, ids: list[str]) -> dict[str, tuple[str, str | None]]:
         """State and payload hash of each known id: what decides push, skip or refuse."""
         if not ids:
             return {}
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT transaction_id, state, payload_hash FROM transactions "
                 "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
                 [company_id, ids],
             ).fetchall()
+
+        rows = self.read(work)
         return {tid: (state, digest) for tid, state, digest in rows}
 
     def mark_sending(self, company_id: str, stream: str, batch: list[MappedTransaction]) -> None:
@@ -154,12 +178,16 @@ class StatusStore:
             "excluded.currency, total_amount = excluded.total_amount, updated_at = "
             "excluded.updated_at, receipt = excluded.receipt"
         )
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(sql, [company_id, stream, now(), *params])
+
+        self.write(work)
 
     def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
         """Codat accepted the push: remember its sync, and the sync itself."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'sent', codat_status = 'Pending', "
                 "last_sync_id = ?, attempts = attempts + 1, updated_at = ? "
@@ -175,25 +203,32 @@ class StatusStore:
             # a webhook may have told how this sync ended before this commit
             webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
 
+        self.write(work)
+
     def mark_dataset(self, company_id: str, dataset_id: str, run_id: str, count: int) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
                 [dataset_id, company_id, run_id, count, now()],
             )
 
+        self.write(work)
+
     def link_datasets(self, dataset_ids: list[str], sync_id: str) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "UPDATE datasets SET sync_id = ? WHERE dataset_id IN (SELECT unnest(?))",
                 [sync_id, dataset_ids],
             )
 
+        self.write(work)
+
     def syncs_that_carried(self, company_id: str, ids: list[str]) -> list[tuple[str, str]]:
         """(transaction, sync) for every sync the store saw carry one of these ids."""
         if not ids:
             return []
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT transaction_id, sync_id FROM transaction_attempts WHERE company_id = ? "
                 "AND transaction_id IN (SELECT unnest(?)) UNION SELECT transaction_id, "
@@ -201,6 +236,8 @@ class StatusStore:
                 "(SELECT unnest(?)) AND last_sync_id IS NOT NULL",
                 [company_id, ids, company_id, ids],
             ).fetchall()
+
+        return self.read(work)
 
     def mark_completed_by(self, company_id: str, completions: dict[str, str]) -> None:
         """Codat lists these ids `Completed` in these syncs (an earlier push's): the ledger and
@@ -222,7 +259,8 @@ class StatusStore:
             # in the table, not a parameter: DuckDB binds the FROM clause's parameters first
             changed_at=("TIMESTAMPTZ", [stamp] * len(ids)),
         )
-        with transaction(self.path) as db:
+
+        def work(db):
             for sync_id in set(sync_ids):
                 db.execute(
                     "INSERT INTO syncs (sync_id, company_id, flow, initiated_at, updated_at) "
@@ -242,21 +280,27 @@ class StatusStore:
                 [company_id, *params],
             )
 
+        self.write(work)
+
     def mark_not_completed(self, company_id: str, ids: list[str]) -> None:
         """Codat called these ids processed before, yet lists them completed in no sync: they
         stay failed (pushed again with the same id when their record comes, or by retry)."""
         if not ids:
             return
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'failed', message = ?, updated_at = ? WHERE "
                 "company_id = ? AND transaction_id IN (SELECT unnest(?)) AND state <> 'completed'",
                 [NOT_COMPLETED, now(), company_id, ids],
             )
 
+        self.write(work)
+
     def mark_retrying(self, company_id: str, ids: list[str]) -> None:
         """A retry is about to push these failed ids again: in flight, like any push."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'sending', updated_at = ? WHERE "
                 "company_id = ? AND transaction_id IN (SELECT unnest(?)) "
@@ -264,47 +308,61 @@ class StatusStore:
                 [now(), company_id, ids],
             )
 
+        self.write(work)
+
     def mark_refused(self, company_id: str, transaction_id: str, message: str) -> None:
         """Codat refused the item itself (its schema check): failed, with Codat's reason."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'failed', codat_status = 'Refused', "
                 "message = ?, updated_at = ? WHERE company_id = ? AND transaction_id = ?",
                 [message, now(), company_id, transaction_id],
             )
 
+        self.write(work)
+
     def reported_or_settled(self, sync_ids: list[str]) -> set[str]:
         """Those of these syncs a webhook marked to confirm or whose final status is recorded
         (one query: the receiver may have been told while the destination waited)."""
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
                 f"(status_source = '{FROM_WEBHOOK}' OR (status_code IS NOT NULL AND "
                 f"status_code NOT IN {OPEN}))",
                 [sync_ids],
             ).fetchall()
+
+        rows = self.read(work)
         return {row[0] for row in rows}
 
     def settled(self, sync_ids: list[str]) -> set[str]:
         """Those of these syncs whose final status is recorded from Codat's API (with their
         items), or as not found at Codat: nothing is left to read about them."""
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
                 f"status_source IN ('{FROM_CODAT}', '{FROM_PRODUCT}') AND "
                 f"status_code IS NOT NULL AND status_code NOT IN {OPEN}",
                 [sync_ids],
             ).fetchall()
+
+        rows = self.read(work)
         return {row[0] for row in rows}
 
     def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
         """(company, transaction, last sync) of every row left `sending`: to reconcile."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, transaction_id, last_sync_id FROM transactions "
                 "WHERE state = 'sending' AND (? IS NULL OR company_id = ?)",
                 [company_id, company_id],
             ).fetchall()
+
+        return self.read(work)
 
     # -- syncs ----------------------------------------------------------------------------------
     def open_syncs(
@@ -312,7 +370,8 @@ class StatusStore:
     ) -> list[tuple[str, str]]:
         """(company, sync) without a final status from Codat: running, or reported ended by a
         webhook and still to confirm; of one company, or of one run, when given."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
                 f"status_code IN {OPEN}) AND (? IS NULL OR company_id = ?) "
@@ -321,10 +380,13 @@ class StatusStore:
                 [company_id, company_id, run_id, run_id],
             ).fetchall()
 
+        return self.read(work)
+
     def left_open_by_unfinished_runs(self, run_id: str) -> list[tuple[str, str]]:
         """(company, sync) still open whose run never recorded its end (it was killed): nobody
         else waits for them, so the run after the crash follows them with its own."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
                 f"status_code IN {OPEN}) AND run_id IN (SELECT run_id FROM runs WHERE "
@@ -333,25 +395,33 @@ class StatusStore:
                 [run_id],
             ).fetchall()
 
+        return self.read(work)
+
     def settled_count(self, run_id: str) -> int:
         """How many of the run's syncs have a final status."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT count(*) FROM syncs WHERE run_id = ? AND status_code IS NOT NULL "
                 f"AND status_code NOT IN {OPEN}",
                 [run_id],
             ).fetchone()[0]
 
+        return self.read(work)
+
     def known_sync_ids(self, company_id: str) -> set[str]:
-        with reading(self.path) as db:
+        def work(db):
             rows = db.execute("SELECT sync_id FROM syncs WHERE company_id = ?", [company_id])
             return {row[0] for row in rows.fetchall()}
+
+        return self.read(work)
 
     def settle_not_found(self, sync_id: str, note: str) -> None:
         """Codat answered 404 for the sync: final as NOT_FOUND_AT_CODAT with `note`, so no
         refresh asks again. Its source is this tool ('product'): a webhook does not mark it to
         confirm again; the API's own status replaces it if Codat ever knows the sync."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
                 "exception_message = NULL, data_pushed = FALSE, status_source = ?, "
@@ -359,10 +429,15 @@ class StatusStore:
                 [NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT, note, FROM_PRODUCT, now(), sync_id],
             )
 
+        self.write(work)
+
     def record_sync_status(self, status: dict[str, Any]) -> None:
         """A status on its own: an open sync's progress (a final one comes with its items)."""
-        with transaction(self.path) as db:
+
+        def work(db):
             write_status(db, status)
+
+        self.write(work)
 
     def record_sync_outcome(
         self, company_id: str, status: dict[str, Any], items: list[dict]
@@ -371,19 +446,23 @@ class StatusStore:
         sync open (followed again), never final with its items missing. True when this call
         settled it (the store had no final status from Codat before): whoever settles a sync
         uploads its receipts, so two processes confirming it at once do not both upload."""
-        with transaction(self.path) as db:
+
+        def work(db):
             first = not settled_in(db, status["syncId"])
             write_status(db, status)
             if items:
                 table, params = outcome_table(items)
                 db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
                 write_outcomes(db, company_id, status["syncId"], now())
-        return first
+            return first
+
+        return self.write(work)
 
     def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
         an older version, or before a crash, without their items."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT DISTINCT s.company_id, s.sync_id FROM syncs s JOIN transactions t ON "
                 "t.company_id = s.company_id AND t.last_sync_id = s.sync_id WHERE t.state = "
@@ -392,15 +471,20 @@ class StatusStore:
                 [company_id, company_id],
             ).fetchall()
 
+        return self.read(work)
+
     def failed_as_processed_before(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, transaction) failed with Codat's "processed before" message, so
         not yet checked against Codat's own transaction statuses (a crash came between)."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, transaction_id FROM transactions WHERE state = 'failed' "
                 "AND contains(message, ?) AND (? IS NULL OR company_id = ?)",
                 [PREVIOUSLY_PROCESSED, company_id, company_id],
             ).fetchall()
+
+        return self.read(work)
 
     def receipts_waiting(
         self, company_id: str | None = None, sync_id: str | None = None
@@ -408,13 +492,16 @@ class StatusStore:
         """(company, transaction, completing sync, receipt) of completed transactions whose
         receipt is not yet uploaded or refused for good (it is cleared once it is; a pending
         one stays)."""
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT company_id, transaction_id, last_sync_id, receipt FROM transactions "
                 "WHERE state = 'completed' AND receipt IS NOT NULL AND (? IS NULL OR "
                 "company_id = ?) AND (? IS NULL OR last_sync_id = ?)",
                 [company_id, company_id, sync_id, sync_id],
             ).fetchall()
+
+        rows = self.read(work)
         return [(c, t, s, Receipt(**json.loads(raw))) for c, t, s, raw in rows]
 
     def record_attachment(
@@ -428,7 +515,7 @@ class StatusStore:
         message: str | None,
         attachment_id: str | None,
     ) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
                 "(company_id, transaction_id, file_name) DO UPDATE SET sync_id = "
@@ -454,6 +541,8 @@ class StatusStore:
                 "transaction_id = ? AND ?",
                 [company_id, transaction_id, status != PENDING],
             )
+
+        self.write(work)
 
     # -- webhook events (the receiver; the SQL is in store/webhook_events.py) ------------------
     def record_webhook_events(
@@ -481,8 +570,11 @@ class StatusStore:
     def syncs_to_confirm(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) a webhook reported ended that Codat has not confirmed yet: their
         status and items are to be read from the API (they are open syncs too)."""
-        with reading(self.path) as db:
+
+        def work(db):
             return webhook_sql.to_confirm(db, company_id)
+
+        return self.read(work)
 
 
 def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
