@@ -29,6 +29,7 @@ from destination_codat_expenses.models import (
     is_final,
     sql_list,
 )
+from destination_codat_expenses.store import ledger as ledger_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
 from destination_codat_expenses.store.writer import writer_for
@@ -146,41 +147,30 @@ class StatusStore:
         """State and payload hash of each known id: what decides push, skip or refuse."""
         if not ids:
             return {}
-
-        def work(db):
-            return db.execute(
-                "SELECT transaction_id, state, payload_hash FROM transactions "
-                "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
-                [company_id, ids],
-            ).fetchall()
-
-        rows = self.read(work)
-        return {tid: (state, digest) for tid, state, digest in rows}
+        rows = self.read(lambda db: ledger_sql.ledger_rows(db, company_id, ids))
+        return {tid: (row[0], row[1]) for tid, row in rows.items()}
 
     def mark_sending(self, company_id: str, stream: str, batch: list[MappedTransaction]) -> None:
-        table, params = columns(
-            tid=("VARCHAR", [t.transaction_id for t in batch]),
-            source_key=("VARCHAR", [t.source_key for t in batch]),
-            payload=("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
-            hash=("VARCHAR", [t.payload_hash for t in batch]),
-            issued=("DATE", [t.issue_date for t in batch]),
-            currency=("VARCHAR", [t.currency for t in batch]),
-            total=("DECIMAL(38,9)", [t.total for t in batch]),
-            receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
-        )
-        sql = (
-            "INSERT INTO transactions (company_id, transaction_id, source_stream, source_key, "
-            "state, payload, payload_hash, issue_date, currency, total_amount, updated_at, "
-            "receipt) SELECT ?, tid, ?, source_key, 'sending', payload, hash, issued, currency, "
-            f"total, ?, receipt FROM {table} ON CONFLICT (company_id, transaction_id) DO UPDATE "
-            "SET state = 'sending', payload = excluded.payload, payload_hash = "
-            "excluded.payload_hash, issue_date = excluded.issue_date, currency = "
-            "excluded.currency, total_amount = excluded.total_amount, updated_at = "
-            "excluded.updated_at, receipt = excluded.receipt"
-        )
+        ids = [t.transaction_id for t in batch]
 
         def work(db):
-            db.execute(sql, [company_id, stream, now(), *params])
+            known = ledger_sql.ledger_rows(db, company_id, ids)
+            fresh = [tid not in known for tid in ids]
+            table, params = columns(
+                tid=("VARCHAR", ids),
+                co=("VARCHAR", [company_id] * len(batch)),
+                stream=("VARCHAR", [stream] * len(batch)),
+                source_key=("VARCHAR", [t.source_key for t in batch]),
+                payload=("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
+                hash=("VARCHAR", [t.payload_hash for t in batch]),
+                issued=("DATE", [t.issue_date for t in batch]),
+                currency=("VARCHAR", [t.currency for t in batch]),
+                total=("DECIMAL(38,9)", [t.total for t in batch]),
+                stamp=("TIMESTAMPTZ", [now()] * len(batch)),
+                receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
+                fresh=("BOOLEAN", fresh),
+            )
+            ledger_sql.write_sending(db, table, params, fresh)
 
         self.write(work)
 
@@ -188,20 +178,14 @@ class StatusStore:
         """Codat accepted the push: remember its sync, and the sync itself."""
 
         def work(db):
-            db.execute(
-                "UPDATE transactions SET state = 'sent', codat_status = 'Pending', "
-                "last_sync_id = ?, attempts = attempts + 1, updated_at = ? "
-                "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
-                [sync["sync_id"], now(), company_id, ids],
-            )
+            known, source = ledger_sql.sync_source(db, sync["sync_id"])
+            if ids:
+                ledger_sql.write_sent(db, company_id, ids, sync["sync_id"], now())
             upsert_sync(db, company_id, sync, len(ids))
-            db.execute(
-                "UPDATE syncs SET item_count = (SELECT count(*) FROM transactions WHERE "
-                "company_id = ? AND last_sync_id = ?) WHERE sync_id = ?",
-                [company_id, sync["sync_id"], sync["sync_id"]],
-            )
-            # a webhook may have told how this sync ended before this commit
-            webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
+            if ids and known and source == FROM_CODAT:
+                # the receiver confirmed the sync from Codat before this commit: its items'
+                # outcomes are recorded, and these transactions move to them now
+                webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
 
         self.write(work)
 
@@ -451,9 +435,7 @@ class StatusStore:
             first = not settled_in(db, status["syncId"])
             write_status(db, status)
             if items:
-                table, params = outcome_table(items)
-                db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
-                write_outcomes(db, company_id, status["syncId"], now())
+                write_outcomes(db, company_id, status["syncId"], items, now())
             return first
 
         return self.write(work)
@@ -583,6 +565,8 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
         "source_platform, target_platform, expenses_from, expenses_to, item_count, "
         "config_snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (sync_id) DO UPDATE SET "
+        # kept as it goes, never recounted: the ids this call linked to the sync are added
+        "item_count = coalesce(syncs.item_count, 0) + excluded.item_count, "
         "expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
         " expenses_to = greatest(syncs.expenses_to, excluded.expenses_to), updated_at = "
         "excluded.updated_at, "
@@ -645,51 +629,39 @@ def write_status(db, status: dict[str, Any]) -> None:
     )
 
 
-def outcome_table(items: list[dict]) -> tuple[str, list]:
+def write_outcomes(db, company_id: str, sync_id: str, items: list[dict], stamp) -> None:
+    """Push items, attempts, ledger states and the sync's counts, from Codat's list of the
+    sync's transactions and what the ledger holds of their ids (amount, currency)."""
+    ids = [i["transactionId"] for i in items]
+    held = ledger_sql.ledger_rows(db, company_id, ids)
+    attempted = {
+        tid
+        for company, tid, sync in ledger_sql.by_id(db, "transaction_attempts", "sync_id", ids)
+        if company == company_id and sync == sync_id
+    }
     produced = [produced_record(i.get("message")) for i in items]
-    return columns(
-        tid=("VARCHAR", [i["transactionId"] for i in items]),
+    n = len(items)
+    outcome = columns(
+        tid=("VARCHAR", ids),
         data_type=("VARCHAR", [p[0] for p in produced]),
         record_id=("VARCHAR", [p[1] for p in produced]),
         status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
         message=("VARCHAR", [i.get("message") for i in items]),
         state=("VARCHAR", [ITEM_LEDGER_STATE.get(i.get("status"), SENT) for i in items]),
+        amount=("DECIMAL(38,9)", [held.get(tid, (None,) * 4)[2] for tid in ids]),
+        currency=("VARCHAR", [held.get(tid, (None,) * 4)[3] for tid in ids]),
+        co=("VARCHAR", [company_id] * n),
+        sync=("VARCHAR", [sync_id] * n),
+        stamp=("TIMESTAMPTZ", [stamp] * n),
+        attempted=("BOOLEAN", [tid in attempted for tid in ids]),
     )
-
-
-def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
-    """From the temp table `outcome`: push items, attempts, ledger states, failed count."""
-    db.execute(
-        "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
-        "status, message, amount, currency, updated_at) SELECT ?, ?, o.tid, o.data_type, "
-        "o.record_id, o.status, o.message, t.total_amount, t.currency, ? FROM outcome o "
-        "LEFT JOIN transactions t ON t.company_id = ? AND t.transaction_id = o.tid "
-        "ON CONFLICT (sync_id, transaction_id) DO UPDATE SET data_type = excluded.data_type, "
-        "record_id = excluded.record_id, status = excluded.status, message = "
-        "excluded.message, amount = excluded.amount, currency = excluded.currency, "
-        "updated_at = excluded.updated_at",
-        [sync_id, company_id, stamp, company_id],
-    )
-    db.execute(
-        "INSERT INTO transaction_attempts SELECT ?, tid, ?, status, message, ? FROM outcome "
-        "ON CONFLICT DO UPDATE SET status = excluded.status, message = excluded.message, "
-        "recorded_at = excluded.recorded_at",
-        [company_id, sync_id, stamp],
-    )
-    # only the sync that last carried an id may move it; a completed id never goes back
-    db.execute(
-        "UPDATE transactions t SET state = o.state, codat_status = o.status, message = "
-        "o.message, updated_at = ? FROM outcome o WHERE t.company_id = ? AND "
-        "t.transaction_id = o.tid AND t.last_sync_id = ? AND t.state <> 'completed'",
-        [stamp, company_id, sync_id],
-    )
+    ledger_sql.write_item_outcomes(db, company_id, sync_id, outcome, stamp)
     # Codat's list of the sync's transactions is its item count (a sync a webhook or the
     # company's sync list told of has no count of its own)
+    count, failed = ledger_sql.item_counts(items)
     db.execute(
-        "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items WHERE sync_id = ? "
-        f"AND status IN {FAILED_STATUSES}), item_count = (SELECT count(*) FROM push_items "
-        "WHERE sync_id = ?) WHERE sync_id = ?",
-        [sync_id, sync_id, sync_id],
+        "UPDATE syncs SET failed_count = ?, item_count = ? WHERE sync_id = ?",
+        [failed, count, sync_id],
     )
 
 
