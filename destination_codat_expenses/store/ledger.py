@@ -106,26 +106,17 @@ def has_items(db, sync_id: str) -> bool:
     return row is not None
 
 
-def write_item_outcomes(
-    db, company_id: str, sync_id: str, outcome: tuple[str, list], stamp: datetime
-) -> None:
+def write_item_outcomes(db, sync_id: str, outcome: tuple[str, list], attempted_any: bool) -> None:
     """Push items, attempts and ledger states from `outcome` (a derived table with tid,
     data_type, record_id, status, message, state, amount, currency, co, sync, stamp, and
     attempted: whether an attempt row for this sync exists already)."""
     table, params = outcome
-    again = has_items(db, sync_id)  # recorded before (a refresh): upsert, else plain inserts
-    conflict = (
-        " ON CONFLICT (sync_id, transaction_id) DO UPDATE SET data_type = excluded.data_type, "
-        "record_id = excluded.record_id, status = excluded.status, message = "
-        "excluded.message, amount = excluded.amount, currency = excluded.currency, "
-        "updated_at = excluded.updated_at"
-        if again
-        else ""
-    )
+    if has_items(db, sync_id):  # recorded before (a refresh): Codat's list replaces it
+        db.execute("DELETE FROM push_items WHERE sync_id = ?", [sync_id])
     db.execute(
         "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
         "status, message, amount, currency, updated_at) SELECT sync, co, tid, data_type, "
-        f"record_id, status, message, amount, currency, stamp FROM {table}{conflict}",
+        f"record_id, status, message, amount, currency, stamp FROM {table}",
         params,
     )
     db.execute(
@@ -133,16 +124,21 @@ def write_item_outcomes(
         f"FROM {table} WHERE NOT attempted",
         params,
     )
-    db.execute(
-        "UPDATE transaction_attempts a SET "
-        + guarded(
-            "a",
-            "a.company_id = v.co AND a.sync_id = v.sync",
-            {"status": "v.status", "message": "v.message", "recorded_at": "v.stamp"},
+    if attempted_any:  # rare (a refresh); else no statement at all, not even an empty join
+        db.execute(
+            "UPDATE transaction_attempts a SET "
+            + guarded(
+                "a",
+                "a.company_id = v.co AND a.sync_id = v.sync",
+                {"status": "v.status", "message": "v.message", "recorded_at": "v.stamp"},
+            )
+            + f" FROM {table} v WHERE a.transaction_id = v.tid AND v.attempted",
+            params,
         )
-        + f" FROM {table} v WHERE a.transaction_id = v.tid AND v.attempted",
-        params,
-    )
+    update_ledger_states(db, table, params)
+
+
+def update_ledger_states(db, table: str, params: list) -> None:
     # only the sync that last carried an id may move it; a completed id never goes back
     db.execute(
         "UPDATE transactions t SET "

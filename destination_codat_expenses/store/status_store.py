@@ -655,7 +655,7 @@ def write_outcomes(db, company_id: str, sync_id: str, items: list[dict], stamp) 
         stamp=("TIMESTAMPTZ", [stamp] * n),
         attempted=("BOOLEAN", [tid in attempted for tid in ids]),
     )
-    ledger_sql.write_item_outcomes(db, company_id, sync_id, outcome, stamp)
+    ledger_sql.write_item_outcomes(db, sync_id, outcome, bool(attempted))
     # Codat's list of the sync's transactions is its item count (a sync a webhook or the
     # company's sync list told of has no count of its own)
     count, failed = ledger_sql.item_counts(items)
