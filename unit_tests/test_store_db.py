@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.store import db
 from destination_codat_expenses.store.db import migrate, reading, release, transaction
 
 
 def test_migrate_creates_tables_and_views_once(tmp_path):
     path = str(tmp_path / "status.duckdb")
-    assert migrate(path) == 4
-    assert migrate(path) == 4
+    assert migrate(path) == db.version_of(db.MIGRATIONS[-1])
+    assert migrate(path) == db.version_of(db.MIGRATIONS[-1])
     with reading(path) as connection:
         names = {
             r[0]
@@ -25,7 +26,9 @@ def test_migrate_creates_tables_and_views_once(tmp_path):
                 "SELECT table_name FROM information_schema.tables"
             ).fetchall()
         }
-        versions = connection.execute("SELECT count(*) FROM schema_migrations").fetchone()
+        versions = connection.execute(
+            "SELECT list(version ORDER BY version) FROM schema_migrations"
+        ).fetchone()
     assert {
         "runs",
         "syncs",
@@ -37,7 +40,7 @@ def test_migrate_creates_tables_and_views_once(tmp_path):
         "v_push_items",
         "v_transactions",
     } <= names
-    assert versions == (4,)
+    assert versions == ([db.version_of(m) for m in db.MIGRATIONS],)
 
 
 def test_version_1_store_is_migrated_in_place(tmp_path):
@@ -52,7 +55,7 @@ def test_version_1_store_is_migrated_in_place(tmp_path):
         db.MIGRATIONS = original
     with transaction(path) as connection:
         connection.execute("INSERT INTO rejects VALUES ('r', 's', 'k', 'f', 'kept', now())")
-    assert migrate(path) == 4
+    assert migrate(path) == db.version_of(db.MIGRATIONS[-1])
     with reading(path) as connection:
         columns = {r[0] for r in connection.execute("DESCRIBE transactions").fetchall()}
         kept = connection.execute("SELECT reason FROM rejects").fetchall()
@@ -72,7 +75,7 @@ def test_version_2_store_gains_the_run_error_at_the_end_of_runs(tmp_path):
         connection.execute(
             "INSERT INTO runs (run_id, started_at, outcome) VALUES ('r', now(), 'x')"
         )
-    assert migrate(path) == 4
+    assert migrate(path) == db.version_of(db.MIGRATIONS[-1])
     with reading(path) as connection:
         columns = [r[0] for r in connection.execute("DESCRIBE runs").fetchall()]
         view = [r[0] for r in connection.execute("DESCRIBE v_runs").fetchall()]
@@ -175,7 +178,7 @@ def test_version_3_store_gains_where_each_sync_status_came_from(tmp_path):
             "INSERT INTO webhook_events (webhook_id, received_at, verified, applied, sync_id) "
             "VALUES ('w1', now(), TRUE, TRUE, 'guessed')"
         )
-    assert migrate(path) == 4
+    assert migrate(path) == db.version_of(db.MIGRATIONS[-1])
     with reading(path) as connection:
         rows = connection.execute(
             "SELECT sync_id, status_code, status_source, reported_outcome, error_message, "

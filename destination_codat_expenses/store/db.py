@@ -1,11 +1,15 @@
 """Opening the DuckDB status store: shared briefly, waited for politely, migrated by version.
 
 DuckDB lets one process hold a file for writing, and a reader in another process blocks a
-writer too. So no process keeps the file: a writing process holds it through a `Lease` that
-closes the connection after IDLE_S without use, and gives it up for YIELD_S every HOLD_S even
-when busy, so the webhook receiver, the report and the CLI always get a turn. Opening waits
-(with jittered backoff, at most POLL_CAP_S apart, so a yield window is not missed) for up to
-LOCK_WAIT_S while another process has the file. Within a process, threads take turns.
+writer too. So no process keeps the file longer than it must: a writing process holds it through
+a `Lease` that closes the connection after IDLE_S without use, and gives it up at its next use
+when another process is WAITING for it. A process that finds the file locked announces itself
+with a small file in `<store>.waiters/` (named for its pid) while it waits, with jittered
+backoff at most POLL_CAP_S apart, for up to LOCK_WAIT_S; the holder sees the announcement (one
+directory listing per use), closes the file, and opens it again only once the waiter got in and
+left its announcement (or after YIELD_CAP_S). Nothing sleeps holding the file. Announcements of
+a process that died are swept. Within a process, threads take turns (the group writer in
+writer.py is the one thread that writes for a running destination).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,9 +30,9 @@ import duckdb
 from destination_codat_expenses.errors import StoreError
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
-MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4)]
+MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6)]
 LOCK_WAIT_S = 30.0
-IDLE_S, HOLD_S, YIELD_S, POLL_CAP_S = 0.25, 2.0, 0.15, 0.1
+IDLE_S, POLL_CAP_S, YIELD_CAP_S = 0.25, 0.05, 2.0
 WRITER_MEMORY = "256MB"
 
 
@@ -40,16 +46,82 @@ def open_connection(
     """Connect, retrying with jittered backoff while another process holds the file's lock."""
     deadline = time.monotonic() + wait_s
     pause = 0.005
-    while True:
-        try:
-            return duckdb.connect(path, read_only=read_only)
-        except duckdb.Error as error:
-            if not is_lock_conflict(error) or time.monotonic() > deadline:
-                raise StoreError(
-                    f"The status store {path} could not be opened: {first_line(error)}"
-                ) from None
-        time.sleep(pause * (1 + random.random()))
-        pause = min(pause * 2, POLL_CAP_S)
+    with contextlib.ExitStack() as announcement:
+        announced = False
+        while True:
+            try:
+                return duckdb.connect(path, read_only=read_only)
+            except duckdb.Error as error:
+                if not is_lock_conflict(error) or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"The status store {path} could not be opened: {first_line(error)}"
+                    ) from None
+            if not announced:  # the holder yields at its next use
+                announcement.enter_context(waiting_for(path))
+                announced = True
+            time.sleep(pause * (1 + random.random()))
+            pause = min(pause * 2, POLL_CAP_S)
+
+
+# -- who waits for the file -----------------------------------------------------------------------
+def waiters_dir(path: str) -> Path:
+    return Path(str(Path(path).expanduser()) + ".waiters")
+
+
+@contextlib.contextmanager
+def waiting_for(path: str) -> Iterator[None]:
+    """Announce that this process waits for the file, until it got in or gave up."""
+    folder = waiters_dir(path)
+    entry = folder / f"{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(exist_ok=True)
+        entry.touch()
+    except OSError:  # an unwritable folder: wait without announcing (the holder idles out)
+        yield
+        return
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            entry.unlink()
+
+
+def others_waiting(path: str) -> bool:
+    """Whether another live process announced it waits for the file (dead ones are swept)."""
+    try:
+        entries = os.listdir(waiters_dir(path))
+    except OSError:
+        return False
+    waiting = False
+    for name in entries:
+        pid = int(name.split("-", 1)[0]) if name.split("-", 1)[0].isdigit() else -1
+        if pid == os.getpid():
+            continue
+        if process_alive(pid):
+            waiting = True
+        else:
+            with contextlib.suppress(OSError):
+                (waiters_dir(path) / name).unlink()
+    return waiting
+
+
+def process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def let_waiters_in(path: str) -> None:
+    """The file is closed: give the waiters their turn, without holding it."""
+    until = time.monotonic() + YIELD_CAP_S
+    while others_waiting(path) and time.monotonic() < until:
+        time.sleep(POLL_CAP_S / 5)
 
 
 class Lease:
@@ -61,13 +133,15 @@ class Lease:
         self.connection: duckdb.DuckDBPyConnection | None = None
         self.opened_at = self.last_used = 0.0
         self.closer: threading.Thread | None = None
+        self.yields = 0  # times the file was given up to a waiting process
 
     @contextlib.contextmanager
     def use(self, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.lock:
-            if self.connection is not None and time.monotonic() - self.opened_at > HOLD_S:
+            if self.connection is not None and others_waiting(self.path):
                 self.close()
-                time.sleep(YIELD_S)  # let a waiting process in
+                self.yields += 1
+                let_waiters_in(self.path)  # this process's threads wait; the file is free
             if self.connection is None:
                 self.connection = open_connection(self.path, wait_s=wait_s)
                 # DuckDB caches pages up to 80% of RAM by default; a writer needs little
@@ -173,13 +247,19 @@ def migrate(path: str) -> int:
         done = {
             row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()
         }
-        for version, script in enumerate(MIGRATIONS, start=1):
+        for script in MIGRATIONS:
+            version = version_of(script)
             if version in done:
                 continue
             connection.execute(script.read_text())
             connection.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
             logger.info("status store %s migrated to version %d", path, version)
-    return len(MIGRATIONS)
+    return version_of(MIGRATIONS[-1])
+
+
+def version_of(script: Path) -> int:
+    """schema_v6.sql is version 6 (a number may be left free for another branch's migration)."""
+    return int(script.stem.removeprefix("schema_v"))
 
 
 def first_line(error: Exception) -> str:

@@ -8,7 +8,7 @@ or `failed` from Codat's answer. Every method is one short transaction on the Du
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,8 +29,10 @@ from destination_codat_expenses.models import (
     is_final,
     sql_list,
 )
+from destination_codat_expenses.store import ledger as ledger_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
-from destination_codat_expenses.store.db import migrate, reading, transaction
+from destination_codat_expenses.store.db import migrate, transaction
+from destination_codat_expenses.store.writer import writer_for
 
 OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
 NOT_COMPLETED = (
@@ -70,25 +72,40 @@ def normalise_fraction(text: str) -> str:
 
 
 class StatusStore:
+    """The store's public surface: methods named for what they mean, no SQL outside store/.
+    Every method's work goes through the store's one writer (store/writer.py), which commits
+    what many threads queued in one transaction and answers each after that commit."""
+
     def __init__(self, path: str) -> None:
         self.path = path
+        self.writer = writer_for(path, lambda: transaction(path))
 
     def prepare(self) -> None:
         migrate(self.path)
 
+    def write(self, work: Callable[[Any], Any]) -> Any:
+        """`work` runs in the writer's next transaction; returns once that committed."""
+        return self.writer.run(work)
+
+    def read(self, work: Callable[[Any], Any]) -> Any:
+        """A read, by the same owner (it sees every write queued before it)."""
+        return self.writer.run(work)
+
     # -- runs -----------------------------------------------------------------------------------
     def start_run(self, run_id: str, config: dict) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "INSERT INTO runs (run_id, started_at, outcome, config_redacted) "
                 "VALUES (?, ?, 'running', ?)",
                 [run_id, now(), json.dumps(config)],
             )
 
+        self.write(work)
+
     def finish_run(
         self, run_id: str, counts: dict[str, int], outcome: str, error: str | None = None
     ) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "UPDATE runs SET finished_at = ?, records_in = ?, records_accepted = ?, "
                 "records_rejected = ?, checkpoints = ?, outcome = ?, error = ? WHERE run_id = ?",
@@ -104,6 +121,8 @@ class StatusStore:
                 ],
             )
 
+        self.write(work)
+
     def record_rejects(self, run_id: str, rejects: Iterable[tuple[str, str, str, str]]) -> None:
         rows = list(rejects)
         if not rows:
@@ -114,86 +133,86 @@ class StatusStore:
             field=("VARCHAR", [storable(r[2], 200) for r in rows]),
             reason=("VARCHAR", [storable(r[3], 1000) for r in rows]),
         )
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 f"INSERT INTO rejects SELECT ?, stream, key, field, reason, ? FROM {table}",
                 [run_id, now(), *params],
             )
+
+        self.write(work)
 
     # -- ledger ---------------------------------------------------------------------------------
     def ledger(self, company_id: str, ids: list[str]) -> dict[str, tuple[str, str | None]]:
         """State and payload hash of each known id: what decides push, skip or refuse."""
         if not ids:
             return {}
-        with reading(self.path) as db:
-            rows = db.execute(
-                "SELECT transaction_id, state, payload_hash FROM transactions "
-                "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
-                [company_id, ids],
-            ).fetchall()
-        return {tid: (state, digest) for tid, state, digest in rows}
+        rows = self.read(lambda db: ledger_sql.ledger_rows(db, company_id, ids))
+        return {tid: (row[0], row[1]) for tid, row in rows.items()}
 
     def mark_sending(self, company_id: str, stream: str, batch: list[MappedTransaction]) -> None:
-        table, params = columns(
-            tid=("VARCHAR", [t.transaction_id for t in batch]),
-            source_key=("VARCHAR", [t.source_key for t in batch]),
-            payload=("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
-            hash=("VARCHAR", [t.payload_hash for t in batch]),
-            issued=("DATE", [t.issue_date for t in batch]),
-            currency=("VARCHAR", [t.currency for t in batch]),
-            total=("DECIMAL(38,9)", [t.total for t in batch]),
-            receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
-        )
-        sql = (
-            "INSERT INTO transactions (company_id, transaction_id, source_stream, source_key, "
-            "state, payload, payload_hash, issue_date, currency, total_amount, updated_at, "
-            "receipt) SELECT ?, tid, ?, source_key, 'sending', payload, hash, issued, currency, "
-            f"total, ?, receipt FROM {table} ON CONFLICT (company_id, transaction_id) DO UPDATE "
-            "SET state = 'sending', payload = excluded.payload, payload_hash = "
-            "excluded.payload_hash, issue_date = excluded.issue_date, currency = "
-            "excluded.currency, total_amount = excluded.total_amount, updated_at = "
-            "excluded.updated_at, receipt = excluded.receipt"
-        )
-        with transaction(self.path) as db:
-            db.execute(sql, [company_id, stream, now(), *params])
+        ids = [t.transaction_id for t in batch]
+
+        def work(db):
+            known = ledger_sql.ledger_rows(db, company_id, ids)
+            fresh = [tid not in known for tid in ids]
+            table, params = columns(
+                tid=("VARCHAR", ids),
+                co=("VARCHAR", [company_id] * len(batch)),
+                stream=("VARCHAR", [stream] * len(batch)),
+                source_key=("VARCHAR", [t.source_key for t in batch]),
+                payload=("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
+                hash=("VARCHAR", [t.payload_hash for t in batch]),
+                issued=("DATE", [t.issue_date for t in batch]),
+                currency=("VARCHAR", [t.currency for t in batch]),
+                total=("DECIMAL(38,9)", [t.total for t in batch]),
+                stamp=("TIMESTAMPTZ", [now()] * len(batch)),
+                receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
+                fresh=("BOOLEAN", fresh),
+            )
+            ledger_sql.write_sending(db, table, params, fresh)
+
+        self.write(work)
 
     def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
         """Codat accepted the push: remember its sync, and the sync itself."""
-        with transaction(self.path) as db:
-            db.execute(
-                "UPDATE transactions SET state = 'sent', codat_status = 'Pending', "
-                "last_sync_id = ?, attempts = attempts + 1, updated_at = ? "
-                "WHERE company_id = ? AND transaction_id IN (SELECT unnest(?))",
-                [sync["sync_id"], now(), company_id, ids],
-            )
+
+        def work(db):
+            known, source = ledger_sql.sync_source(db, sync["sync_id"])
+            if ids:
+                ledger_sql.write_sent(db, company_id, ids, sync["sync_id"], now())
             upsert_sync(db, company_id, sync, len(ids))
-            db.execute(
-                "UPDATE syncs SET item_count = (SELECT count(*) FROM transactions WHERE "
-                "company_id = ? AND last_sync_id = ?) WHERE sync_id = ?",
-                [company_id, sync["sync_id"], sync["sync_id"]],
-            )
-            # a webhook may have told how this sync ended before this commit
-            webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
+            if ids and known and source == FROM_CODAT:
+                # the receiver confirmed the sync from Codat before this commit: its items'
+                # outcomes are recorded, and these transactions move to them now
+                webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
+
+        self.write(work)
 
     def mark_dataset(self, company_id: str, dataset_id: str, run_id: str, count: int) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT DO NOTHING",
                 [dataset_id, company_id, run_id, count, now()],
             )
 
+        self.write(work)
+
     def link_datasets(self, dataset_ids: list[str], sync_id: str) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "UPDATE datasets SET sync_id = ? WHERE dataset_id IN (SELECT unnest(?))",
                 [sync_id, dataset_ids],
             )
 
+        self.write(work)
+
     def syncs_that_carried(self, company_id: str, ids: list[str]) -> list[tuple[str, str]]:
         """(transaction, sync) for every sync the store saw carry one of these ids."""
         if not ids:
             return []
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT transaction_id, sync_id FROM transaction_attempts WHERE company_id = ? "
                 "AND transaction_id IN (SELECT unnest(?)) UNION SELECT transaction_id, "
@@ -201,6 +220,8 @@ class StatusStore:
                 "(SELECT unnest(?)) AND last_sync_id IS NOT NULL",
                 [company_id, ids, company_id, ids],
             ).fetchall()
+
+        return self.read(work)
 
     def mark_completed_by(self, company_id: str, completions: dict[str, str]) -> None:
         """Codat lists these ids `Completed` in these syncs (an earlier push's): the ledger and
@@ -222,7 +243,8 @@ class StatusStore:
             # in the table, not a parameter: DuckDB binds the FROM clause's parameters first
             changed_at=("TIMESTAMPTZ", [stamp] * len(ids)),
         )
-        with transaction(self.path) as db:
+
+        def work(db):
             for sync_id in set(sync_ids):
                 db.execute(
                     "INSERT INTO syncs (sync_id, company_id, flow, initiated_at, updated_at) "
@@ -242,21 +264,27 @@ class StatusStore:
                 [company_id, *params],
             )
 
+        self.write(work)
+
     def mark_not_completed(self, company_id: str, ids: list[str]) -> None:
         """Codat called these ids processed before, yet lists them completed in no sync: they
         stay failed (pushed again with the same id when their record comes, or by retry)."""
         if not ids:
             return
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'failed', message = ?, updated_at = ? WHERE "
                 "company_id = ? AND transaction_id IN (SELECT unnest(?)) AND state <> 'completed'",
                 [NOT_COMPLETED, now(), company_id, ids],
             )
 
+        self.write(work)
+
     def mark_retrying(self, company_id: str, ids: list[str]) -> None:
         """A retry is about to push these failed ids again: in flight, like any push."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'sending', updated_at = ? WHERE "
                 "company_id = ? AND transaction_id IN (SELECT unnest(?)) "
@@ -264,47 +292,61 @@ class StatusStore:
                 [now(), company_id, ids],
             )
 
+        self.write(work)
+
     def mark_refused(self, company_id: str, transaction_id: str, message: str) -> None:
         """Codat refused the item itself (its schema check): failed, with Codat's reason."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE transactions SET state = 'failed', codat_status = 'Refused', "
                 "message = ?, updated_at = ? WHERE company_id = ? AND transaction_id = ?",
                 [message, now(), company_id, transaction_id],
             )
 
+        self.write(work)
+
     def reported_or_settled(self, sync_ids: list[str]) -> set[str]:
         """Those of these syncs a webhook marked to confirm or whose final status is recorded
         (one query: the receiver may have been told while the destination waited)."""
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
                 f"(status_source = '{FROM_WEBHOOK}' OR (status_code IS NOT NULL AND "
                 f"status_code NOT IN {OPEN}))",
                 [sync_ids],
             ).fetchall()
+
+        rows = self.read(work)
         return {row[0] for row in rows}
 
     def settled(self, sync_ids: list[str]) -> set[str]:
         """Those of these syncs whose final status is recorded from Codat's API (with their
         items), or as not found at Codat: nothing is left to read about them."""
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
                 f"status_source IN ('{FROM_CODAT}', '{FROM_PRODUCT}') AND "
                 f"status_code IS NOT NULL AND status_code NOT IN {OPEN}",
                 [sync_ids],
             ).fetchall()
+
+        rows = self.read(work)
         return {row[0] for row in rows}
 
     def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
         """(company, transaction, last sync) of every row left `sending`: to reconcile."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, transaction_id, last_sync_id FROM transactions "
                 "WHERE state = 'sending' AND (? IS NULL OR company_id = ?)",
                 [company_id, company_id],
             ).fetchall()
+
+        return self.read(work)
 
     # -- syncs ----------------------------------------------------------------------------------
     def open_syncs(
@@ -312,7 +354,8 @@ class StatusStore:
     ) -> list[tuple[str, str]]:
         """(company, sync) without a final status from Codat: running, or reported ended by a
         webhook and still to confirm; of one company, or of one run, when given."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
                 f"status_code IN {OPEN}) AND (? IS NULL OR company_id = ?) "
@@ -321,10 +364,13 @@ class StatusStore:
                 [company_id, company_id, run_id, run_id],
             ).fetchall()
 
+        return self.read(work)
+
     def left_open_by_unfinished_runs(self, run_id: str) -> list[tuple[str, str]]:
         """(company, sync) still open whose run never recorded its end (it was killed): nobody
         else waits for them, so the run after the crash follows them with its own."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
                 f"status_code IN {OPEN}) AND run_id IN (SELECT run_id FROM runs WHERE "
@@ -333,25 +379,33 @@ class StatusStore:
                 [run_id],
             ).fetchall()
 
+        return self.read(work)
+
     def settled_count(self, run_id: str) -> int:
         """How many of the run's syncs have a final status."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT count(*) FROM syncs WHERE run_id = ? AND status_code IS NOT NULL "
                 f"AND status_code NOT IN {OPEN}",
                 [run_id],
             ).fetchone()[0]
 
+        return self.read(work)
+
     def known_sync_ids(self, company_id: str) -> set[str]:
-        with reading(self.path) as db:
+        def work(db):
             rows = db.execute("SELECT sync_id FROM syncs WHERE company_id = ?", [company_id])
             return {row[0] for row in rows.fetchall()}
+
+        return self.read(work)
 
     def settle_not_found(self, sync_id: str, note: str) -> None:
         """Codat answered 404 for the sync: final as NOT_FOUND_AT_CODAT with `note`, so no
         refresh asks again. Its source is this tool ('product'): a webhook does not mark it to
         confirm again; the API's own status replaces it if Codat ever knows the sync."""
-        with transaction(self.path) as db:
+
+        def work(db):
             db.execute(
                 "UPDATE syncs SET status_code = ?, status_text = ?, error_message = ?, "
                 "exception_message = NULL, data_pushed = FALSE, status_source = ?, "
@@ -359,10 +413,15 @@ class StatusStore:
                 [NOT_FOUND_AT_CODAT, NOT_FOUND_AT_CODAT_TEXT, note, FROM_PRODUCT, now(), sync_id],
             )
 
+        self.write(work)
+
     def record_sync_status(self, status: dict[str, Any]) -> None:
         """A status on its own: an open sync's progress (a final one comes with its items)."""
-        with transaction(self.path) as db:
+
+        def work(db):
             write_status(db, status)
+
+        self.write(work)
 
     def record_sync_outcome(
         self, company_id: str, status: dict[str, Any], items: list[dict]
@@ -371,19 +430,21 @@ class StatusStore:
         sync open (followed again), never final with its items missing. True when this call
         settled it (the store had no final status from Codat before): whoever settles a sync
         uploads its receipts, so two processes confirming it at once do not both upload."""
-        with transaction(self.path) as db:
+
+        def work(db):
             first = not settled_in(db, status["syncId"])
             write_status(db, status)
             if items:
-                table, params = outcome_table(items)
-                db.execute(f"CREATE OR REPLACE TEMP TABLE outcome AS SELECT * FROM {table}", params)
-                write_outcomes(db, company_id, status["syncId"], now())
-        return first
+                write_outcomes(db, company_id, status["syncId"], items, now())
+            return first
+
+        return self.write(work)
 
     def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
         an older version, or before a crash, without their items."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT DISTINCT s.company_id, s.sync_id FROM syncs s JOIN transactions t ON "
                 "t.company_id = s.company_id AND t.last_sync_id = s.sync_id WHERE t.state = "
@@ -392,15 +453,20 @@ class StatusStore:
                 [company_id, company_id],
             ).fetchall()
 
+        return self.read(work)
+
     def failed_as_processed_before(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, transaction) failed with Codat's "processed before" message, so
         not yet checked against Codat's own transaction statuses (a crash came between)."""
-        with reading(self.path) as db:
+
+        def work(db):
             return db.execute(
                 "SELECT company_id, transaction_id FROM transactions WHERE state = 'failed' "
                 "AND contains(message, ?) AND (? IS NULL OR company_id = ?)",
                 [PREVIOUSLY_PROCESSED, company_id, company_id],
             ).fetchall()
+
+        return self.read(work)
 
     def receipts_waiting(
         self, company_id: str | None = None, sync_id: str | None = None
@@ -408,13 +474,16 @@ class StatusStore:
         """(company, transaction, completing sync, receipt) of completed transactions whose
         receipt is not yet uploaded or refused for good (it is cleared once it is; a pending
         one stays)."""
-        with reading(self.path) as db:
-            rows = db.execute(
+
+        def work(db):
+            return db.execute(
                 "SELECT company_id, transaction_id, last_sync_id, receipt FROM transactions "
                 "WHERE state = 'completed' AND receipt IS NOT NULL AND (? IS NULL OR "
                 "company_id = ?) AND (? IS NULL OR last_sync_id = ?)",
                 [company_id, company_id, sync_id, sync_id],
             ).fetchall()
+
+        rows = self.read(work)
         return [(c, t, s, Receipt(**json.loads(raw))) for c, t, s, raw in rows]
 
     def record_attachment(
@@ -428,7 +497,7 @@ class StatusStore:
         message: str | None,
         attachment_id: str | None,
     ) -> None:
-        with transaction(self.path) as db:
+        def work(db):
             db.execute(
                 "INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
                 "(company_id, transaction_id, file_name) DO UPDATE SET sync_id = "
@@ -454,6 +523,8 @@ class StatusStore:
                 "transaction_id = ? AND ?",
                 [company_id, transaction_id, status != PENDING],
             )
+
+        self.write(work)
 
     # -- webhook events (the receiver; the SQL is in store/webhook_events.py) ------------------
     def record_webhook_events(
@@ -481,8 +552,11 @@ class StatusStore:
     def syncs_to_confirm(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) a webhook reported ended that Codat has not confirmed yet: their
         status and items are to be read from the API (they are open syncs too)."""
-        with reading(self.path) as db:
+
+        def work(db):
             return webhook_sql.to_confirm(db, company_id)
+
+        return self.read(work)
 
 
 def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
@@ -491,6 +565,8 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
         "source_platform, target_platform, expenses_from, expenses_to, item_count, "
         "config_snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (sync_id) DO UPDATE SET "
+        # kept as it goes, never recounted: the ids this call linked to the sync are added
+        "item_count = coalesce(syncs.item_count, 0) + excluded.item_count, "
         "expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
         " expenses_to = greatest(syncs.expenses_to, excluded.expenses_to), updated_at = "
         "excluded.updated_at, "
@@ -553,51 +629,39 @@ def write_status(db, status: dict[str, Any]) -> None:
     )
 
 
-def outcome_table(items: list[dict]) -> tuple[str, list]:
+def write_outcomes(db, company_id: str, sync_id: str, items: list[dict], stamp) -> None:
+    """Push items, attempts, ledger states and the sync's counts, from Codat's list of the
+    sync's transactions and what the ledger holds of their ids (amount, currency)."""
+    ids = [i["transactionId"] for i in items]
+    held = ledger_sql.ledger_rows(db, company_id, ids)
+    attempted = {
+        tid
+        for company, tid, sync in ledger_sql.by_id(db, "transaction_attempts", "sync_id", ids)
+        if company == company_id and sync == sync_id
+    }
     produced = [produced_record(i.get("message")) for i in items]
-    return columns(
-        tid=("VARCHAR", [i["transactionId"] for i in items]),
+    n = len(items)
+    outcome = columns(
+        tid=("VARCHAR", ids),
         data_type=("VARCHAR", [p[0] for p in produced]),
         record_id=("VARCHAR", [p[1] for p in produced]),
         status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
         message=("VARCHAR", [i.get("message") for i in items]),
         state=("VARCHAR", [ITEM_LEDGER_STATE.get(i.get("status"), SENT) for i in items]),
+        amount=("DECIMAL(38,9)", [held.get(tid, (None,) * 4)[2] for tid in ids]),
+        currency=("VARCHAR", [held.get(tid, (None,) * 4)[3] for tid in ids]),
+        co=("VARCHAR", [company_id] * n),
+        sync=("VARCHAR", [sync_id] * n),
+        stamp=("TIMESTAMPTZ", [stamp] * n),
+        attempted=("BOOLEAN", [tid in attempted for tid in ids]),
     )
-
-
-def write_outcomes(db, company_id: str, sync_id: str, stamp: datetime) -> None:
-    """From the temp table `outcome`: push items, attempts, ledger states, failed count."""
-    db.execute(
-        "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
-        "status, message, amount, currency, updated_at) SELECT ?, ?, o.tid, o.data_type, "
-        "o.record_id, o.status, o.message, t.total_amount, t.currency, ? FROM outcome o "
-        "LEFT JOIN transactions t ON t.company_id = ? AND t.transaction_id = o.tid "
-        "ON CONFLICT (sync_id, transaction_id) DO UPDATE SET data_type = excluded.data_type, "
-        "record_id = excluded.record_id, status = excluded.status, message = "
-        "excluded.message, amount = excluded.amount, currency = excluded.currency, "
-        "updated_at = excluded.updated_at",
-        [sync_id, company_id, stamp, company_id],
-    )
-    db.execute(
-        "INSERT INTO transaction_attempts SELECT ?, tid, ?, status, message, ? FROM outcome "
-        "ON CONFLICT DO UPDATE SET status = excluded.status, message = excluded.message, "
-        "recorded_at = excluded.recorded_at",
-        [company_id, sync_id, stamp],
-    )
-    # only the sync that last carried an id may move it; a completed id never goes back
-    db.execute(
-        "UPDATE transactions t SET state = o.state, codat_status = o.status, message = "
-        "o.message, updated_at = ? FROM outcome o WHERE t.company_id = ? AND "
-        "t.transaction_id = o.tid AND t.last_sync_id = ? AND t.state <> 'completed'",
-        [stamp, company_id, sync_id],
-    )
+    ledger_sql.write_item_outcomes(db, sync_id, outcome, bool(attempted))
     # Codat's list of the sync's transactions is its item count (a sync a webhook or the
     # company's sync list told of has no count of its own)
+    count, failed = ledger_sql.item_counts(items)
     db.execute(
-        "UPDATE syncs SET failed_count = (SELECT count(*) FROM push_items WHERE sync_id = ? "
-        f"AND status IN {FAILED_STATUSES}), item_count = (SELECT count(*) FROM push_items "
-        "WHERE sync_id = ?) WHERE sync_id = ?",
-        [sync_id, sync_id, sync_id],
+        "UPDATE syncs SET failed_count = ?, item_count = ? WHERE sync_id = ?",
+        [failed, count, sync_id],
     )
 
 

@@ -1,0 +1,101 @@
+"""One writer per store: the only thread that uses the store's connection for a running
+destination, committing everything queued since its last commit in ONE transaction.
+
+Push and follow threads hand it work (a function of a connection) and wait for the commit that
+carries it: a pusher's `sending` rows are committed before its POST leaves, as before, but many
+pushes share one commit, and no HTTP thread ever holds the store. Reads go the same way (they
+see every write queued before them). A group that fails is rolled back and its jobs run again
+one transaction each, so one bad job fails alone and the others still commit.
+
+Nothing here is DuckDB's: the writer is given `unit_of_work`, a factory of transactions (a
+context manager that yields a connection and commits on leaving), the backend's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_GROUP = 512  # jobs per commit: bounds how long one transaction holds the file
+
+Work = Callable[[Any], Any]
+
+
+@dataclass
+class Job:
+    work: Work
+    future: Future = field(default_factory=Future)
+
+
+class GroupWriter:
+    def __init__(self, unit_of_work: Callable[[], AbstractContextManager[Any]], name: str) -> None:
+        self.unit_of_work = unit_of_work
+        self.name = name
+        self.queue: list[Job] = []
+        self.ready = threading.Condition()
+        self.thread: threading.Thread | None = None
+        self.commits = 0  # transactions committed: what group commit saves is counted here
+
+    def run(self, work: Work) -> Any:
+        """Queue `work`, wait for the commit that carries it, return what it returned."""
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("the store's writer cannot wait for itself")
+        return self.submit(work).result()
+
+    def submit(self, work: Work) -> Future:
+        job = Job(work)
+        with self.ready:
+            self.queue.append(job)
+            self.start()
+            self.ready.notify()
+        return job.future
+
+    def start(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.serve, daemon=True, name=self.name)
+            self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            with self.ready:
+                while not self.queue:
+                    self.ready.wait()
+                group, self.queue = self.queue[:MAX_GROUP], self.queue[MAX_GROUP:]
+            self.flush(group)
+
+    def flush(self, group: list[Job]) -> None:
+        """Commit the group in one transaction; only then does any of its jobs get an answer."""
+        began = False
+        try:
+            with self.unit_of_work() as connection:
+                began = True
+                results = [job.work(connection) for job in group]
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting threads
+            if not began or len(group) == 1:  # the store could not be opened: all fail
+                for job in group:
+                    job.future.set_exception(error)
+                return
+            for job in group:  # one bad job must not fail the others
+                self.flush([job])
+            return
+        self.commits += 1
+        for job, result in zip(group, results, strict=True):
+            job.future.set_result(result)
+
+
+WRITERS: dict[str, GroupWriter] = {}
+WRITERS_LOCK = threading.Lock()
+
+
+def writer_for(path: str, unit_of_work: Callable[[], AbstractContextManager[Any]]) -> GroupWriter:
+    """The one writer of this store in this process."""
+    key = str(Path(path).expanduser().resolve()) if "://" not in path else path
+    with WRITERS_LOCK:
+        if key not in WRITERS:
+            WRITERS[key] = GroupWriter(unit_of_work, name="store-writer")
+        return WRITERS[key]
