@@ -140,8 +140,6 @@ def retry_panel(path: str, sync: dict) -> None:
     )
     if not failed:
         st.caption(nothing_to_retry(sync))
-    elif refused:
-        st.info(f"{failed} failed item(s) could be pushed again. {refused}", icon=":material/lock:")
     elif not actions.has_credentials():
         st.info(
             f"{failed} failed item(s) could be pushed again, but the report has no Codat API key "
@@ -150,6 +148,8 @@ def retry_panel(path: str, sync: dict) -> None:
             icon=":material/key_off:",
         )
         st.code(actions.retry_command(path, sync_id), language="bash")
+    elif refused:
+        st.info(f"{failed} failed item(s) could be pushed again. {refused}", icon=":material/lock:")
     else:
         st.caption(f"{failed} failed item(s) will be pushed again with the same ids.")
     if pressed and ready and access.signed_in():  # checked again when it is acted on
