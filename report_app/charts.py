@@ -60,7 +60,11 @@ def syncs_per_day(per_day: pd.DataFrame) -> alt.Chart:
     )
     short = data["date"].nunique() <= ORDINAL_DAYS
     x = (
-        alt.X("date:O", title="Day (UTC)", axis=alt.Axis(labelAngle=0 if len(data) < 8 else -45))
+        alt.X(
+            "date:O",
+            title="Day (UTC)",
+            axis=alt.Axis(labelAngle=0 if data["date"].nunique() <= 10 else -45),
+        )
         if short
         else alt.X("day:T", title="Day (UTC)", timeUnit="yearmonthdate")
     )

@@ -13,12 +13,12 @@ PER_SYNC = {
     "receipts": NUMBER("Receipts", format="%d", width="small"),
     "uploaded": NUMBER("Uploaded", format="%d", width="small"),
     "pending": NUMBER("Waiting to upload", format="%d", width="small"),
-    "not_uploaded": NUMBER("Refused or unreadable", format="%d", width="small"),
+    "not_uploaded": NUMBER("Refused or unreadable", format="%d", width=170),
 }
 RECEIPTS = {
     "status": TEXT("Upload", width="small"),
-    "transaction_id": TEXT("Transaction id", width="medium"),
-    "file_name": TEXT("File", width="small"),
+    "transaction_id": TEXT("Transaction id", width=130),
+    "file_name": TEXT("File", width=150),
     "message": TEXT("Reason / message", width="large"),
     "sync_id": TEXT("Sync id", width="medium"),
     "size_bytes": NUMBER("Size (bytes)", format="%d", width="small"),

@@ -11,11 +11,11 @@ TEXT, NUMBER = st.column_config.TextColumn, st.column_config.NumberColumn
 COLUMNS = {
     "outcome": TEXT("Outcome", width="small"),
     "started_at": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-    "duration": TEXT("Duration", width="small"),
-    "records_in": NUMBER("Read", format="%d", width="small"),
-    "records_accepted": NUMBER("Accepted", format="%d", width="small"),
-    "records_rejected": NUMBER("Rejected", format="%d", width="small"),
-    "syncs": NUMBER("Syncs", format="%d", width="small"),
+    "duration": TEXT("Duration", width=140),
+    "records_in": NUMBER("Read", format="%d", width=70),
+    "records_accepted": NUMBER("Accepted", format="%d", width=80),
+    "records_rejected": NUMBER("Rejected", format="%d", width=80),
+    "syncs": NUMBER("Syncs", format="%d", width=60),
     "error": TEXT("Why it failed", width="large"),
     "run_id": TEXT("Run id", width="medium"),
 }
@@ -34,9 +34,22 @@ bad.metric("Failed", ui.fmt_count(failed.sum()), border=True)
 now.metric("Running", ui.fmt_count(running.sum()), border=True)
 rejected.metric("Records rejected", ui.fmt_count(runs["records_rejected"].sum()), border=True)
 runs["duration"] = [
-    ui.fmt_duration(s) if o != "running" else f"running for {ui.fmt_duration(s)}"
+    ui.fmt_duration(s) if o != "running" else f"{ui.fmt_duration(s)} so far"
     for s, o in zip(runs["duration_s"], runs["outcome"], strict=True)
 ]
+for row in runs[failed].head(5).itertuples():  # the whole error, not a cut-off cell
+    st.warning(
+        f"Run {ui.md(row.run_id)} failed ({ui.fmt_time(row.started_at)}): "
+        f"{ui.md(row.error or 'no reason was recorded')}",
+        icon=":material/error:",
+    )
 st.caption("Failed runs first, then newest. Click a run to see its rejected records.")
-event = ui.show_grid(runs, COLUMNS, key="runs", on_select="rerun", selection_mode="single-row")
+event = ui.show_grid(
+    runs,
+    COLUMNS,
+    key="runs",
+    on_select="rerun",
+    selection_mode="single-row",
+    height=ui.grid_height(len(runs), max_rows=20),
+)
 ui.open_clicked(event, runs, "run_id", ui.REJECTS_PAGE, "run")

@@ -13,10 +13,10 @@ from report_app import access, actions, explain, queries, ui
 OPEN_SYNC_REFRESH_S = 5
 TEXT = st.column_config.TextColumn
 ITEM_COLUMNS = {
-    "status": TEXT("Item status", width="small"),
-    "transaction_id": TEXT("Transaction id", width="medium"),
-    "amount_shown": TEXT("Amount", alignment="right", width="small"),
-    "reason": TEXT("Reason", width="small"),
+    "status": TEXT("Item status", width=130),
+    "transaction_id": TEXT("Transaction id", width=150),
+    "amount_shown": TEXT("Amount", alignment="right", width=130),
+    "reason": TEXT("Reason", width=210),
     "message": TEXT("Message", width="large"),
     "data_type": TEXT("Written as", width="small"),
     "record_id": TEXT("Record in the books", width="small"),

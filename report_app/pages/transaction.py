@@ -67,10 +67,10 @@ def attempts_table(path: str, transaction_id: str) -> None:
             "recorded_at": st.column_config.DatetimeColumn(
                 "Recorded (UTC)", format="YYYY-MM-DD HH:mm:ss"
             ),
-            "sync_id": TEXT("Sync id", width="medium"),
-            "sync_status": TEXT("Sync status", width="medium"),
-            "status": TEXT("Item status", width="small"),
-            "reason": TEXT("Reason", width="small"),
+            "sync_id": TEXT("Sync id", width=150),
+            "sync_status": TEXT("Sync status", width=200),
+            "status": TEXT("Item status", width=130),
+            "reason": TEXT("Reason", width=200),
             "message": TEXT("Message", width="large"),
         },
         key="attempts",
