@@ -173,7 +173,7 @@ def test_failed_sync_is_found_inspected_and_retried_in_the_browser(
         assert [i["Item status"] for i in items] == ["PushError", "PushError", "Completed"]
         refused = [i for i in items if i["Item status"] == "PushError"]
         assert all("closed period" in i["Message"] for i in refused), refused
-        assert items[2]["Written as"] == "directCosts" and items[2]["Amount"].endswith(" GBP")
+        assert items[2]["Amount"].endswith(" GBP")  # the demo companies book in GBP
         save("push-items", focus="Click one to open that expense")
 
         # 6. sign in with the operator token (the same tab: no reload), then retry: the child
@@ -266,7 +266,7 @@ def test_every_page_shows_what_the_store_knows(tmp_path, artifacts, width):
         assert money["USD"]["Amount written"] == "1,234,613.88 USD"
         assert money["KWD"]["Amount written"] == "1,234.567 KWD"
         assert money["JPY"]["Amount pending"] == "125,000 JPY"
-        codes = wait_for_rows(web, "Who acts", 9)  # every code seen, no scroll box
+        codes = wait_for_rows(web, "Who acts", 8)  # every code seen, no scroll box
         assert [r["Code"] for r in codes] == sorted(r["Code"] for r in codes)
         history = grid_rows(web, "Sync id")
         assert {"Started (UTC)", "Code", "Outcome", "Items", "Failed"} <= set(history[0])
