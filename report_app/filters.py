@@ -13,13 +13,13 @@ from report_app import explain, queries, ui
 DEFAULT_COLUMNS = [
     "attention",
     "sync_id",
-    "company_id",
-    "initiated_at",
     "status_code",
     "status_meaning",
     "outcome",
     "item_count",
     "failed_count",
+    "initiated_at",
+    "company_id",
     "duration_s",
     "target_platform",
 ]

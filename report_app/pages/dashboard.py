@@ -129,16 +129,27 @@ def highlight(row: pd.Series) -> list[str]:
     return [HIGHLIGHT.get(key, "")] * len(row)
 
 
-WIDTHS = {"sync_id": "medium", "company_id": "medium", "status_meaning": "medium"}
-SMALL = {"status_code", "item_count", "failed_count", "duration_s", "attention", "outcome"}
+# pixels: the key columns (through Failed) fit beside the sidebar at 1280 px
+WIDTHS = {
+    "attention": 95,
+    "sync_id": 150,
+    "status_code": 55,
+    "status_meaning": 175,
+    "outcome": 95,
+    "item_count": 60,
+    "failed_count": 60,
+    "initiated_at": 160,
+    "duration_s": 95,
+    "company_id": 150,
+}
 
 
 def history_column(name: str, label: str):
     """Every history column gets its friendly header (the column chooser shows the same)."""
     column = st.column_config
-    width = "small" if name in SMALL else WIDTHS.get(name)
+    width = WIDTHS.get(name)
     if name in ("initiated_at", "completed_at"):
-        return column.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
+        return column.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss", width=width)
     if name in ("duration_s", "status_code", "item_count", "failed_count"):
         return column.NumberColumn(label, format="%d", width=width)
     if name in ("expenses_from", "expenses_to"):

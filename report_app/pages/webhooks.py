@@ -10,10 +10,10 @@ from report_app import queries, ui
 TEXT = st.column_config.TextColumn
 COLUMNS = {
     "received_at": st.column_config.DatetimeColumn("Received (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-    "event_type": TEXT("Event", width="medium"),
-    "signature": TEXT("Signature", width="small"),
-    "effect": TEXT("Effect", width="medium"),
-    "sync_id": TEXT("Sync id", width="medium"),
+    "signature": TEXT("Signature", width=110),
+    "effect": TEXT("Effect", width=260),
+    "sync_id": TEXT("Sync id", width=150),
+    "event_type": TEXT("Event", width=140),
     "company_id": TEXT("Company id", width="medium"),
     "webhook_id": TEXT("Delivery id", width="medium"),
 }
