@@ -7,10 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -30,7 +32,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1 import app_test as app_test_module
 
 from destination_codat_expenses.store.db import release
-from report_app import actions, queries, ui
+from report_app import access, actions, queries, ui
 from testing import report_seed as seed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +78,10 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def history(at: AppTest):
     return next(d.value for d in at.dataframe if d.proto.id and "sync_id" in d.value.columns)
+
+
+def history_table(at: AppTest):
+    return next(d for d in at.dataframe if "sync_id" in d.value.columns and d.proto.column_order)
 
 
 def frame_by_column(at: AppTest, column: str):
@@ -134,11 +140,19 @@ def test_dashboard_totals_by_outcome_code_and_currency(store):
     assert codes.loc[5130, "syncs"] == 2 and codes.loc[5130, "status_meaning"] == "Data write error"
     assert codes.loc[4040, "status_meaning"] == "Company deleted/de-authorized"
     currencies = frame_by_column(at, "written_amount").set_index("currency")
+    assert sorted(currencies.index) == sorted(seed.EXPECTED["currencies"])
     for currency, (written, failed, pending) in seed.EXPECTED["currencies"].items():
         row = currencies.loc[currency]
         assert (row["written"], row["failed"], row["pending"]) == (written, failed, pending)
-    assert currencies.loc["GBP", "written_amount"] == pytest.approx(125.85)
-    assert currencies.loc["USD", "failed_amount"] == pytest.approx(37.40)
+    # exact, per currency, with the currency's own minor units and grouping; never a float
+    assert Decimal(currencies.loc["USD", "written_amount"]) == Decimal("1234613.88")
+    shown = currencies[["written_shown", "failed_shown", "pending_shown"]]
+    assert shown.loc["GBP", "written_shown"] == "125.85 GBP"
+    assert shown.loc["USD", "written_shown"] == "1,234,613.88 USD"
+    assert shown.loc["USD", "failed_shown"] == "37.40 USD"
+    assert shown.loc["KWD", "written_shown"] == "1,234.567 KWD"
+    assert shown.loc["JPY", "pending_shown"] == "125,000 JPY"
+    assert shown.loc["JPY", "written_shown"] == "0 JPY"
 
 
 def test_syncs_per_day_chart_is_stacked_by_status(store):
@@ -174,7 +188,7 @@ def test_search_finds_partial_sync_and_company_ids(store):
     at.text_input(key="search").set_value("BBBB-4000").run()  # part of the US company id
     assert set(history(calm(at))["sync_id"]) == {seed.S_OK_US, seed.S_INVALID_US, seed.S_STUCK_US}
     at.text_input(key="search").set_value("no-such%id").run()
-    assert metrics(calm(at))["Syncs"] == "0" and "No syncs match the filter." in texts(at.info)
+    assert metrics(calm(at))["Syncs"] == "0" and "No syncs match the filter" in texts(at.info)
 
 
 def test_date_range_narrows_history_and_totals(store, seeded):
@@ -208,14 +222,18 @@ def ui_no_status() -> int:
 
 def test_history_sorts_and_shows_chosen_columns(store):
     at = open_report()
-    assert history(at)["sync_id"].iloc[0] == seed.S_LONG_EU  # newest first
+    first = history(at)  # failed first, newest of them first
+    assert first["sync_id"].iloc[0] == seed.S_DEAUTH and first["outcome"].iloc[4] == "failed"
+    assert set(first["outcome"].iloc[5:]) != {"failed"}
+    at.selectbox(key="sort").set_value("initiated_at").run()
+    assert history(calm(at))["sync_id"].iloc[0] == seed.S_LONG_EU  # newest first
     at.selectbox(key="sort").set_value("failed_count").run()
     assert history(calm(at))["sync_id"].iloc[0] == seed.S_INVALID_US  # 3 failed items
     at.toggle(key="descending").set_value(False).run()
     at.selectbox(key="sort").set_value("initiated_at").run()
     assert history(calm(at))["sync_id"].iloc[0] == seed.S_OK_GB  # oldest first
     at.multiselect(key="columns").set_value(["sync_id", "status_code", "error_message"]).run()
-    table = next(d for d in calm(at).dataframe if d.proto.column_order)
+    table = history_table(calm(at))
     assert list(table.proto.column_order) == ["sync_id", "status_code", "error_message"]
 
 
@@ -231,13 +249,25 @@ def test_csv_export_holds_the_filtered_table_with_chosen_columns(store, media):
     assert {r["status_code"] for r in rows if r["sync_id"] == seed.S_DUP_GB} == {"5080"}
 
 
-def test_clicking_a_history_row_offers_its_details(store):
+def test_clicking_a_history_row_opens_that_sync(store):
     at = open_report()
     rows = history(at)
     position = int(rows.index[rows["sync_id"] == seed.S_INVALID_US][0])
     at.session_state["history"] = {"selection": {"rows": [position], "columns": [], "cells": []}}
     at.run()
-    assert links(calm(at))[f"Open sync {seed.S_INVALID_US}"] == f"sync={seed.S_INVALID_US}"
+    assert calm(at).title[0].value == f"Sync {seed.S_INVALID_US}"
+
+
+def test_history_columns_and_the_column_chooser_use_friendly_names(store):
+    at = calm(open_report())
+    chooser = at.multiselect(key="columns")
+    assert "Started (UTC)" in chooser.options and "initiated_at" not in chooser.options
+    assert "Failed" in chooser.options and "failed_count" not in chooser.options
+    table = history_table(at)
+    config = json.loads(table.proto.columns)
+    shown = list(table.proto.column_order)
+    assert all(config[c]["label"] for c in shown), config
+    assert shown.index("failed_count") < 9  # the key columns come before the long ones
 
 
 def test_no_syncs_yet_and_missing_store_are_calm(tmp_path, monkeypatch):
@@ -245,7 +275,7 @@ def test_no_syncs_yet_and_missing_store_are_calm(tmp_path, monkeypatch):
     seed.empty_store(empty)
     monkeypatch.setenv(ui.STORE_ENV, empty)
     at = calm(open_report())
-    assert metrics(at)["Syncs"] == "0" and "No syncs yet." in texts(at.info)
+    assert metrics(at)["Syncs"] == "0" and "No syncs yet" in texts(at.info)
     monkeypatch.setenv(ui.STORE_ENV, str(tmp_path / "absent.duckdb"))
     at = calm(open_report())
     assert "There is no status store at" in texts(at.warning)
@@ -261,7 +291,8 @@ def test_sync_details_by_url_show_times_platforms_notes_and_raw_messages(store):
     assert at.subheader[0].value == "5130 · Data write error · failed"
     shown = metrics(at)
     assert shown["Duration"] == "2 min 0 s" and shown["Items"] == "3"
-    assert shown["Failed items"] == "2" and shown["Started (UTC)"].endswith("UTC")
+    assert shown["Failed items"] == "2"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown["Started (UTC)"])
     facts = frame_by_column(at, "value").set_index("field")["value"]
     assert facts["Platforms"] == "Airbyte → Xero" and facts["Company"] == seed.GB
     assert facts["Expenses dated"] == "2023-06-01 to 2024-05-01"
@@ -309,7 +340,9 @@ def test_sync_is_picked_from_the_sidebar_search(store):
     assert "Choose a sync" in texts(calm(at).info)
     at.sidebar.text_input[0].set_value("5120").run()
     picker = at.sidebar.selectbox[0]
-    assert picker.options == [seed.S_INVALID_US]
+    assert len(picker.options) == 1  # the id with its company, software and status
+    assert picker.options[0].startswith(f"{seed.S_INVALID_US} · company {seed.US}")
+    assert "(QuickBooks Online) · 5120 · Data processing error" in picker.options[0]
     picker.set_value(seed.S_INVALID_US).run()
     assert calm(at).title[0].value == f"Sync {seed.S_INVALID_US}"
     assert at.query_params["sync"] == seed.S_INVALID_US
@@ -340,21 +373,78 @@ def test_push_items_search_and_status_filter(store):
     at.text_input(key="item_search").set_value("directcosts").run()  # data type, any case
     assert frame_by_column(calm(at), "record_id")["record_id"].tolist() == ["XERO-3"]
     at.text_input(key="item_search").set_value("").run()
+    assert frame_by_column(calm(at), "record_id")["transaction_id"].tolist() == [
+        "txn-gb-0004",
+        "txn-gb-0005",
+        "txn-gb-0003",
+    ]  # failed first
     at.multiselect(key="item_status").set_value(["PushError"]).run()
     failed = frame_by_column(calm(at), "record_id")
     assert failed["transaction_id"].tolist() == ["txn-gb-0004", "txn-gb-0005"]
 
 
-def test_clicking_a_push_item_links_to_its_expense(store):
+def test_push_items_show_exact_amounts_per_currency(store):
+    at = calm(open_report(sync=seed.S_OK_US))
+    items = frame_by_column(at, "record_id").set_index("transaction_id")
+    assert items.loc["txn-us-0001", "amount_shown"] == "1,234,567.89 USD"
+    assert items.loc["txn-us-0003", "amount_shown"] == "1,234.567 KWD"
+
+
+def test_clicking_a_push_item_opens_its_expense(store):
     at = calm(open_report(sync=seed.S_INVALID_US))
     at.session_state["items"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
     at.run()
-    assert links(calm(at))["Open expense txn-us-0005"] == "transaction=txn-us-0005"
+    assert calm(at).title[0].value == "Expense txn-us-0005"
 
 
 # -- retry -----------------------------------------------------------------------------------------
+OPERATOR_TOKEN = "operator-token-7f3a9c"  # noqa: S105 - a test value
+
+
 def retry_button(at: AppTest):
     return at.button(key="retry")
+
+
+@pytest.fixture
+def operator(monkeypatch) -> str:
+    """The report started with an operator token configured (no OIDC)."""
+    monkeypatch.setenv(access.OPERATOR_TOKEN_ENV, OPERATOR_TOKEN)
+    return OPERATOR_TOKEN
+
+
+def sign_in(at: AppTest, token: str) -> AppTest:
+    at.sidebar.text_input(key="operator_token_input").input(token)
+    next(b for b in at.sidebar.button if b.label == "Sign in").click().run()
+    return at
+
+
+def everything_shown(at: AppTest) -> str:
+    """Every text the page holds, widgets' values included."""
+    return str(at._tree)
+
+
+def test_retry_is_refused_until_signed_in_with_the_operator_token(store, monkeypatch, operator):
+    monkeypatch.setenv(actions.KEY_ENV, "a-key")
+    at = calm(open_report(sync=seed.S_INVALID_US))
+    assert retry_button(at).disabled
+    assert "Sign in (in the sidebar) to retry failed items" in texts(at.info)
+    sign_in(at, "not-the-token")
+    assert retry_button(at).disabled and "That is not the operator token." in texts(at.error)
+    sign_in(at, operator)
+    assert not retry_button(calm(at)).disabled
+    assert "Signed in as operator" in texts(at.caption)
+    assert operator not in everything_shown(at)  # never echoed, the form was cleared
+    next(b for b in at.sidebar.button if b.label == "Sign out").click().run()
+    assert retry_button(calm(at)).disabled
+
+
+def test_retry_is_off_with_a_sentence_when_nobody_can_sign_in(store, monkeypatch):
+    monkeypatch.delenv(access.OPERATOR_TOKEN_ENV, raising=False)
+    monkeypatch.setenv(actions.KEY_ENV, "a-key")
+    at = calm(open_report(sync=seed.S_INVALID_US))
+    assert retry_button(at).disabled
+    assert access.HOW_TO_ENABLE in texts(at.info)
+    assert "Read-only: signing in is not set up" in texts(at.caption)
 
 
 @pytest.mark.parametrize("sync_id", [seed.S_OK_GB, seed.S_CLOSED_GB, seed.S_DUP_GB, seed.S_DEAUTH])
@@ -374,14 +464,16 @@ def test_retry_without_credentials_shows_the_exact_command(store):
     ]
 
 
-def test_retry_is_enabled_for_failed_items_with_credentials(store, monkeypatch):
+def test_retry_is_enabled_for_failed_items_with_credentials(store, monkeypatch, operator):
     monkeypatch.setenv(actions.KEY_ENV, "a-key")
-    at = calm(open_report(sync=seed.S_INVALID_US))
+    at = sign_in(calm(open_report(sync=seed.S_INVALID_US)), operator)
     assert not retry_button(at).disabled
     assert "3 failed item(s) will be pushed again with the same ids." in texts(at.caption)
 
 
-def test_retry_button_pushes_failed_items_against_the_sandbox(tmp_path, sandbox_url, monkeypatch):
+def test_retry_button_pushes_failed_items_against_the_sandbox(
+    tmp_path, sandbox_url, monkeypatch, operator
+):
     """Real destination -> real store with a 5130 sync; fix the books; press the button."""
     store = tmp_path / "status.duckdb"
     lines = [
@@ -396,7 +488,7 @@ def test_retry_button_pushes_failed_items_against_the_sandbox(tmp_path, sandbox_
     monkeypatch.setenv(ui.STORE_ENV, str(store))
     monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")
     monkeypatch.setenv(actions.URL_ENV, sandbox_url)
-    at = calm(open_report(sync=failed))
+    at = sign_in(calm(open_report(sync=failed)), operator)
     assert "**Closed period.**" in texts(at.warning)
     patch_company(sandbox_url, XERO, {"closedUntil": None})
     retry_button(at).click().run()
@@ -416,7 +508,7 @@ def test_retry_button_pushes_failed_items_against_the_sandbox(tmp_path, sandbox_
     assert new.subheader[0].value == "2000 · Success (Data written) · succeeded"
 
 
-def test_a_retry_whose_new_sync_fails_again_says_so(tmp_path, sandbox_url, monkeypatch):
+def test_a_retry_whose_new_sync_fails_again_says_so(tmp_path, sandbox_url, monkeypatch, operator):
     """The closed period is not fixed: the new sync ends 5130 and the page says the retry did
     not succeed, with the new sync's code and meaning (the command exits 1)."""
     store = tmp_path / "status.duckdb"
@@ -428,7 +520,7 @@ def test_a_retry_whose_new_sync_fails_again_says_so(tmp_path, sandbox_url, monke
     monkeypatch.setenv(ui.STORE_ENV, str(store))
     monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")
     monkeypatch.setenv(actions.URL_ENV, sandbox_url)
-    at = calm(open_report(sync=failed))
+    at = sign_in(calm(open_report(sync=failed)), operator)
     retry_button(at).click().run()
     calm(at)
     with duckdb.connect(str(store), read_only=True) as db:
@@ -441,11 +533,11 @@ def test_a_retry_whose_new_sync_fails_again_says_so(tmp_path, sandbox_url, monke
     assert f"as sync {new_id}: 5130" in texts(at.info) and "Retried" not in texts(at.success)
 
 
-def test_a_refused_retry_is_reported_calmly(own_store, sandbox_url, monkeypatch):
+def test_a_refused_retry_is_reported_calmly(own_store, sandbox_url, monkeypatch, operator):
     """Codat does not know the seeded company: the retry command fails, the page says why."""
     monkeypatch.setenv(actions.KEY_ENV, "sandbox-test-key")
     monkeypatch.setenv(actions.URL_ENV, sandbox_url)
-    at = calm(open_report(sync=seed.S_INVALID_US))
+    at = sign_in(calm(open_report(sync=seed.S_INVALID_US)), operator)
     retry_button(at).click().run()
     calm(at)
     assert at.warning and retry_button(at).label == "Retry failed items"
@@ -518,13 +610,18 @@ def test_a_short_writer_lock_is_waited_out_silently(own_store):
 
 
 def test_a_long_writer_lock_shows_busy_then_the_page(own_store, monkeypatch):
+    """A notice, no sleeping: the page returns at once; the next read (the fragment's retry,
+    a rerun here) shows the page."""
     monkeypatch.setattr(queries, "LOCK_WAIT_S", 0.2)
-    monkeypatch.setattr(ui, "BUSY_PAUSE_S", 0.3)
-    holder = hold_lock(own_store, 2.0)
+    holder = hold_lock(own_store, 3.0)
+    started = time.monotonic()
     at = calm(open_report(sync=seed.S_OK_GB))
+    assert time.monotonic() - started < 2.5 or holder.poll() is None  # it did not wait it out
+    assert "The status store is busy" in texts(at.info)
+    assert at.session_state[ui.BUSY_TOTAL] >= 1
     holder.wait(timeout=30)
-    assert at.session_state[ui.BUSY_TOTAL] >= 1  # it said "busy" and retried
-    assert at.title[0].value == f"Sync {seed.S_OK_GB}"
+    at.run()
+    assert calm(at).title[0].value == f"Sync {seed.S_OK_GB}"
     facts = frame_by_column(at, "value").set_index("field")["value"]
     assert facts["Status code and text"] == "2000 held"  # read after the writer committed
 
@@ -549,3 +646,60 @@ def test_report_pages_do_not_import_the_airbyte_cdk(seeded):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# -- runs, rejects, receipts, webhook events -------------------------------------------------------
+def test_runs_page_lists_failed_runs_first_with_why(store):
+    at = calm(open_report())
+    at.switch_page("pages/runs.py").run()
+    runs = frame_by_column(calm(at), "records_rejected")
+    assert len(runs) == seed.EXPECTED["runs"]
+    assert runs["run_id"].iloc[0] == seed.FAILED_RUN and runs["outcome"].iloc[0] == "failed"
+    assert runs["error"].iloc[0] == seed.RUN_ERROR
+    assert metrics(at)["Failed"] == "1" and metrics(at)["Running"] == "1"
+    assert metrics(at)["Records rejected"] == str(seed.EXPECTED["rejects"])
+    at.session_state["runs"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    at.run()  # a click opens that run's rejects
+    assert calm(at).title[0].value == "Rejected records"
+    assert set(frame_by_column(at, "reason")["run_id"]) == {seed.FAILED_RUN}
+
+
+def test_rejects_page_filters_searches_and_downloads(store, media):
+    at = calm(open_report())
+    at.switch_page("pages/rejects.py").run()
+    rejects = frame_by_column(calm(at), "reason")
+    assert len(rejects) == seed.EXPECTED["rejects"]
+    at.selectbox[1].set_value("currency").run()  # by field
+    assert frame_by_column(calm(at), "reason")["record_key"].tolist() == ["src-us-9002"]
+    at.selectbox[1].set_value("").run()
+    at.text_input[0].set_value("not a decimal").run()  # search the reasons
+    found = frame_by_column(calm(at), "reason")
+    assert found["record_key"].tolist() == ["src-us-9001"]
+    content = downloaded(media, download_button(at, "Download these rejects (CSV)"))
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert [r["record_key"] for r in rows] == ["src-us-9001"] and rows[0]["field"] == "amount"
+
+
+def test_receipts_page_per_sync_and_per_expense_with_the_refusal(store):
+    at = calm(open_report())
+    at.switch_page("pages/attachments.py").run()
+    receipts = frame_by_column(calm(at), "file_name")
+    assert len(receipts) == seed.EXPECTED["receipts"]
+    assert receipts["status"].tolist()[0] == "refused"  # not uploaded first
+    assert "image/tiff is not a supported" in receipts["message"].iloc[0]
+    per_sync = frame_by_column(at, "not_uploaded").set_index("sync_id")
+    assert per_sync.loc[seed.S_INVALID_US, "not_uploaded"] == 1
+    assert per_sync.loc[seed.S_OK_US, "pending"] == 1
+    at = calm(open_report(transaction="txn-us-0004"))
+    mine = frame_by_column(at, "file_name")
+    assert mine["status"].tolist() == ["refused"]
+
+
+def test_webhook_events_page_says_what_each_delivery_did(store):
+    at = calm(open_report())
+    at.switch_page("pages/webhooks.py").run()
+    events = frame_by_column(calm(at), "effect").set_index("webhook_id")
+    assert len(events) == seed.EXPECTED["webhook_events"]
+    assert events.loc["msg-0002", "effect"] == "ignored (signature did not hold)"
+    assert events.loc["msg-0001", "effect"] == "sync marked to confirm with Codat"
+    assert metrics(at)["Not verified"] == "1"

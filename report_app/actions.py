@@ -24,6 +24,7 @@ from destination_codat_expenses.cli.env import (
     KEY_ENV,
     URL_ENV,  # noqa: F401 (the retry child reads it; tests set it through this module)
 )
+from report_app.access import OPERATOR_TOKEN_ENV
 
 
 @dataclass
@@ -63,7 +64,9 @@ def retry_failed_items(
 ) -> RetryOutcome:
     """Plan, push the failed items again (same ids) and follow the new sync to its end."""
     started_at = datetime.now(UTC) - timedelta(seconds=5)  # clock skew between processes
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the child needs the Codat key, never the report's operator token
+    env = {k: v for k, v in os.environ.items() if k != OPERATOR_TOKEN_ENV}
+    env["PYTHONUNBUFFERED"] = "1"
     lines: list[str] = []
     with subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         retry_argv(store_path, sync_id),

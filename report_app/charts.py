@@ -1,4 +1,9 @@
-"""Altair chart builders: DataFrame in, chart out. No Streamlit, no SQL."""
+"""Altair chart builders: DataFrame in, chart out. No Streamlit, no SQL.
+
+Colours follow who has to act on a code (explain.severity): greens for success, ambers for
+waiting, blues and purples for the customer, reds for our data, greys for Codat; within a
+group each code has its own clearly different shade. Legends are never cut (labelLimit 0).
+"""
 
 from __future__ import annotations
 
@@ -7,93 +12,104 @@ import pandas as pd
 
 from report_app import explain
 
-# success in greens, waiting in ambers, failures in reds; unknown codes fall back to grey
 CODE_COLOURS = {
     2000: "#2e7d32",
     2040: "#81c784",
+    explain.NO_STATUS: "#ffe082",
     1000: "#ffb300",
-    1010: "#fb8c00",
-    explain.NO_STATUS: "#bdbdbd",
-    4000: "#ef9a9a",
-    4040: "#e57373",
-    4220: "#ef5350",
-    4260: "#f44336",
-    5000: "#b71c1c",
-    5080: "#ce93d8",
+    1010: "#ef6c00",
+    4000: "#1e88e5",
+    4040: "#5e35b1",
+    4220: "#ab47bc",
+    4260: "#00897b",
+    5130: "#3949ab",
     5120: "#d32f2f",
-    5130: "#c62828",
-    explain.NOT_FOUND_AT_CODAT: "#757575",
+    5080: "#f48fb1",
+    5000: "#424242",
+    explain.NOT_FOUND_AT_CODAT: "#9e9e9e",
 }
-OUTCOME_COLOURS = {
-    "succeeded": "#2e7d32",
-    "in progress": "#fb8c00",
-    "unconfirmed": "#5c6bc0",  # a webhook said it ended; Codat not read yet
-    "failed": "#c62828",
-}
+UNKNOWN_COLOUR = "#bdbdbd"
+ORDINAL_DAYS = 31  # up to a month, one labelled bar per day; longer ranges get a time axis
+
+
+def ordered_codes(codes: list) -> list[int]:
+    """Codes in legend order: by who acts (success first), then by code."""
+    known = {explain.NO_STATUS if pd.isna(c) else int(c) for c in codes}
+    rank = {name: n for n, name in enumerate(explain.SEVERITIES)}
+    return sorted(known, key=lambda c: (rank[explain.severity(c)], c))
 
 
 def status_scale(codes: list) -> alt.Scale:
     """A fixed colour per status label, so a code keeps its colour whatever the filter."""
-    known = sorted({explain.NO_STATUS if pd.isna(c) else int(c) for c in codes})
+    known = ordered_codes(codes)
     labels = [explain.code_label(c) for c in known]
-    colours = [CODE_COLOURS.get(c, "#9e9e9e") for c in known]
+    colours = [CODE_COLOURS.get(c, UNKNOWN_COLOUR) for c in known]
     return alt.Scale(domain=labels, range=colours)
 
 
+def legend(columns: int) -> alt.Legend:
+    return alt.Legend(orient="bottom", columns=columns, labelLimit=0, titleLimit=0, symbolLimit=0)
+
+
 def syncs_per_day(per_day: pd.DataFrame) -> alt.Chart:
-    """Stacked bars: syncs initiated per day (UTC), one colour per status code."""
-    return (
-        alt.Chart(per_day, title="Syncs per day by status")
-        .mark_bar()
-        .encode(
-            x=alt.X("day:T", title="Day (UTC)", timeUnit="yearmonthdate"),
-            y=alt.Y("sum(syncs):Q", title="Syncs", stack="zero"),
-            color=alt.Color(
-                "status:N",
-                title="Status",
-                scale=status_scale(per_day["status_code"].tolist()),
-                legend=alt.Legend(orient="bottom", columns=3),
-            ),
-            tooltip=[
-                alt.Tooltip("day:T", title="Day"),
-                alt.Tooltip("status:N", title="Status"),
-                alt.Tooltip("sum(syncs):Q", title="Syncs"),
-            ],
-        )
+    """Stacked bars: syncs initiated per day (UTC), one colour per status code. A short range
+    (one day too) gets one labelled bar per day, not a full-width block."""
+    data = per_day.assign(
+        severity=[explain.severity(c) for c in per_day["status_code"].tolist()],
+        date=pd.to_datetime(per_day["day"]).dt.strftime("%Y-%m-%d"),
     )
-
-
-def syncs_by_outcome(outcomes: pd.DataFrame) -> alt.Chart:
-    """One horizontal bar per outcome: succeeded, in progress, unconfirmed, failed."""
-    domain = [o for o in OUTCOME_COLOURS if o in set(outcomes["outcome"])]
-    return (
-        alt.Chart(outcomes, title="Syncs by outcome")
-        .mark_bar()
-        .encode(
-            y=alt.Y("outcome:N", title=None, sort=list(OUTCOME_COLOURS)),
-            x=alt.X("syncs:Q", title="Syncs"),
-            color=alt.Color(
-                "outcome:N",
-                scale=alt.Scale(domain=domain, range=[OUTCOME_COLOURS[o] for o in domain]),
-                legend=None,
-            ),
-            tooltip=["outcome:N", "syncs:Q"],
+    short = data["date"].nunique() <= ORDINAL_DAYS
+    x = (
+        alt.X(
+            "date:O",
+            title="Day (UTC)",
+            axis=alt.Axis(labelAngle=0 if data["date"].nunique() <= 10 else -45),
         )
+        if short
+        else alt.X("day:T", title="Day (UTC)", timeUnit="yearmonthdate")
+    )
+    bars = alt.Chart(data, title="Syncs per day by status").mark_bar(
+        **({"size": 36} if short else {})
+    )
+    return bars.encode(
+        x=x,
+        y=alt.Y("sum(syncs):Q", title="Syncs", stack="zero", axis=alt.Axis(tickMinStep=1)),
+        color=alt.Color(
+            "status:N",
+            title="Status (grouped by who acts: success, waiting, customer, our data, Codat)",
+            scale=status_scale(data["status_code"].tolist()),
+            legend=legend(2),
+        ),
+        order=alt.Order("severity:N"),
+        tooltip=[
+            alt.Tooltip("date:N", title="Day"),
+            alt.Tooltip("status:N", title="Status"),
+            alt.Tooltip("severity:N", title="Who acts"),
+            alt.Tooltip("sum(syncs):Q", title="Syncs"),
+        ],
     )
 
 
 def syncs_by_code(codes: pd.DataFrame) -> alt.Chart:
-    """One horizontal bar per status code, labelled with the code's meaning."""
-    data = codes.assign(status=[explain.code_label(c) for c in codes["status_code"].tolist()])
+    """One horizontal bar per status code, labelled with the code's meaning, in legend order."""
+    data = codes.assign(
+        status=[explain.code_label(c) for c in codes["status_code"].tolist()],
+        severity=[explain.severity(c) for c in codes["status_code"].tolist()],
+    )
+    order = [explain.code_label(c) for c in ordered_codes(codes["status_code"].tolist())]
     return (
         alt.Chart(data, title="Syncs by status code")
         .mark_bar()
         .encode(
-            y=alt.Y("status:N", title=None, sort="-x"),
-            x=alt.X("syncs:Q", title="Syncs"),
+            y=alt.Y("status:N", title=None, sort=order, axis=alt.Axis(labelLimit=0)),
+            x=alt.X("syncs:Q", title="Syncs", axis=alt.Axis(tickMinStep=1)),
             color=alt.Color(
                 "status:N", scale=status_scale(codes["status_code"].tolist()), legend=None
             ),
-            tooltip=["status:N", "syncs:Q"],
+            tooltip=[
+                alt.Tooltip("status:N", title="Status"),
+                alt.Tooltip("severity:N", title="Who acts"),
+                alt.Tooltip("syncs:Q", title="Syncs"),
+            ],
         )
     )

@@ -9,20 +9,44 @@ import streamlit as st
 
 from report_app import explain, queries, ui
 
+# the key columns first: at 1280 px they are all visible without scrolling
 DEFAULT_COLUMNS = [
     "attention",
     "sync_id",
-    "company_id",
-    "initiated_at",
-    "duration_s",
     "status_code",
     "status_meaning",
     "outcome",
     "item_count",
     "failed_count",
+    "initiated_at",
+    "company_id",
+    "duration_s",
     "target_platform",
 ]
+COLUMN_LABELS = {
+    "attention": "Attention",
+    "sync_id": "Sync id",
+    "company_id": "Company id",
+    "initiated_at": "Started (UTC)",
+    "completed_at": "Finished (UTC)",
+    "duration_s": "Duration (s)",
+    "status_code": "Code",
+    "status_meaning": "Meaning",
+    "outcome": "Outcome",
+    "status_text": "Codat status text",
+    "item_count": "Items",
+    "failed_count": "Failed",
+    "source_platform": "Expense source",
+    "target_platform": "Accounting software",
+    "flow": "Flow",
+    "expenses_from": "Expenses from",
+    "expenses_to": "Expenses to",
+    "retry_of": "Retry of",
+    "run_id": "Run",
+    "error_message": "Error message",
+}
 SORT_LABELS = {
+    "failed_first": "Failed first, then newest",
     "initiated_at": "Started",
     "completed_at": "Finished",
     "duration_s": "Duration",
@@ -93,7 +117,11 @@ def date_range(path: str) -> tuple[date | None, date | None]:
 def table_options() -> TableOptions:
     """Which columns, in which order, sorted how, how many rows."""
     columns = st.multiselect(
-        "Columns", queries.HISTORY_COLUMNS, default=DEFAULT_COLUMNS, key="columns"
+        "Columns",
+        queries.HISTORY_COLUMNS,
+        default=DEFAULT_COLUMNS,
+        key="columns",
+        format_func=COLUMN_LABELS.get,
     )
     left, middle, right = st.columns([2, 1, 1])
     order_by = left.selectbox("Sort by", list(SORT_LABELS), format_func=SORT_LABELS.get, key="sort")

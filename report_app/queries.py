@@ -51,6 +51,7 @@ HISTORY_COLUMNS = (
 )
 SQL_HISTORY_COLUMNS = [c for c in HISTORY_COLUMNS if c != "status_meaning"]  # meaning: explain
 SORTABLE = {
+    "failed_first": "outcome = 'failed'",  # then newest first (history_sql)
     "initiated_at": "initiated_at",
     "completed_at": "completed_at",
     "duration_s": "duration_s",
@@ -192,7 +193,7 @@ def fetch_dashboard(path: str, flt: SyncFilter) -> Dashboard:
         codes = frame(
             db,
             f"SELECT status_code, count(*) AS syncs FROM v_syncs WHERE {where} "  # noqa: S608
-            "GROUP BY status_code ORDER BY syncs DESC, status_code",
+            "GROUP BY status_code ORDER BY status_code NULLS FIRST",
             params,
         )
         per_day = frame(
@@ -212,22 +213,34 @@ def fetch_dashboard(path: str, flt: SyncFilter) -> Dashboard:
     )
 
 
+WRITTEN, FAILED, PENDING = (
+    "state = 'completed'",
+    "state = 'failed'",
+    ("state NOT IN ('completed', 'failed')"),
+)
+
+
 def fetch_currencies(db: duckdb.DuckDBPyConnection, where: str, params: list) -> pd.DataFrame:
     """Per currency: expenses whose latest sync is in the filter, written / failed / pending."""
     return frame(
         db,
         "SELECT coalesce(currency, '(none)') AS currency, "  # noqa: S608 - fixed fragments
         "count(*) FILTER (WHERE state = 'completed') AS written, "
-        "coalesce(sum(total_amount) FILTER (WHERE state = 'completed'), 0) AS written_amount, "
+        f"{exact_sum(WRITTEN)} AS written_amount, "
         "count(*) FILTER (WHERE state = 'failed') AS failed, "
-        "coalesce(sum(total_amount) FILTER (WHERE state = 'failed'), 0) AS failed_amount, "
+        f"{exact_sum(FAILED)} AS failed_amount, "
         "count(*) FILTER (WHERE state NOT IN ('completed', 'failed')) AS pending, "
-        "coalesce(sum(total_amount) FILTER (WHERE state NOT IN ('completed', 'failed')), 0) "
+        f"{exact_sum(PENDING)} "
         "AS pending_amount FROM v_transactions WHERE last_sync_id IN "
         f"(SELECT sync_id FROM v_syncs WHERE {where}) "
         "GROUP BY ALL ORDER BY currency",
         params,
     )
+
+
+def exact_sum(condition: str, column: str = "total_amount") -> str:
+    """One currency's exact DECIMAL sum, as text (pandas would make a DECIMAL a float64)."""
+    return f"CAST(coalesce(sum({column}) FILTER (WHERE {condition}), 0) AS VARCHAR)"
 
 
 def with_meaning(codes: pd.DataFrame) -> pd.DataFrame:
@@ -266,10 +279,11 @@ def history_sql(flt: SyncFilter, order_by: str, descending: bool) -> tuple[str, 
         raise ValueError(f"The history cannot be sorted by {order_by!r}.")
     where, params = where_syncs(flt)
     direction = "DESC" if descending else "ASC"
+    then = ", initiated_at DESC" if order_by == "failed_first" else ""
     sql = (
         f"SELECT {', '.join(SQL_HISTORY_COLUMNS)} FROM (SELECT {SYNC_FIELDS}, {DERIVED} "  # noqa: S608
-        f"FROM v_syncs WHERE {where}) ORDER BY {SORTABLE[order_by]} {direction} NULLS LAST, "
-        "sync_id"
+        f"FROM v_syncs WHERE {where}) ORDER BY {SORTABLE[order_by]} {direction} NULLS LAST"
+        f"{then}, sync_id"
     )
     return sql, [flt.stuck_after_min, *params]
 
@@ -320,7 +334,8 @@ def fetch_sync_matches(path: str, text: str, limit: int = 50) -> pd.DataFrame:
     with views(path) as db:
         return frame(
             db,
-            "SELECT sync_id, company_id, status_code, initiated_at FROM v_syncs "
+            "SELECT sync_id, company_id, target_platform, status_code, outcome, initiated_at "
+            "FROM v_syncs "
             "WHERE sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\' "
             "ORDER BY initiated_at DESC NULLS LAST, sync_id LIMIT ?",
             [like(text), like(text), limit],
@@ -374,12 +389,14 @@ def fetch_push_items(
     if statuses:
         clauses.append("list_contains(?, status)")
         params.append(list(statuses))
+    params.append(list(FAILED_ITEM))  # failed first
     with views(path) as db:
         return frame(
             db,
-            "SELECT data_type, record_id, transaction_id, status, message, amount, currency, "  # noqa: S608
-            "source_stream, source_key, issue_date FROM v_push_items "
-            f"WHERE {' AND '.join(clauses)} ORDER BY status, transaction_id",
+            "SELECT data_type, record_id, transaction_id, status, message, "  # noqa: S608
+            "CAST(amount AS VARCHAR) AS amount, currency, source_stream, source_key, issue_date "
+            f"FROM v_push_items WHERE {' AND '.join(clauses)} "
+            "ORDER BY list_contains(?, status) DESC, status, transaction_id",
             params,
         )
 
@@ -409,8 +426,9 @@ def fetch_transaction_matches(path: str, text: str, limit: int = 50) -> pd.DataF
     with views(path) as db:
         return frame(
             db,
-            "SELECT transaction_id, company_id, source_key, state, currency, total_amount, "
-            "updated_at FROM v_transactions WHERE transaction_id ILIKE ? ESCAPE '\\' "
+            "SELECT transaction_id, company_id, source_key, state, currency, "
+            "CAST(total_amount AS VARCHAR) AS total_amount, issue_date, updated_at "
+            "FROM v_transactions WHERE transaction_id ILIKE ? ESCAPE '\\' "
             "OR source_key ILIKE ? ESCAPE '\\' ORDER BY updated_at DESC, transaction_id LIMIT ?",
             [like(text), like(text), limit],
         )
@@ -422,7 +440,8 @@ def fetch_transaction(path: str, transaction_id: str) -> pd.DataFrame:
         return frame(
             db,
             "SELECT company_id, transaction_id, source_stream, source_key, state, codat_status, "
-            "message, last_sync_id, attempts, issue_date, currency, total_amount, updated_at "
+            "message, last_sync_id, attempts, issue_date, currency, "
+            "CAST(total_amount AS VARCHAR) AS total_amount, updated_at "
             "FROM v_transactions WHERE transaction_id = ? ORDER BY company_id",
             [transaction_id],
         )
@@ -444,6 +463,147 @@ def fetch_attempts(path: str, transaction_id: str) -> pd.DataFrame:
         )
 
 
+# -- runs, rejects, receipts, webhooks -------------------------------------------------------------
+def fetch_runs(path: str, limit: int = 500) -> pd.DataFrame:
+    """Runs, failed ones first, then newest first, with how many syncs each opened."""
+    with views(path) as db:
+        return frame(
+            db,
+            "SELECT r.run_id, r.outcome, r.started_at, r.finished_at, "
+            "date_diff('second', r.started_at, coalesce(r.finished_at, now())) AS duration_s, "
+            "r.records_in, r.records_accepted, r.records_rejected, "
+            "(SELECT count(*) FROM v_syncs s WHERE s.run_id = r.run_id) AS syncs, r.error "
+            "FROM v_runs r ORDER BY r.outcome = 'failed' DESC, r.started_at DESC, r.run_id "
+            "LIMIT ?",
+            [limit],
+        )
+
+
+@dataclass(frozen=True)
+class RejectFilter:
+    run_id: str = ""  # '' for every run
+    field: str = ""  # '' for every field
+    search: str = ""  # part of a record key, stream or reason
+
+
+def where_rejects(flt: RejectFilter) -> tuple[str, list]:
+    clauses, params = ["TRUE"], []
+    if flt.run_id:
+        clauses.append("run_id = ?")
+        params.append(flt.run_id)
+    if flt.field:
+        clauses.append("coalesce(field, '') = ?")
+        params.append(flt.field)
+    if flt.search.strip():
+        clauses.append(
+            "(record_key ILIKE ? ESCAPE '\\' OR stream ILIKE ? ESCAPE '\\' "
+            "OR reason ILIKE ? ESCAPE '\\')"
+        )
+        params += [like(flt.search.strip())] * 3
+    return " AND ".join(clauses), params
+
+
+def fetch_rejects(path: str, flt: RejectFilter, limit: int | None = 1000) -> pd.DataFrame:
+    """Rejected input records (never the record itself: its key, field and reason)."""
+    where, params = where_rejects(flt)
+    sql = (
+        "SELECT rejected_at, run_id, stream, record_key, field, reason FROM v_rejects "  # noqa: S608
+        f"WHERE {where} ORDER BY rejected_at DESC, run_id, stream, record_key"
+    )
+    with views(path) as db:
+        if limit is None:
+            return frame(db, sql, params)
+        return frame(db, f"{sql} LIMIT ?", [*params, int(limit)])
+
+
+def fetch_reject_facets(path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rejects per run (newest run first) and per field (most first): the pickers' choices."""
+    with views(path) as db:
+        runs = frame(
+            db,
+            "SELECT run_id, count(*) AS rejects, max(rejected_at) AS last_at FROM v_rejects "
+            "GROUP BY run_id ORDER BY last_at DESC, run_id",
+        )
+        fields = frame(
+            db,
+            "SELECT coalesce(field, '') AS field, count(*) AS rejects FROM v_rejects "
+            "GROUP BY ALL ORDER BY rejects DESC, field",
+        )
+    return runs, fields
+
+
+def fetch_attachments(path: str, search: str = "", limit: int = 1000) -> pd.DataFrame:
+    """Receipt uploads; ones that did not upload first (refused, rejected, pending)."""
+    clauses, params = ["TRUE"], []
+    if search.strip():
+        clauses.append(
+            "(sync_id ILIKE ? ESCAPE '\\' OR transaction_id ILIKE ? ESCAPE '\\' "
+            "OR company_id ILIKE ? ESCAPE '\\' OR file_name ILIKE ? ESCAPE '\\')"
+        )
+        params += [like(search.strip())] * 4
+    with views(path) as db:
+        return frame(
+            db,
+            "SELECT status, sync_id, transaction_id, company_id, file_name, size_bytes, "  # noqa: S608
+            "message, attachment_id, recorded_at FROM v_attachments "
+            f"WHERE {' AND '.join(clauses)} ORDER BY CASE status WHEN 'uploaded' THEN 2 "
+            "WHEN 'pending' THEN 1 ELSE 0 END, recorded_at DESC, transaction_id, file_name "
+            "LIMIT ?",
+            [*params, limit],
+        )
+
+
+def fetch_attachments_per_sync(path: str) -> pd.DataFrame:
+    """Receipt outcomes per sync (counts by status), syncs with a problem first."""
+    with views(path) as db:
+        return frame(
+            db,
+            "SELECT coalesce(sync_id, '') AS sync_id, count(*) AS receipts, "
+            "count(*) FILTER (WHERE status = 'uploaded') AS uploaded, "
+            "count(*) FILTER (WHERE status = 'pending') AS pending, "
+            "count(*) FILTER (WHERE status NOT IN ('uploaded', 'pending')) AS not_uploaded "
+            "FROM v_attachments GROUP BY ALL ORDER BY not_uploaded DESC, pending DESC, sync_id",
+        )
+
+
+def fetch_webhook_events(path: str, search: str = "", limit: int = 1000) -> pd.DataFrame:
+    """Webhook deliveries received, newest first (unverified ones are kept, never applied)."""
+    clauses, params = ["TRUE"], []
+    if search.strip():
+        clauses.append(
+            "(sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\' "
+            "OR event_type ILIKE ? ESCAPE '\\' OR webhook_id ILIKE ? ESCAPE '\\')"
+        )
+        params += [like(search.strip())] * 4
+    with views(path) as db:
+        return frame(
+            db,
+            "SELECT received_at, event_type, verified, applied, sync_id, company_id, "  # noqa: S608
+            f"webhook_id FROM v_webhook_events WHERE {' AND '.join(clauses)} "
+            "ORDER BY received_at DESC, webhook_id LIMIT ?",
+            [*params, limit],
+        )
+
+
+def fetch_open_syncs(path: str, sync_id: str | None = None) -> tuple:
+    """A fingerprint of the syncs still open (or of one sync): when it changes, a page that
+    shows them reads the store again. Uncached on purpose."""
+    with views(path) as db:
+        if sync_id:
+            return (
+                db.execute(
+                    "SELECT status_code, outcome, completed_at, item_count, failed_count "
+                    "FROM v_syncs WHERE sync_id = ?",
+                    [sync_id],
+                ).fetchone()
+                or ()
+            )
+        return db.execute(
+            "SELECT count(*) FILTER (WHERE outcome IN ('in progress', 'unconfirmed')), "
+            "count(*), max(completed_at) FROM v_syncs"
+        ).fetchone()
+
+
 # -- cached loaders (what pages call) -------------------------------------------------------------
 def cached(function):
     return st.cache_data(ttl=CACHE_TTL_S, show_spinner=False, max_entries=256)(function)
@@ -462,6 +622,12 @@ load_retryable_count = cached(fetch_retryable_count)
 load_transaction_matches = cached(fetch_transaction_matches)
 load_transaction = cached(fetch_transaction)
 load_attempts = cached(fetch_attempts)
+load_runs = cached(fetch_runs)
+load_rejects = cached(fetch_rejects)
+load_reject_facets = cached(fetch_reject_facets)
+load_attachments = cached(fetch_attachments)
+load_attachments_per_sync = cached(fetch_attachments_per_sync)
+load_webhook_events = cached(fetch_webhook_events)
 
 
 def forget_cached() -> None:

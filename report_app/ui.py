@@ -1,4 +1,5 @@
-"""Widgets and formatting the pages share: the store path, the calm "busy" retry, links, notes.
+"""Widgets and formatting the pages share: the store path, the calm "busy" retry, links, notes,
+grids with friendly headers, money.
 
 User text (ids, messages from Codat, config values) is shown through st.code, st.json,
 st.dataframe or st.text, never as HTML.
@@ -10,7 +11,6 @@ import json
 import math
 import os
 import re
-import time
 from collections.abc import Callable
 from datetime import date
 
@@ -19,16 +19,22 @@ import streamlit as st
 
 from destination_codat_expenses.cli.env import STORE_ENV
 from destination_codat_expenses.errors import StoreError
+from report_app import money
 from report_app.explain import Note
-from report_app.queries import StoreBusy
+from report_app.queries import StoreBusy, fetch_open_syncs
 
 DASHBOARD_PAGE = "pages/dashboard.py"
 SYNC_PAGE = "pages/sync_details.py"
 TRANSACTION_PAGE = "pages/transaction.py"
-BUSY_PAUSE_S = 1.0
-BUSY_MAX_TRIES = 30
+REJECTS_PAGE = "pages/rejects.py"
+RUNS_PAGE = "pages/runs.py"
+ATTACHMENTS_PAGE = "pages/attachments.py"
+WEBHOOKS_PAGE = "pages/webhooks.py"
+BUSY_RETRY_S = 2  # a busy store is tried again this often, by a fragment (never sleep + rerun)
 MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()<>#!|~:$]")
-BUSY_TRIES, BUSY_TOTAL = "store_busy_tries", "store_busy_total"
+BUSY_TOTAL = "store_busy_total"
+EMPTY_CELL = "—"  # what a grid shows for a missing value (never "None")
+GRID_ROW_PX, GRID_MAX_ROWS = 35, 14
 
 
 def store_path() -> str:
@@ -44,54 +50,53 @@ def store_path() -> str:
 
 
 def run_guarded(render: Callable[[], None]) -> None:
-    """Run a page; a writer holding the store's lock makes it wait and retry, calmly."""
+    """Run a page; a writer holding the store's lock gets a notice, and a fragment tries the
+    store again every BUSY_RETRY_S seconds and reruns the page once it can read."""
     try:
         render()
     except StoreBusy:
-        wait_for_store()
-        return
-    except StoreError as error:
-        st.warning(str(error), icon=":material/database:")
-        return
-    st.session_state[BUSY_TRIES] = 0
-
-
-def wait_for_store() -> None:
-    tries = st.session_state.get(BUSY_TRIES, 0) + 1
-    st.session_state[BUSY_TRIES] = tries
-    st.session_state[BUSY_TOTAL] = st.session_state.get(BUSY_TOTAL, 0) + 1
-    if tries > BUSY_MAX_TRIES:
+        st.session_state[BUSY_TOTAL] = st.session_state.get(BUSY_TOTAL, 0) + 1
         st.info(
-            "The status store has been busy for a while (the destination is writing a lot). "
-            "The report will read it as soon as you try again.",
+            "The status store is busy (another process is writing to it). This page reads it "
+            "again by itself in a moment.",
             icon=":material/hourglass_top:",
         )
-        if st.button("Try again", key="busy_try_again"):
-            st.session_state[BUSY_TRIES] = 0
-            st.rerun()
-        return
-    st.info(
-        "The status store is busy (another process is writing to it). Retrying in a moment…",
-        icon=":material/hourglass_top:",
-    )
-    time.sleep(BUSY_PAUSE_S)
-    st.rerun()
+        retry_when_free()
+    except StoreError as error:
+        st.warning(str(error), icon=":material/database:")
+
+
+@st.fragment(run_every=BUSY_RETRY_S)
+def retry_when_free() -> None:
+    try:
+        fetch_open_syncs(store_path())
+    except StoreBusy:
+        return  # still busy: the fragment runs again by itself
+    except StoreError:
+        pass  # not a lock: the full page says what it is
+    st.rerun(scope="app")
 
 
 def pick_from_url(
-    param: str, find: Callable[[str], list[str]], search: tuple[str, str], pick: tuple[str, str]
+    param: str,
+    find: Callable[[str], list[str] | dict[str, str]],
+    search: tuple[str, str],
+    pick: tuple[str, str],
 ) -> str | None:
     """The id named in the URL (`?param=`), or one picked from a sidebar search; the choice
-    goes back into the URL so the page can be shared. search/pick: (label, placeholder)."""
+    goes back into the URL so the page can be shared. search/pick: (label, placeholder);
+    `find` gives ids, or ids with the words to show for each (company, amount, date)."""
     current = st.query_params.get(param)
     text = st.sidebar.text_input(search[0], placeholder=search[1])
     matches = find(text.strip())
-    options = ([current] if current and current not in matches else []) + matches
+    labels = dict(matches) if isinstance(matches, dict) else {m: m for m in matches}
+    options = ([current] if current and current not in labels else []) + list(labels)
     chosen = st.sidebar.selectbox(
         pick[0],
         options,
         index=options.index(current) if current in options else None,
         placeholder=pick[1],
+        format_func=lambda option: labels.get(option, option),
     )
     if chosen and chosen != current:
         st.query_params[param] = chosen
@@ -122,6 +127,13 @@ def transaction_link(transaction_id: str, label: str | None = None) -> None:
         icon=":material/timeline:",
         query_params={"transaction": transaction_id},
     )
+
+
+def open_clicked(event, rows: pd.DataFrame, column: str, page: str, param: str) -> None:
+    """A row click opens the thing clicked: its page, with its id in the URL."""
+    row = selected_row(event, rows)
+    if row is not None and isinstance(row[column], str) and row[column]:
+        st.switch_page(page, query_params={param: row[column]})
 
 
 def selected_row(event, rows: pd.DataFrame) -> pd.Series | None:
@@ -162,6 +174,45 @@ def parse_json(value) -> object | None:
         except ValueError:
             return value
     return value
+
+
+# -- grids -----------------------------------------------------------------------------------------
+def grid_height(rows: int, max_rows: int = GRID_MAX_ROWS) -> int:
+    """Tall enough for every row up to max_rows (no scroll box for a dozen status codes)."""
+    return GRID_ROW_PX * (min(max(rows, 1), max_rows) + 1) + 3
+
+
+def show_grid(rows: pd.DataFrame, columns: dict, key: str, **options):
+    """st.dataframe with a friendly header for every column shown and "—" for missing values.
+    `columns`: name -> header text or st.column_config; only these are shown, in this order."""
+    config = {name: spec for name, spec in columns.items()}
+    return st.dataframe(
+        rows,
+        column_order=list(columns),
+        column_config=config,
+        hide_index=True,
+        key=key,
+        placeholder=EMPTY_CELL,
+        **options,
+    )
+
+
+def with_money(rows: pd.DataFrame, amount: str, currency: str, into: str) -> pd.DataFrame:
+    """A text column of formatted amounts (exact, per currency) next to the raw ones."""
+    rows = rows.copy()
+    rows[into] = [
+        money.format_amount(a, c)
+        for a, c in zip(rows[amount].tolist(), rows[currency].tolist(), strict=True)
+    ]
+    return rows
+
+
+def platforms(source, target) -> str:
+    """'Airbyte → Xero'; a sync only a webhook named has neither yet."""
+    if not isinstance(source, str) and not isinstance(target, str):
+        return "Not known yet (only a webhook has named this sync)"
+    known = [p if isinstance(p, str) and p else "not known yet" for p in (source, target)]
+    return " → ".join(known)
 
 
 # -- formatting ------------------------------------------------------------------------------------

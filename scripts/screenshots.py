@@ -1,13 +1,12 @@
-"""The README's pictures of the Sync Health report, taken in headless Chromium.
+"""The README's and docs' pictures of the Sync Health report, taken in headless Chromium.
 
     uv run python -m scripts.screenshots [--out docs/images]
 
-Writes report-dashboard.png (the dashboard) and report-sync-details.png (a failed sync: what
-happened, the retry button, its push items) at 1400x1000. The store is the tests' story store
-(testing/report_seed.py: successes, 5120/5130 failures, a stuck and a long-running
-sync, a retry lineage); the report is the real `codat-expenses report` command. It is started
-with a placeholder $CODAT_API_KEY so the retry button shows as it does with credentials; nothing
-is pressed, so no request is ever made with it.
+Writes report-<page>-<width>.png for every page (dashboard, sync, expense, runs, rejects,
+receipts, webhook events) at 1280x1000 and 1600x1000. The store is the tests' story store
+(testing/report_seed.py); the report is the real `codat-expenses report` command, started with
+an operator token and a placeholder $CODAT_API_KEY, signed in, so the retry button shows as it
+does for an operator; nothing is pressed, so no request is ever made with the key.
 
 Needs /usr/bin/chromium and /usr/bin/chromedriver (`make browser`); fonts-noto-color-emoji
 draws the ⏳ and ⚠ marks.
@@ -17,37 +16,54 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
+from report_app.access import OPERATOR_TOKEN_ENV
 from testing import browser as web
 from testing import report_seed as seed
 
 ROOT = Path(__file__).resolve().parents[1]
-FAILED_SYNC = seed.S_INVALID_US  # 5120: three items refused, each for a different reason
+WIDTHS = (1280, 1600)
+# page name -> (path and query, texts that say it is drawn, text to scroll to)
+PAGES = {
+    "dashboard": (
+        "/",
+        ("Sync health", "11 of 11 matching syncs shown", "Status codes and what they mean"),
+        None,
+    ),
+    "sync": (
+        f"/sync?sync={seed.S_INVALID_US}",
+        ("5120 · Data processing error · failed", "Failed items"),
+        None,
+    ),
+    "sync-retry": (
+        f"/sync?sync={seed.S_INVALID_US}",
+        ("3 failed item(s) will be pushed again", "failed first"),
+        "Retry",
+    ),
+    "expense": (
+        "/transaction?transaction=txn-us-0004",
+        ("Attempts across syncs", "Receipts"),
+        None,
+    ),
+    "runs": ("/runs", ("Failed runs first", "Records rejected"), None),
+    "rejects": ("/rejects", ("rejected record(s) shown",), None),
+    "receipts": ("/attachments", ("Every receipt", "Per sync"), None),
+    "webhooks": ("/webhooks", ("Newest first", "Not verified"), None),
+}
 
 
-def dashboard(driver, base_url: str, out: Path) -> Path:
-    driver.get(base_url)
-    web.wait_for_text(driver, "Sync health", "11 of 11 matching syncs shown", "Syncs per day")
-    web.wait_for_metrics(driver, Syncs="11")
-    web.wait_for_text(driver, "5130 · Data write error")  # the charts' legends are drawn
-    web.scroll_to_text(driver, "Sync health", exact=True)
-    return web.screenshot(driver, out / "report-dashboard.png")
-
-
-def sync_details(driver, base_url: str, out: Path) -> Path:
-    driver.get(f"{base_url}/sync?sync={FAILED_SYNC}")
-    web.wait_for_text(
-        driver,
-        f"Sync {FAILED_SYNC}",
-        "5120 · Data processing error · failed",
-        "3 failed item(s) will be pushed again with the same ids.",
-        "3 item(s). Click one to follow that expense across syncs.",
-    )
-    web.wait_until(lambda: len(web.grid_rows(driver, "transaction_id")) == 3, 30, "push items")
-    web.scroll_to_text(driver, "Retry", exact=True)
-    return web.screenshot(driver, out / "report-sync-details.png")
+def take(driver, base_url: str, name: str, width: int, out: Path, token: str) -> Path:
+    path, texts, focus = PAGES[name]
+    driver.get(base_url + path)
+    if name == "sync-retry":
+        web.sign_in(driver, token)
+    web.wait_for_text(driver, *texts)
+    if focus:
+        web.scroll_to_text(driver, focus, exact=True)
+    return web.screenshot(driver, out / f"report-{name}-{width}.png")
 
 
 def main() -> None:
@@ -56,19 +72,21 @@ def main() -> None:
     args = parser.parse_args()
     if not web.have_browser():
         raise SystemExit("Needs /usr/bin/chromium and /usr/bin/chromedriver: run `make browser`.")
+    token = secrets.token_urlsafe(16)  # this run's own; never printed
     with tempfile.TemporaryDirectory(prefix="report-shots-") as tmp:
         store = seed.seed_story(str(Path(tmp) / "status.duckdb"))
         env = {
             **os.environ,
+            OPERATOR_TOKEN_ENV: token,
             "CODAT_API_KEY": "placeholder-never-used",
             "CODAT_BASE_URL": "http://127.0.0.1:9",  # nothing listens there; nothing is sent
         }
-        with web.report_server(store, env, cwd=tmp) as base_url, web.chromium() as driver:
-            for taken in (
-                dashboard(driver, base_url, args.out),
-                sync_details(driver, base_url, args.out),
-            ):
-                print(taken.relative_to(ROOT) if taken.is_relative_to(ROOT) else taken)
+        with web.report_server(store, env, cwd=tmp) as base_url:
+            for width in WIDTHS:
+                with web.chromium((width, 1000)) as driver:
+                    for name in PAGES:
+                        taken = take(driver, base_url, name, width, args.out, token)
+                        print(taken.relative_to(ROOT) if taken.is_relative_to(ROOT) else taken)
 
 
 if __name__ == "__main__":

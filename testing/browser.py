@@ -348,3 +348,25 @@ def screenshot(driver: WebDriver, path: Path) -> Path:
     if not driver.save_screenshot(str(path)):
         raise WebDriverException(f"Chromium did not save {path}")
     return path
+
+
+def sign_in(driver: WebDriver, token: str) -> None:
+    """Sign in with the operator token from the sidebar form, as a person does. A signed-in
+    session lasts while the page is not reloaded (Streamlit's session is the tab's
+    connection): move on by clicking, not by loading a URL."""
+    box = widget(driver, "Operator token").find_element(By.TAG_NAME, "input")
+    click(driver, box)
+    box.send_keys(token)
+    submit = find(
+        driver, '[data-testid="stFormSubmitButton"] button', lambda t: t.endswith("Sign in"), 30
+    )
+    click(driver, submit)
+    wait_for_text(driver, "Signed in as operator")
+
+
+def cut_off(driver: WebDriver) -> list[str]:
+    """The metric values the page draws cut off (wider than their tile)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent);"
+    )

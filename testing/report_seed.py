@@ -2,7 +2,9 @@
 
 `seed_story(path)` writes a small store that tells every story the report must show: successes,
 5120/5130 failures with push items, 5080, a 4040 with no items, a long-running 1010, a stuck
-sync with no status, a retry lineage of three syncs, three currencies over seven days. The ids
+sync with no status, a retry lineage of three syncs, five currencies (0, 2 and 3 decimal places:
+JPY, GBP/USD/EUR, KWD) over seven days, runs (one failed with rejected records, one running),
+receipts (uploaded, refused, pending) and webhook deliveries (verified, not). The ids
 are readable so tests can search for parts of them. `seed_bulk(path, syncs, transactions)`
 writes a large store (100,000 syncs and 1,000,000 transactions in seconds) for `make bench`.
 """
@@ -55,8 +57,49 @@ EXPECTED = {  # what the story adds up to, for the tests
     "failed": 5,
     "in progress": 2,
     "days": 7,
-    "currencies": {"GBP": (5, 0, 0), "USD": (3, 2, 2), "EUR": (1, 1, 1)},  # written/failed/pending
+    # written / failed / pending expenses per currency
+    "currencies": {
+        "EUR": (1, 1, 1),
+        "GBP": (5, 0, 0),
+        "JPY": (0, 0, 1),
+        "KWD": (1, 0, 0),
+        "USD": (2, 2, 1),
+    },
+    # how the report must show the amounts (ISO 4217 minor units, grouping)
+    "amounts": {
+        "txn-us-0001": "1,234,567.89 USD",
+        "txn-us-0003": "1,234.567 KWD",
+        "txn-zo-0001": "125,000 JPY",
+    },
+    "runs": 11,
+    "failed_runs": 1,
+    "rejects": 4,
+    "receipts": 3,
+    "webhook_events": 2,
 }
+FAILED_RUN = f"run-{S_INVALID_US}"
+RUN_ERROR = (
+    "Too many rejected records: 3 of 6 (50%) is over the 10% limit. See the rejects (the report's "
+    "Rejects page, or `codat-expenses rejects list`)."
+)
+REJECTS = [  # run, stream, record key, field, reason
+    (FAILED_RUN, "card_spend", "src-us-9001", "amount", "'12,5O' is not a decimal number."),
+    (FAILED_RUN, "card_spend", "src-us-9002", "currency", "'ZZZ' is not an ISO 4217 currency."),
+    (FAILED_RUN, "card_spend", "src-us-9003", "issue_date", "A date is required."),
+    (f"run-{S_OK_GB}", "reimbursements", "src-gb-9004", "amount", "JPY allows no decimals."),
+]
+RECEIPTS = [  # transaction, sync, company, file, status, message
+    ("txn-gb-0002", S_OK_GB, GB, "receipt-0002.pdf", "uploaded", None),
+    (
+        "txn-us-0004",
+        S_INVALID_US,
+        US,
+        "receipt-0004.tiff",
+        "refused",
+        "Codat refused the file: image/tiff is not a supported attachment type.",
+    ),
+    ("txn-us-0001", S_OK_US, US, "receipt-0001.pdf", "pending", "Codat answered 429; tried again."),
+]
 
 
 @dataclass
@@ -261,14 +304,14 @@ def story(now: datetime) -> tuple[list[Sync], list[Txn]]:
         Txn("txn-gb-0003", GB, "GBP", "20.00", "completed", S_CLOSED_GB),
         Txn("txn-gb-0004", GB, "GBP", "55.10", "completed", S_RETRY1, 2, date(2023, 6, 1)),
         Txn("txn-gb-0005", GB, "GBP", "8.25", "completed", S_RETRY2, 3, date(2023, 7, 1)),
-        Txn("txn-us-0001", US, "USD", "100.00", "completed", S_OK_US),
+        Txn("txn-us-0001", US, "USD", "1234567.89", "completed", S_OK_US),
         Txn("txn-us-0002", US, "USD", "45.99", "completed", S_OK_US),
-        Txn("txn-us-0003", US, "USD", "10.00", "completed", S_OK_US),
+        Txn("txn-us-0003", US, "KWD", "1234.567", "completed", S_OK_US),
         Txn("txn-eu-0001", EU, "EUR", "0.00", "completed", S_NODATA_EU),
         Txn("txn-us-0004", US, "USD", "15.00", "failed", S_INVALID_US),
         Txn("txn-us-0005", US, "USD", "22.40", "failed", S_INVALID_US),
         Txn("txn-us-0006", US, "EUR", "70.00", "failed", S_INVALID_US),
-        Txn("txn-zo-0001", GONE, "USD", "33.00", "sent", S_DEAUTH),
+        Txn("txn-zo-0001", GONE, "JPY", "125000", "sent", S_DEAUTH),
         Txn("txn-eu-0002", EU, "EUR", "99.00", "sent", S_LONG_EU),
         Txn("txn-us-0007", US, "USD", "5.00", "sent", S_STUCK_US),
     ]
@@ -287,7 +330,72 @@ def seed_story(path: str, now: datetime | None = None) -> str:
             insert_sync(db, sync, [by_id[i.transaction_id] for i in sync.items])
             for item in sync.items:
                 insert_item(db, sync, item, by_id[item.transaction_id])
+            insert_run(db, sync)
+        insert_extras(db, {s.sync_id: s.started for s in syncs})
     return path
+
+
+def insert_run(db: duckdb.DuckDBPyConnection, sync: Sync) -> None:
+    """The run that opened the sync: the 5120 sync's run failed on its rejects, the 1010
+    sync's run is still running."""
+    run_id = f"run-{sync.sync_id}"
+    failed, running = run_id == FAILED_RUN, sync.sync_id == S_LONG_EU
+    rejected = sum(1 for r in REJECTS if r[0] == run_id)
+    db.execute(
+        "INSERT INTO runs (run_id, started_at, finished_at, records_in, records_accepted, "
+        "records_rejected, checkpoints, outcome, error) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        [
+            run_id,
+            sync.started - timedelta(minutes=1),
+            None if running else sync.started + timedelta(minutes=sync.minutes + 1),
+            len(sync.items) + rejected,
+            len(sync.items),
+            rejected,
+            "failed" if failed else "running" if running else "succeeded",
+            RUN_ERROR if failed else None,
+        ],
+    )
+
+
+def insert_extras(db: duckdb.DuckDBPyConnection, started: dict[str, datetime]) -> None:
+    """Rejects, receipts and webhook deliveries."""
+    for run_id, stream, key, field_name, reason in REJECTS:
+        at = started[run_id.removeprefix("run-")]
+        db.execute(
+            "INSERT INTO rejects VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, stream, key, field_name, reason, at],
+        )
+    for txn, sync_id, company, name, status, message in RECEIPTS:
+        db.execute(
+            "INSERT INTO attachments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                company,
+                txn,
+                sync_id,
+                name,
+                48_213,
+                status,
+                message,
+                "att-0002" if status == "uploaded" else None,
+                started[sync_id] + timedelta(minutes=3),
+            ],
+        )
+    for webhook_id, sync_id, company, verified in (
+        ("msg-0001", S_OK_US, US, True),
+        ("msg-0002", S_DEAUTH, GONE, False),
+    ):
+        db.execute(
+            "INSERT INTO webhook_events VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            [
+                webhook_id,
+                "sync.completed" if verified else "sync.failed",
+                started[sync_id] + timedelta(minutes=2),
+                verified,
+                verified,
+                sync_id,
+                company,
+            ],
+        )
 
 
 def empty_store(path: str) -> str:

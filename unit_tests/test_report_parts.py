@@ -10,7 +10,7 @@ from codat_sandbox.engine import SYNC_STATUS_TEXT
 from destination_codat_expenses.cli import report as cli_report
 from destination_codat_expenses.cli.env import EXIT_NOT_ALL_DONE, EXIT_OK, KEY_ENV, URL_ENV
 from destination_codat_expenses.cli.main import build_parser
-from report_app import actions, charts, explain, queries
+from report_app import access, actions, charts, explain, money, queries, ui
 
 # messages the sandbox (and Codat) writes, with the note each must get
 KNOWN_MESSAGES = {
@@ -112,14 +112,89 @@ def test_charts_are_built_from_frames():
     ).assign(status=lambda f: [explain.code_label(c) for c in f["status_code"]])
     spec = charts.syncs_per_day(per_day).to_dict()
     assert spec["mark"]["type"] == "bar"
+    # legend order: success first, then waiting; labels never cut
     assert spec["encoding"]["color"]["scale"]["domain"] == [
-        "No status yet",
         "2000 · Success (Data written)",
+        "No status yet",
     ]
-    outcomes = pd.DataFrame({"outcome": ["failed", "succeeded"], "syncs": [1, 3]})
-    assert charts.syncs_by_outcome(outcomes).to_dict()["encoding"]["y"]["field"] == "outcome"
+    assert spec["encoding"]["color"]["legend"]["labelLimit"] == 0
+    # one day is one labelled bar, not a full-width block on a time axis
+    assert spec["encoding"]["x"]["type"] == "ordinal" and spec["mark"]["size"] == 36
     codes = pd.DataFrame({"status_code": [5130], "syncs": [2]})
     assert charts.syncs_by_code(codes).to_dict()["encoding"]["x"]["field"] == "syncs"
+
+
+def test_every_code_has_who_acts_and_a_colour_of_its_own():
+    from destination_codat_expenses.models import OWN_STATUS_MEANING, STATUS_MEANING
+
+    codes = [*STATUS_MEANING, *OWN_STATUS_MEANING]
+    assert set(explain.SEVERITY_OF_CODE) == set(codes)
+    assert {explain.severity(c) for c in codes} == set(explain.SEVERITIES)
+    assert explain.severity(None) == explain.WAITING == explain.severity(explain.NO_STATUS)
+    colours = [charts.CODE_COLOURS[c] for c in [*codes, explain.NO_STATUS]]
+    assert len(set(colours)) == len(colours)  # no two codes share a colour
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("1234567.890000000", "USD", "1,234,567.89 USD"),
+        ("125000.000000000", "JPY", "125,000 JPY"),
+        ("1234.567000000", "KWD", "1,234.567 KWD"),
+        ("0E-9", "EUR", "0.00 EUR"),
+        ("-12.5", "GBP", "-12.50 GBP"),
+        ("1.234", "USD", "1.234 USD"),  # more digits than USD allows: shown whole, not rounded
+        ("5", "XYZ", "5 XYZ"),  # unknown currency: the digits it has
+        (None, "USD", "—"),
+    ],
+)
+def test_amounts_are_exact_with_the_currencys_minor_units(amount, currency, shown):
+    assert money.format_amount(amount, currency) == shown
+
+
+def test_totals_are_exact_and_floats_are_refused():
+    from decimal import Decimal
+
+    assert money.total(["1.234", "1000.001", None]) == Decimal("1001.235")
+    assert money.format_amount(money.total(["1.234", "1000.001"]), "KWD") == "1,001.235 KWD"
+    with pytest.raises(TypeError):
+        money.format_amount(0.1, "USD")
+
+
+def test_platforms_of_a_sync_only_a_webhook_named_are_not_known_yet():
+    assert ui.platforms(None, None) == "Not known yet (only a webhook has named this sync)"
+    assert ui.platforms("Airbyte", None) == "Airbyte → not known yet"
+    assert ui.platforms("Airbyte", "Xero") == "Airbyte → Xero"
+
+
+def test_the_operator_token_is_compared_whole_and_an_unset_one_matches_nothing():
+    assert access.token_matches("s3cret-token", "s3cret-token")
+    assert not access.token_matches("s3cret", "s3cret-token")
+    assert not access.token_matches("", "")
+    assert not access.token_matches("anything", "")
+
+
+def test_the_retry_child_never_gets_the_operator_token(monkeypatch):
+    seen = {}
+
+    class Child:
+        def __init__(self, argv, **kwargs):
+            seen.update(kwargs["env"])
+            self.stdout = iter(())
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def wait(self):
+            return EXIT_OK
+
+    monkeypatch.setenv(access.OPERATOR_TOKEN_ENV, "op-token")
+    monkeypatch.setattr(actions.subprocess, "Popen", Child)
+    actions.retry_failed_items("store.duckdb", "sync-1", lambda line: None)
+    assert access.OPERATOR_TOKEN_ENV not in seen and seen["PYTHONUNBUFFERED"] == "1"
 
 
 def test_retry_command_and_credentials_use_the_cli_names(monkeypatch):

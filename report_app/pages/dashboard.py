@@ -43,39 +43,55 @@ def attention(board: queries.Dashboard, flt: queries.SyncFilter) -> None:
 
 
 def breakdowns(board: queries.Dashboard) -> None:
+    """The day-by-day chart, the codes chart beside the codes table, the money per currency.
+    (The outcome tiles above already count syncs by outcome: no chart repeats them.)"""
     st.altair_chart(charts.syncs_per_day(board.per_day), width="stretch")
-    left, right = st.columns(2)
-    left.altair_chart(charts.syncs_by_outcome(board.outcomes), width="stretch")
-    right.altair_chart(charts.syncs_by_code(board.codes), width="stretch")
-    with st.expander("Status codes and what they mean", expanded=True):
-        st.dataframe(
-            board.codes[["status_code", "status_meaning", "syncs"]],
-            hide_index=True,
-            key="codes_table",
-            column_config={
-                "status_code": st.column_config.NumberColumn("Code", format="%d"),
-                "status_meaning": "Meaning",
-                "syncs": st.column_config.NumberColumn("Syncs", format="%d"),
-            },
+    left, right = st.columns([3, 2])
+    left.altair_chart(charts.syncs_by_code(board.codes), width="stretch")
+    with right:
+        st.markdown("**Status codes and what they mean**")
+        codes = board.codes.assign(
+            code=[explain.code_label(c).split(" · ")[0] for c in board.codes["status_code"]],
+            who=[explain.severity(c) for c in board.codes["status_code"]],
         )
+        ui.show_grid(
+            codes,
+            {
+                "code": st.column_config.TextColumn("Code", width="small"),
+                "status_meaning": st.column_config.TextColumn("Meaning", width="medium"),
+                "who": st.column_config.TextColumn("Who acts", width="small"),
+                "syncs": st.column_config.NumberColumn("Syncs", format="%d", width="small"),
+            },
+            key="codes_table",
+            height=ui.grid_height(len(codes), max_rows=20),
+        )
+    currencies(board.currencies)
+
+
+def currencies(table: pd.DataFrame) -> None:
+    """Exact totals per currency (never added across currencies)."""
     st.subheader("Expenses by currency")
-    st.caption("Current state of the expenses whose latest sync matches the filter.")
-    st.dataframe(
-        board.currencies, hide_index=True, key="currency_table", column_config=money_columns()
+    st.caption(
+        "Current state of the expenses whose latest sync matches the filter. Each currency is "
+        "totalled on its own, exactly, with its own decimal places."
     )
-
-
-def money_columns() -> dict:
-    amount = st.column_config.NumberColumn
-    return {
-        "currency": "Currency",
-        "written": amount("Written", format="%d"),
-        "written_amount": amount("Amount written", format="%.2f"),
-        "failed": amount("Failed", format="%d"),
-        "failed_amount": amount("Amount failed", format="%.2f"),
-        "pending": amount("Pending", format="%d"),
-        "pending_amount": amount("Amount pending", format="%.2f"),
-    }
+    for kind in ("written", "failed", "pending"):
+        table = ui.with_money(table, f"{kind}_amount", "currency", f"{kind}_shown")
+    count, amount = st.column_config.NumberColumn, st.column_config.TextColumn
+    ui.show_grid(
+        table,
+        {
+            "currency": st.column_config.TextColumn("Currency", width="small"),
+            "written": count("Written", format="%d", width="small"),
+            "written_shown": amount("Amount written", alignment="right"),
+            "failed": count("Failed", format="%d", width="small"),
+            "failed_shown": amount("Amount failed", alignment="right"),
+            "pending": count("Pending", format="%d", width="small"),
+            "pending_shown": amount("Amount pending", alignment="right"),
+        },
+        key="currency_table",
+        height=ui.grid_height(len(table)),
+    )
 
 
 def history(path: str, flt: queries.SyncFilter, total: int) -> None:
@@ -83,15 +99,17 @@ def history(path: str, flt: queries.SyncFilter, total: int) -> None:
     options = filters.table_options()
     rows = queries.load_history(path, flt, options.order_by, options.descending, options.limit)
     rows["attention"] = rows["attention"].map(ATTENTION_LABELS)
-    st.caption(f"{len(rows):,} of {total:,} matching syncs shown. Click a row to open it.")
+    st.caption(f"{len(rows):,} of {total:,} matching syncs shown. Click a row to open that sync.")
+    labels = filters.COLUMN_LABELS
     event = st.dataframe(
         rows.style.apply(highlight, axis=1) if len(rows) <= STYLE_MAX_ROWS else rows,
         column_order=options.columns,
-        column_config=history_columns(),
+        column_config={c: history_column(c, labels[c]) for c in queries.HISTORY_COLUMNS},
         hide_index=True,
         key="history",
         on_select="rerun",
         selection_mode="single-row",
+        placeholder=ui.EMPTY_CELL,
     )
     st.download_button(
         "Export filtered history (CSV)",
@@ -103,7 +121,7 @@ def history(path: str, flt: queries.SyncFilter, total: int) -> None:
         icon=":material/download:",
         key="export_csv",
     )
-    preview(ui.selected_row(event, rows))
+    ui.open_clicked(event, rows, "sync_id", ui.SYNC_PAGE, "sync")
 
 
 def highlight(row: pd.Series) -> list[str]:
@@ -111,34 +129,48 @@ def highlight(row: pd.Series) -> list[str]:
     return [HIGHLIGHT.get(key, "")] * len(row)
 
 
-def history_columns() -> dict:
+# pixels: the key columns (through Failed) fit beside the sidebar at 1280 px
+WIDTHS = {
+    "attention": 95,
+    "sync_id": 150,
+    "status_code": 55,
+    "status_meaning": 175,
+    "outcome": 95,
+    "item_count": 60,
+    "failed_count": 60,
+    "initiated_at": 160,
+    "duration_s": 95,
+    "company_id": 150,
+}
+
+
+def history_column(name: str, label: str):
+    """Every history column gets its friendly header (the column chooser shows the same)."""
     column = st.column_config
-    return {
-        "attention": column.TextColumn("Attention"),
-        "sync_id": column.TextColumn("Sync id"),
-        "company_id": column.TextColumn("Company id"),
-        "initiated_at": column.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "completed_at": column.DatetimeColumn("Finished (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-        "duration_s": column.NumberColumn("Duration (s)", format="%d"),
-        "status_code": column.NumberColumn("Code", format="%d"),
-        "status_meaning": column.TextColumn("Meaning"),
-        "item_count": column.NumberColumn("Items", format="%d"),
-        "failed_count": column.NumberColumn("Failed", format="%d"),
-        "expenses_from": column.DateColumn("Expenses from"),
-        "expenses_to": column.DateColumn("Expenses to"),
-    }
+    width = WIDTHS.get(name)
+    if name in ("initiated_at", "completed_at"):
+        return column.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss", width=width)
+    if name in ("duration_s", "status_code", "item_count", "failed_count"):
+        return column.NumberColumn(label, format="%d", width=width)
+    if name in ("expenses_from", "expenses_to"):
+        return column.DateColumn(label)
+    if name == "error_message":
+        return column.TextColumn(label, width="large")
+    return column.TextColumn(label, width=width)
 
 
-def preview(row: pd.Series | None) -> None:
-    if row is None:
-        return
-    with st.container(border=True):
-        st.markdown("**Selected sync**")
-        st.text(
-            f"{row['sync_id']} · company {row['company_id']} · {row['status_meaning']} "
-            f"· started {ui.fmt_time(row['initiated_at'])}"
-        )
-        ui.sync_link(row["sync_id"])
+OPEN_SYNCS_REFRESH_S = 10
+
+
+@st.fragment(run_every=OPEN_SYNCS_REFRESH_S)
+def follow_open_syncs(path: str) -> None:
+    """While syncs are open, read the store again when any of them changes (no reload)."""
+    seen = queries.fetch_open_syncs(path)
+    before = st.session_state.get("open_syncs_seen")
+    st.session_state["open_syncs_seen"] = seen
+    if before is not None and before != seen:
+        queries.forget_cached()
+        st.rerun(scope="app")
 
 
 path = ui.store_path()
@@ -147,8 +179,14 @@ flt = filters.sync_filter(path)
 board = queries.load_dashboard(path, flt)
 summary(board)
 attention(board, flt)
+if board.count("in progress") or board.count("unconfirmed"):
+    follow_open_syncs(path)
 if board.total:
     breakdowns(board)
     history(path, flt, board.total)
 else:
-    st.info("No syncs match the filter." if queries.load_date_bounds(path) else "No syncs yet.")
+    st.info(
+        "No syncs match the filter: widen the dates or clear the search."
+        if queries.load_date_bounds(path)
+        else "No syncs yet: the charts appear after the destination's first run."
+    )

@@ -8,19 +8,40 @@ import json
 import pandas as pd
 import streamlit as st
 
-from report_app import actions, explain, queries, ui
+from report_app import access, actions, explain, queries, ui
 
-ITEM_COLUMNS = ["data_type", "record_id", "transaction_id", "status", "reason", "message"]
+OPEN_SYNC_REFRESH_S = 5
+TEXT = st.column_config.TextColumn
+ITEM_COLUMNS = {
+    "status": TEXT("Item status", width=130),
+    "transaction_id": TEXT("Transaction id", width=150),
+    "amount_shown": TEXT("Amount", alignment="right", width=130),
+    "reason": TEXT("Reason", width=210),
+    "message": TEXT("Message", width="large"),
+    "data_type": TEXT("Written as", width="small"),
+    "record_id": TEXT("Record in the books", width="small"),
+    "source_key": TEXT("Source record", width="small"),
+}
 
 
 def pick_sync(path: str) -> str | None:
     """The sync in the URL (`?sync=`), or one picked from the sidebar search."""
     return ui.pick_from_url(
         "sync",
-        lambda text: queries.load_sync_matches(path, text)["sync_id"].tolist(),
+        lambda text: sync_choices(queries.load_sync_matches(path, text)),
         ("Find a sync", "sync or company id, or part of one"),
         ("Sync", "Choose a sync"),
     )
+
+
+def sync_choices(matches: pd.DataFrame) -> dict[str, str]:
+    """Each sync with its company, accounting software, status and start, as the picker shows."""
+    return {
+        row.sync_id: f"{row.sync_id} · company {row.company_id}"
+        f"{f' ({row.target_platform})' if isinstance(row.target_platform, str) else ''} · "
+        f"{explain.status_label(row.status_code, row.outcome)} · {ui.fmt_time(row.initiated_at)}"
+        for row in matches.itertuples()
+    }
 
 
 SOURCES = {
@@ -37,25 +58,31 @@ def header(sync: dict) -> None:
     st.subheader(status if unconfirmed else f"{status} · {sync['outcome']}")
     if sync["attention"]:
         st.warning(f"This sync is {sync['attention']}.", icon=":material/hourglass_top:")
-    started, ended, took, items, failed = st.columns(5)
+    # two wide tiles for the times (never cut at 1280 px), three for the rest
+    started, ended = st.columns(2)
     # a sync only a webhook named has no known start: the store shows when it first saw it
     started.metric(
         "Started (UTC)" if sync["start_known"] else "First seen (UTC)",
-        ui.fmt_time(sync["initiated_at"]),
+        ui.fmt_time(sync["initiated_at"]).removesuffix(" UTC"),
+        border=True,
     )
-    ended.metric("Finished (UTC)", ui.fmt_time(sync["completed_at"]))
+    ended.metric(
+        "Finished (UTC)", ui.fmt_time(sync["completed_at"]).removesuffix(" UTC"), border=True
+    )
+    took, items, failed = st.columns(3)
     took.metric(
         "Duration" if not pd.isna(sync["completed_at"]) else "Running for",
         ui.fmt_duration(sync["duration_s"]),
+        border=True,
     )
-    items.metric("Items", ui.fmt_count(sync["item_count"]))
-    failed.metric("Failed items", ui.fmt_count(sync["failed_count"]))
+    items.metric("Items", ui.fmt_count(sync["item_count"]), border=True)
+    failed.metric("Failed items", ui.fmt_count(sync["failed_count"]), border=True)
 
 
 def facts(sync: dict) -> None:
     rows = {
         "Company": sync["company_id"],
-        "Platforms": f"{sync['source_platform'] or '?'} → {sync['target_platform'] or '?'}",
+        "Platforms": ui.platforms(sync["source_platform"], sync["target_platform"]),
         "Status code and text": f"{explain.as_code(sync['status_code']) or '—'} "
         f"{sync['status_text'] or ''}",
         "Status from": SOURCES.get(sync["status_source"], "—"),
@@ -66,10 +93,14 @@ def facts(sync: dict) -> None:
         "Run": sync["run_id"] or "—",
         "Retry of": sync["retry_of"] or "—",
     }
-    st.dataframe(
-        pd.DataFrame({"field": list(rows), "value": list(rows.values())}),
-        hide_index=True,
+    ui.show_grid(
+        pd.DataFrame({"field": list(rows), "value": [str(v) for v in rows.values()]}),
+        {
+            "field": st.column_config.TextColumn("Fact", width="small"),
+            "value": st.column_config.TextColumn("Value", width="large"),
+        },
         key="facts",
+        height=ui.grid_height(len(rows)),
     )
 
 
@@ -97,13 +128,15 @@ def retry_panel(path: str, sync: dict) -> None:
     if last and last["sync_id"] == sync_id:
         retry_result(path, sync_id, last["outcome"])
     failed = queries.load_retryable_count(path, sync_id)
-    ready = failed > 0 and actions.has_credentials()
+    refused = access.refusal()
+    ready = failed > 0 and actions.has_credentials() and refused is None
     pressed = st.button(
         "Retry failed items",
         type="primary",
         disabled=not ready,
         icon=":material/replay:",
         key="retry",
+        help=refused,
     )
     if not failed:
         st.caption(nothing_to_retry(sync))
@@ -115,9 +148,11 @@ def retry_panel(path: str, sync: dict) -> None:
             icon=":material/key_off:",
         )
         st.code(actions.retry_command(path, sync_id), language="bash")
+    elif refused:
+        st.info(f"{failed} failed item(s) could be pushed again. {refused}", icon=":material/lock:")
     else:
         st.caption(f"{failed} failed item(s) will be pushed again with the same ids.")
-    if pressed and ready:
+    if pressed and ready and access.signed_in():  # checked again when it is acted on
         run_retry(path, sync_id)
 
 
@@ -173,13 +208,27 @@ def lineage(path: str, sync_id: str) -> None:
         explain.status_label(c, o)
         for c, o in zip(family["status_code"], family["outcome"], strict=True)
     ]
-    st.dataframe(
-        family[["relation", "sync_id", "initiated_at", "status", "item_count", "failed_count"]],
-        hide_index=True,
+    st.caption("Click a row to open that sync.")
+    event = ui.show_grid(
+        family,
+        {
+            "relation": st.column_config.TextColumn("Relation", width="small"),
+            "sync_id": st.column_config.TextColumn("Sync id", width="medium"),
+            "initiated_at": st.column_config.DatetimeColumn(
+                "Started (UTC)", format="YYYY-MM-DD HH:mm:ss"
+            ),
+            "status": st.column_config.TextColumn("Status", width="medium"),
+            "item_count": st.column_config.NumberColumn("Items", format="%d", width="small"),
+            "failed_count": st.column_config.NumberColumn("Failed", format="%d", width="small"),
+        },
         key="lineage",
+        on_select="rerun",
+        selection_mode="single-row",
+        height=ui.grid_height(len(family)),
     )
     for other in family.loc[family["sync_id"] != sync_id, "sync_id"].head(20):
         ui.sync_link(other)
+    ui.open_clicked(event, family, "sync_id", ui.SYNC_PAGE, "sync")
 
 
 def relation(generation: int, retry_of) -> str:
@@ -199,18 +248,14 @@ def push_items_tab(path: str, sync_id: str) -> None:
     )
     items = queries.load_push_items(path, sync_id, search, tuple(statuses))
     items["reason"] = items["message"].map(explain.short_reason)
-    st.caption(f"{len(items):,} item(s). Click one to follow that expense across syncs.")
-    event = st.dataframe(
-        items,
-        column_order=[*ITEM_COLUMNS, "amount", "currency", "source_key"],
-        hide_index=True,
-        key="items",
-        on_select="rerun",
-        selection_mode="single-row",
+    items = ui.with_money(items, "amount", "currency", "amount_shown")
+    st.caption(
+        f"{len(items):,} item(s), failed first. Click one to open that expense across syncs."
     )
-    row = ui.selected_row(event, items)
-    if row is not None:
-        ui.transaction_link(row["transaction_id"])
+    event = ui.show_grid(
+        items, ITEM_COLUMNS, key="items", on_select="rerun", selection_mode="single-row"
+    )
+    ui.open_clicked(event, items, "transaction_id", ui.TRANSACTION_PAGE, "transaction")
 
 
 def config_tab(sync: dict) -> None:
@@ -241,7 +286,24 @@ if sync is None:
     st.title("Sync details")
     st.warning("That sync is not in the status store.")
     st.stop()
+
+
+@st.fragment(run_every=OPEN_SYNC_REFRESH_S)
+def follow_open_sync(path: str, sync_id: str) -> None:
+    """An open sync is read again every few seconds; the page reruns when it changes."""
+    seen = queries.fetch_open_syncs(path, sync_id)
+    key = f"open_sync_seen:{sync_id}"
+    before = st.session_state.get(key)
+    st.session_state[key] = seen
+    if before is not None and before != seen:
+        queries.forget_cached()
+        st.rerun(scope="app")
+    st.caption(f"This sync is open: the page checks it every {OPEN_SYNC_REFRESH_S} seconds.")
+
+
 header(sync)
+if sync["outcome"] in ("in progress", "unconfirmed"):
+    follow_open_sync(path, sync_id)
 facts(sync)
 all_items = queries.load_push_items(path, sync_id)
 notes(sync, all_items)

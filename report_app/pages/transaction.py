@@ -1,4 +1,4 @@
-"""One expense across every sync that carried it, with its current status.
+"""One expense across every sync that carried it, with its current status and its receipts.
 Reached from a sync's push items or by `?transaction=<id>`."""
 
 from __future__ import annotations
@@ -6,30 +6,43 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from report_app import explain, queries, ui
+from report_app import explain, money, queries, ui
+
+TEXT = st.column_config.TextColumn
 
 
 def pick_transaction(path: str) -> str | None:
     """The expense in the URL, or one found by (part of) its id or its source key."""
     return ui.pick_from_url(
         "transaction",
-        lambda text: queries.load_transaction_matches(path, text)["transaction_id"].tolist(),
+        lambda text: expense_choices(queries.load_transaction_matches(path, text)),
         ("Find an expense", "transaction id or source key, or part of one"),
         ("Expense", "Choose an expense"),
     )
 
 
+def expense_choices(matches: pd.DataFrame) -> dict[str, str]:
+    """Each expense with its company, amount and date, as the picker shows it."""
+    return {
+        row.transaction_id: f"{row.transaction_id} · company {row.company_id} · "
+        f"{money.format_amount(row.total_amount, row.currency)} · "
+        f"dated {ui.fmt_date(row.issue_date)} · {row.state}"
+        for row in matches.itertuples()
+    }
+
+
 def current_state(state: pd.DataFrame) -> None:
     for _, row in state.iterrows():
         status, codat, tries, amount = st.columns(4)
-        status.metric("Current state", row["state"])
-        codat.metric("Codat status", row["codat_status"] or "—")
-        tries.metric("Pushes", ui.fmt_count(row["attempts"]))
-        total = "—" if pd.isna(row["total_amount"]) else f"{row['total_amount']:,.2f}"
-        amount.metric("Amount", f"{total} {row['currency'] or ''}".strip())
+        status.metric("Current state", row["state"], border=True)
+        codat.metric("Codat status", row["codat_status"] or "—", border=True)
+        tries.metric("Pushes", ui.fmt_count(row["attempts"]), border=True)
+        amount.metric(
+            "Amount", money.format_amount(row["total_amount"], row["currency"]), border=True
+        )
         st.text(
-            f"Company {row['company_id']} · source {row['source_stream'] or '?'} / "
-            f"{row['source_key'] or '?'} · dated {ui.fmt_date(row['issue_date'])}"
+            f"Company {row['company_id']} · source {row['source_stream'] or 'not known'} / "
+            f"{row['source_key'] or 'not known'} · dated {ui.fmt_date(row['issue_date'])}"
         )
         ui.show_raw("Latest message", row["message"])
         note = explain.note_for_message(row["message"])
@@ -47,20 +60,47 @@ def attempts_table(path: str, transaction_id: str) -> None:
         return
     attempts["sync_status"] = [explain.code_label(c) for c in attempts["status_code"]]
     attempts["reason"] = attempts["message"].map(explain.short_reason)
-    st.dataframe(
-        attempts[["recorded_at", "sync_id", "sync_status", "status", "reason", "message"]],
-        hide_index=True,
-        key="attempts",
-        column_config={
+    st.caption("Oldest first. Click a row to open that sync.")
+    event = ui.show_grid(
+        attempts,
+        {
             "recorded_at": st.column_config.DatetimeColumn(
                 "Recorded (UTC)", format="YYYY-MM-DD HH:mm:ss"
             ),
-            "status": "Item status",
+            "sync_id": TEXT("Sync id", width=150),
+            "sync_status": TEXT("Sync status", width=200),
+            "status": TEXT("Item status", width=130),
+            "reason": TEXT("Reason", width=200),
+            "message": TEXT("Message", width="large"),
         },
+        key="attempts",
+        on_select="rerun",
+        selection_mode="single-row",
+        height=ui.grid_height(len(attempts)),
     )
     for sync_id in attempts["sync_id"].drop_duplicates().head(20):
         ui.sync_link(sync_id)
+    ui.open_clicked(event, attempts, "sync_id", ui.SYNC_PAGE, "sync")
 
+
+def receipts(path: str, transaction_id: str) -> None:
+    found = queries.load_attachments(path, transaction_id)
+    found = found[found["transaction_id"] == transaction_id]
+    st.subheader("Receipts")
+    if found.empty:
+        st.caption("No receipt is recorded for this expense.")
+        return
+    ui.show_grid(found, RECEIPT_COLUMNS, key="expense_receipts", height=ui.grid_height(len(found)))
+
+
+RECEIPT_COLUMNS = {
+    "status": TEXT("Upload", width="small"),
+    "file_name": TEXT("File", width="medium"),
+    "message": TEXT("Reason / message", width="large"),
+    "sync_id": TEXT("Sync id", width="medium"),
+    "size_bytes": st.column_config.NumberColumn("Size (bytes)", format="%d", width="small"),
+    "recorded_at": st.column_config.DatetimeColumn("Recorded (UTC)", format="YYYY-MM-DD HH:mm"),
+}
 
 path = ui.store_path()
 transaction_id = pick_transaction(path)
@@ -75,3 +115,4 @@ if state.empty:
     st.stop()
 current_state(state)
 attempts_table(path, transaction_id)
+receipts(path, transaction_id)
