@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
         "stopping",
         "redaction",
     },
-    {"mapping", "receipts", "config"},  # pure record -> transaction, and the settings
+    {"mapping", "family_mapping", "receipts", "config"},  # pure record -> payload, and settings
     {"codat", "store"},  # the only HTTP, the only SQL
     {"companies", "reconcile", "uploads", "follow", "outcomes", "pushes"},  # one push, one follow
     {"pipeline", "retry", "refresh", "check"},  # what a command does
