@@ -73,6 +73,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import codat_sandbox
+from codat_sandbox.schemas import UUID_PATTERN
 
 pytestmark = pytest.mark.slow
 
@@ -325,9 +326,9 @@ def aim_path(case, world: World, dice: Dice) -> None:
         if is_uuid(params.get("transactionId")) and dice.roll("transaction", 4):
             params["transactionId"] = transaction_ids[dice.roll("which", len(transaction_ids))]
     written = world.written.get(params.get("companyId"), [])
-    if "syncId" not in params and written and is_uuid(params.get("transactionId")):
-        if dice.roll("written", 4):  # an update of something the books hold
-            params["transactionId"] = written[dice.roll("which written", len(written))]
+    aimed = "syncId" not in params and written and is_uuid(params.get("transactionId"))
+    if aimed and dice.roll("written", 4):  # an update of something the books hold
+        params["transactionId"] = written[dice.roll("which written", len(written))]
     if params != case.path_parameters:
         case.path_parameters = params
 
@@ -413,6 +414,12 @@ def business_rule_acceptance(ctx, response, case) -> None:
     if meta is None or not meta.generation.mode.is_positive or is_unexpected_method_case(case):
         return
     if 200 <= status < 300 or status in (401, 403, 404, 409) or status >= 500:
+        return
+    transaction_id = (case.path_parameters or {}).get("transactionId")
+    hyphenated = re.fullmatch(UUID_PATTERN, str(transaction_id))
+    if status == 400 and transaction_id is not None and not hyphenated:
+        # D16: `format: uuid` is only an annotation to JSON Schema; the path id must be a UUID
+        assert "is not a UUID" in response.text, response.text
         return
     expected_status, pattern = RULES[operation_id(case)]
     assert status == expected_status and re.search(pattern, response.text), (
