@@ -1,9 +1,11 @@
-"""Codat's public surface, as far as Sync for Expenses uses it: companies, connections, pushes,
-sync status, transactions, attachments, configuration and mapping options."""
+"""Codat's public surface, as far as Sync for Expenses uses it: companies, connections, pushes
+(expense transactions and their updates, transfers, reimbursable expenses, adjustments), sync
+status, transactions, attachments, configuration and mapping options."""
 
 from __future__ import annotations
 
 import mimetypes
+import re
 import uuid
 from collections import Counter
 from typing import Any
@@ -14,14 +16,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from codat_sandbox.errors import SandboxHTTPError, ValidationItem, not_found
+from codat_sandbox.family import ADJUSTMENT, EXPENSE, REIMBURSABLE, TRANSFER, Pending
 from codat_sandbox.idempotency import idempotent
 from codat_sandbox.ledger import Company, company_from_spec
+from codat_sandbox.platforms import (
+    CREATE_ADJUSTMENT,
+    CREATE_REIMBURSABLE,
+    CREATE_TRANSFER,
+    UPDATE_EXPENSE,
+    UPDATE_REIMBURSABLE,
+)
 from codat_sandbox.schemas import (
+    UUID_PATTERN,
+    AdjustmentBatch,
     CompanyConfiguration,
     CompanyRequest,
     CreateDataset,
     ExpenseBatch,
+    ExpenseUpdate,
     InitiateSync,
+    ReimbursableBatch,
+    ReimbursableUpdate,
+    Transfer,
     ids_of,
     parse_json,
     validate,
@@ -175,6 +191,11 @@ async def parse_items(request: Request, model, wrap: bool) -> list:
 async def create_expense_transactions(request: Request) -> Response:
     company = company_of(request, allow_deleted=False)
     items = await parse_items(request, ExpenseBatch, wrap=True)
+    return queue_creates(request, company, [Pending(t.id, EXPENSE, t) for t in items])
+
+
+def queue_creates(request: Request, company: Company, items: list[Pending]) -> Response:
+    """Queue a batch of new transactions; an id a sync has completed is refused, as at Codat."""
     reject_repeated_ids(items)
     state = state_of(request)
     with state.lock:
@@ -211,7 +232,7 @@ async def initiate_sync(request: Request) -> Response:
             dataset = state.datasets.get(dataset_id)
             if dataset is None or dataset.company_id != company.id:
                 raise not_found("dataset", dataset_id)
-        items = [t for d in dataset_ids for t in state.datasets[d].items]
+        items = [Pending(t.id, EXPENSE, t) for d in dataset_ids for t in state.datasets[d].items]
         sync = state.queue_sync(company, items, "datasets", dataset_ids)
     return JSONResponse({"syncId": sync.id}, status_code=202)
 
@@ -228,6 +249,81 @@ def reject_repeated_ids(items: list) -> None:
                 for i in repeated
             ],
         )
+
+
+# -- the rest of the family: updates, transfers, reimbursables, adjustments ---------------------
+async def update_expense_transaction(request: Request) -> Response:
+    company = company_of(request, allow_deleted=False)
+    if not company.platform.supports(UPDATE_EXPENSE):
+        raise SandboxHTTPError(
+            422, f"Expense transaction updates are not supported for {company.platform.name}."
+        )
+    body = validate(ExpenseUpdate, parse_json(await request.body()))
+    if body.type != "Payment":
+        raise SandboxHTTPError(
+            422, f"Expense transaction updates are supported for Payment only, not {body.type}."
+        )
+    sync = queue_update(request, company, EXPENSE, body)
+    return JSONResponse({"syncId": sync.id}, status_code=202)
+
+
+async def put_transfer_transaction(request: Request) -> Response:
+    """Creates the transfer, or updates it when the books hold it already (decided at sync)."""
+    company = company_of(request, allow_deleted=False)
+    require_operation(company, CREATE_TRANSFER, "transfers")
+    body = validate(Transfer, parse_json(await request.body()))
+    item = Pending(path_transaction_id(request), TRANSFER, body, mode="upsert")
+    return JSONResponse({"syncId": state_of(request).queue_sync(company, [item], "direct").id})
+
+
+@idempotent
+async def create_adjustment_transactions(request: Request) -> Response:
+    company = company_of(request, allow_deleted=False)
+    require_operation(company, CREATE_ADJUSTMENT, "adjustments")
+    items = await parse_items(request, AdjustmentBatch, wrap=True)
+    return queue_creates(request, company, [Pending(t.id, ADJUSTMENT, t) for t in items])
+
+
+@idempotent
+async def create_reimbursable_expense_transactions(request: Request) -> Response:
+    company = company_of(request, allow_deleted=False)
+    require_operation(company, CREATE_REIMBURSABLE, "reimbursable expenses")
+    items = await parse_items(request, ReimbursableBatch, wrap=True)
+    return queue_creates(request, company, [Pending(t.id, REIMBURSABLE, t) for t in items])
+
+
+async def update_reimbursable_expense_transaction(request: Request) -> Response:
+    company = company_of(request, allow_deleted=False)
+    require_operation(company, UPDATE_REIMBURSABLE, "updates to reimbursable expenses")
+    body = validate(ReimbursableUpdate, parse_json(await request.body()))
+    sync = queue_update(request, company, REIMBURSABLE, body)
+    return JSONResponse({"syncId": sync.id})
+
+
+def require_operation(company: Company, operation: str, what: str) -> None:
+    if not company.platform.supports(operation):
+        raise SandboxHTTPError(
+            400,
+            f"{company.platform.name} does not support {what}.",
+            validation=[ValidationItem(None, f"{operation} is not supported by this platform.")],
+        )
+
+
+def path_transaction_id(request: Request) -> str:
+    transaction_id = request.path_params["transactionId"]
+    if not re.fullmatch(UUID_PATTERN, transaction_id):
+        raise SandboxHTTPError(400, f"transactionId '{transaction_id}' is not a UUID.")
+    return transaction_id
+
+
+def queue_update(request: Request, company: Company, kind: str, body) -> Sync:
+    """An update aims at a transaction Codat has (completed, or queued ahead of it)."""
+    transaction_id = path_transaction_id(request)
+    state = state_of(request)
+    with state.lock:
+        if not state.knows(company.id, transaction_id):
+            raise not_found("transaction", transaction_id)
+        return state.queue_sync(company, [Pending(transaction_id, kind, body, "update")], "direct")
 
 
 # -- sync status and transactions --------------------------------------------------------------
@@ -434,7 +530,7 @@ async def mapping_options(request: Request) -> Response:
             "fullyQualifiedCategory": a.category,
             "isBankAccount": a.is_bank_account,
             "validTransactionTypes": a.valid_types,
-            "validFor": [f"expense-transactions.{t}" for t in a.valid_types],
+            "validFor": a.valid_for,
         }
         for a in company.accounts.values()
     ]
@@ -478,6 +574,27 @@ ROUTES = [
     Route("/companies/{companyId}", get_company, methods=["GET"]),
     Route("/companies/{companyId}/connections", list_connections, methods=["GET"]),
     Route(f"{SYNC_PATH}/expense-transactions", create_expense_transactions, methods=["POST"]),
+    Route(
+        f"{SYNC_PATH}/expense-transactions/{{transactionId}}",
+        update_expense_transaction,
+        methods=["PUT"],
+    ),
+    Route(
+        f"{SYNC_PATH}/transfer-transactions/{{transactionId}}",
+        put_transfer_transaction,
+        methods=["PUT"],
+    ),
+    Route(f"{SYNC_PATH}/adjustment-transactions", create_adjustment_transactions, methods=["POST"]),
+    Route(
+        f"{SYNC_PATH}/reimbursable-expense-transactions",
+        create_reimbursable_expense_transactions,
+        methods=["POST"],
+    ),
+    Route(
+        f"{SYNC_PATH}/reimbursable-expense-transactions/{{transactionId}}",
+        update_reimbursable_expense_transaction,
+        methods=["PUT"],
+    ),
     Route(f"{SYNC_PATH}/data/expense-transactions", create_expense_dataset, methods=["POST"]),
     Route(f"{SYNC_PATH}/syncs", initiate_sync, methods=["POST"]),
     Route(f"{SYNC_PATH}/syncs/latest/status", latest_sync_status, methods=["GET"]),

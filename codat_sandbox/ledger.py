@@ -15,6 +15,7 @@ from codat_sandbox.platforms import Platform, find_platform
 
 EXPENSE_TYPES = ["Payment", "Refund", "Chargeback"]
 ALL_TYPES = ["Payment", "Refund", "Reward", "Chargeback"]
+BALANCE_SHEET = ("Asset", "Liability", "Equity")
 
 # Every key a scenario company may set (docs/sandbox.md lists each; unit_tests/test_docs.py checks)
 COMPANY_SETTINGS = frozenset(
@@ -50,6 +51,19 @@ class Account:
     valid_types: list[str]
     currency: str | None = None  # None: the company's base currency
     is_bank_account: bool = False
+
+    @property
+    def valid_for(self) -> list[str]:
+        """mappingOptions' `validFor`: which pushes may name this account. Transfers move money
+        between bank or balance-sheet accounts; a reimbursable's lines are expenses; a journal
+        (adjustment) may post to any account."""
+        found = [f"expense-transactions.{t}" for t in self.valid_types]
+        if "Payment" in self.valid_types and not self.is_bank_account:
+            found.append("reimbursable-expense-transactions")
+        if self.is_bank_account or self.account_type in BALANCE_SHEET:
+            found.append("transfer-transactions")
+        found.append("adjustment-transactions")
+        return found
 
 
 @dataclass

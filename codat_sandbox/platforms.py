@@ -1,7 +1,9 @@
 """The accounting platforms the sandbox can simulate, and what each one accepts.
 
 Facts come from Codat's Sync for Expenses docs (integration keys, attachment limits, which
-transaction types take attachments, the "no tax" rate id, QBD's itemRef, Dynamics' postAsDraft).
+transaction types take attachments, the "no tax" rate id, QBD's itemRef, Dynamics' postAsDraft)
+and from the "Supported integrations" table of each operation in the current OpenAPI spec
+(which platforms update expenses, create and update transfers, take reimbursables, adjustments).
 """
 
 from __future__ import annotations
@@ -18,6 +20,23 @@ IMAGES_AND_PDF = frozenset(
         "image/gif",
         "application/pdf",
         "application/x-pdf",
+    }
+)
+
+UPDATE_EXPENSE = "update-expense-transaction"
+CREATE_TRANSFER = "create-transfer-transaction"
+UPDATE_TRANSFER = "update-transfer-transaction"  # the same PUT, on a transfer already written
+CREATE_ADJUSTMENT = "create-adjustment-transaction"
+CREATE_REIMBURSABLE = "create-reimbursable-expense-transaction"
+UPDATE_REIMBURSABLE = "update-reimbursable-expense-transaction"
+ALL_OPERATIONS = frozenset(
+    {
+        UPDATE_EXPENSE,
+        CREATE_TRANSFER,
+        UPDATE_TRANSFER,
+        CREATE_ADJUSTMENT,
+        CREATE_REIMBURSABLE,
+        UPDATE_REIMBURSABLE,
     }
 )
 
@@ -39,12 +58,25 @@ class Platform:
     supports_item_ref: bool = False
     supports_post_as_draft: bool = False
     supports_invoice_to: bool = False
+    operations: frozenset[str] = frozenset()  # the ALL_OPERATIONS it supports
+    supports_ap_account_ref: bool = False  # a reimbursable's apAccountRef: QBD only
+
+    def supports(self, operation: str) -> bool:
+        return operation in self.operations
 
 
 PLATFORMS: dict[str, Platform] = {
     p.key: p
     for p in (
-        Platform("gbol", "Xero", "GBP", "NONE", "XERO", attachment_max_bytes=10 * MB),
+        Platform(
+            "gbol",
+            "Xero",
+            "GBP",
+            "NONE",
+            "XERO",
+            attachment_max_bytes=10 * MB,
+            operations=frozenset({UPDATE_EXPENSE, CREATE_TRANSFER}),
+        ),
         Platform(
             "qhyg",
             "QuickBooks Online",
@@ -52,8 +84,9 @@ PLATFORMS: dict[str, Platform] = {
             "NON",
             "QBO",
             attachment_max_bytes=100 * MB,
-            attachment_transaction_types=frozenset({"Payment", "Refund"}),
+            attachment_transaction_types=frozenset({"Payment", "Refund", "Reimbursable"}),
             supports_invoice_to=True,
+            operations=ALL_OPERATIONS - {CREATE_ADJUSTMENT},
         ),
         Platform(
             "akxx",
@@ -63,6 +96,7 @@ PLATFORMS: dict[str, Platform] = {
             "NS",
             attachment_max_bytes=100 * MB,
             attachment_transaction_types=frozenset({"Payment", "Refund"}),
+            operations=frozenset({UPDATE_EXPENSE, CREATE_REIMBURSABLE, UPDATE_REIMBURSABLE}),
         ),
         Platform(
             "trji",
@@ -81,8 +115,9 @@ PLATFORMS: dict[str, Platform] = {
             "FA",
             attachment_max_bytes=5 * MB,
             attachment_types=IMAGES_AND_PDF,
-            attachment_transaction_types=frozenset({"Payment"}),
+            attachment_transaction_types=frozenset({"Payment", "Reimbursable"}),
             supports_tax_rate_ref=False,
+            operations=ALL_OPERATIONS - {CREATE_ADJUSTMENT},
         ),
         Platform(
             "pqsw",
@@ -93,6 +128,10 @@ PLATFORMS: dict[str, Platform] = {
             requires_account_ref=False,
             supports_item_ref=True,
             supports_invoice_to=True,
+            operations=frozenset(
+                {UPDATE_EXPENSE, CREATE_TRANSFER, CREATE_ADJUSTMENT, CREATE_REIMBURSABLE}
+            ),
+            supports_ap_account_ref=True,
         ),
         Platform(
             "rwuv",
@@ -111,9 +150,18 @@ PLATFORMS: dict[str, Platform] = {
                     "application/pdf",
                 }
             ),
-            attachment_transaction_types=frozenset({"Payment"}),
+            attachment_transaction_types=frozenset({"Payment", "Reimbursable"}),
+            operations=frozenset({UPDATE_EXPENSE, CREATE_REIMBURSABLE, UPDATE_REIMBURSABLE}),
         ),
-        Platform("knfz", "Sage Intacct", "USD", None, "SI", attachment_max_bytes=0),
+        Platform(
+            "knfz",
+            "Sage Intacct",
+            "USD",
+            None,
+            "SI",
+            attachment_max_bytes=0,
+            operations=frozenset({UPDATE_EXPENSE, CREATE_REIMBURSABLE}),
+        ),
     )
 }
 

@@ -73,6 +73,100 @@ class ExpenseBatch(Strict):
     items: Annotated[list[ExpenseTransaction], Field(min_length=1, max_length=50)]
 
 
+class ExpenseUpdate(Strict):
+    """UpdateExpenseRequest: an expense without id, reference or postAsDraft (the id is in the
+    path); `lines` has no size limits in the spec."""
+
+    type: TransactionType
+    issueDate: str
+    currency: str
+    currencyRate: Money | None = None
+    contactRef: ContactRef = None
+    bankAccountRef: RecordRef = None
+    merchantName: str = None
+    lines: list[ExpenseLine] = None
+    notes: str = None
+
+
+class AccountRef(Strict):
+    id: str
+
+
+class TransferLeg(Strict):
+    accountRef: AccountRef
+    amount: Money
+
+
+class Transfer(Strict):
+    """TransferTransactionRequest: one object, its id in the path."""
+
+    description: str = None
+    date: str
+    from_: TransferLeg = Field(alias="from")
+    to: TransferLeg
+
+
+class AdjustmentTrackingRef(Strict):
+    id: str = None
+    dataType: Literal["trackingCategories", "customers", "suppliers"] = "trackingCategories"
+
+
+class AdjustmentLine(Strict):
+    amount: Money
+    accountRef: RecordRef
+    description: str = None
+    trackingRefs: (
+        Annotated[list[AdjustmentTrackingRef], Field(min_length=1, max_length=10)] | None
+    ) = None
+    invoiceTo: InvoiceTo | None = None
+
+
+class Adjustment(Strict):
+    id: Uuid
+    date: str
+    currency: str
+    currencyRate: Money | None = None
+    reference: str | None = None
+    lines: Annotated[list[AdjustmentLine], Field(min_length=1, max_length=100)]
+
+
+class AdjustmentBatch(Strict):
+    items: Annotated[list[Adjustment], Field(min_length=1, max_length=50)]
+
+
+class ReimbursableLine(Strict):
+    description: str = None
+    netAmount: Money
+    taxAmount: Money = None
+    taxRateRef: RecordRef = None
+    accountRef: RecordRef = None
+    itemRef: RecordRef | None = None
+    trackingRefs: Annotated[list[TrackingRef], Field(min_length=1, max_length=10)] | None = None
+    invoiceTo: InvoiceTo | None = None
+
+
+class ReimbursableUpdate(Strict):
+    """UpdateReimbursableExpenseTransactionRequest: a reimbursable expense without its id."""
+
+    reference: str | None = None
+    contactRef: AccountRef
+    apAccountRef: RecordRef | None = None
+    issueDate: str
+    dueDate: str
+    currency: str
+    currencyRate: Money | None = None
+    notes: str = None
+    lines: Annotated[list[ReimbursableLine], Field(min_length=1, max_length=100)] = None
+
+
+class Reimbursable(ReimbursableUpdate):
+    id: Uuid
+
+
+class ReimbursableBatch(Strict):
+    items: Annotated[list[Reimbursable], Field(min_length=1, max_length=50)]
+
+
 class CreateDataset(Strict):
     items: Annotated[list[ExpenseTransaction], Field(min_length=1, max_length=50)]
 

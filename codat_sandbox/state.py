@@ -2,7 +2,8 @@
 
 Syncs queue per company and finish on the sandbox clock; `advance()` settles every sync whose
 time has come, in order, so the outcome never depends on when somebody happened to poll.
-The books are the ground truth tests read: each transaction written, and how many times.
+The books are the ground truth tests read: each transaction written, how many times it was
+created (`writes`), and each version an update made of it (`versions`).
 """
 
 from __future__ import annotations
@@ -12,13 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from codat_sandbox.engine import (
-    SYNC_STATUS_TEXT,
-    Outcome,
-    company_failure,
-    judge,
-    transaction_total,
-)
+from codat_sandbox.engine import SYNC_STATUS_TEXT, Outcome, company_failure
+from codat_sandbox.family import EXPENSE, Pending, book_facts, book_total, judge_item
 from codat_sandbox.ledger import Company
 from codat_sandbox.schemas import ExpenseTransaction
 
@@ -49,7 +45,7 @@ class ItemResult:
 class Sync:
     id: str
     company_id: str
-    items: list[ExpenseTransaction]
+    items: list[Pending]
     initiated: datetime
     starts: datetime
     finishes: datetime
@@ -83,6 +79,13 @@ class BookEntry:
     bank_account: str | None = None
     contact: str | None = None
     lines: list[dict] = field(default_factory=list)  # {account, tax_rate, tracking} per line
+    kind: str = "expense"  # expense | transfer | reimbursable | adjustment
+    version: int = 1
+    versions: list[dict] = field(default_factory=list)  # {version, sync_id, total, content}
+    fingerprint: str = ""  # the current version's content, to tell a repeat from a change
+
+    def content(self) -> dict:
+        return self.versions[-1]["content"] if self.versions else {}
 
 
 @dataclass
@@ -117,13 +120,28 @@ class SandboxState:
             return company
 
     # -- pushes ----------------------------------------------------------------------------
-    def previously_processed(self, company_id: str, items: list[ExpenseTransaction]) -> list[str]:
-        return [t.id for t in items if (company_id, t.id) in self.completed]
+    def previously_processed(self, company_id: str, items: list) -> list[str]:
+        """The ids among these creates that a sync has completed already."""
+        return [
+            t.id
+            for t in items
+            if getattr(t, "mode", "create") == "create" and (company_id, t.id) in self.completed
+        ]
+
+    def knows(self, company_id: str, transaction_id: str) -> bool:
+        """Completed, or queued in a sync not yet settled: something an update may aim at."""
+        if (company_id, transaction_id) in self.completed:
+            return True
+        return any(
+            any(item.id == transaction_id for item in sync.items)
+            for sync in self.syncs_of(company_id)
+            if not sync.final
+        )
 
     def queue_sync(
         self,
         company: Company,
-        items: list[ExpenseTransaction],
+        items: list[Pending],
         flow: str,
         dataset_ids: list[str] | None = None,
     ) -> Sync:
@@ -210,9 +228,11 @@ class SandboxState:
                 result.status, result.message = "PushError", f"Not written: {message}"
 
     def write_items(self, company: Company, sync: Sync) -> None:
-        outcomes = [(txn, judge(company, txn)) for txn in sync.items]
-        for txn, outcome in outcomes:
-            self.record_outcome(company, sync, txn, outcome)
+        outcomes = []
+        for item in sync.items:  # one by one: a later item sees what an earlier one wrote
+            outcome = judge_item(company, self.books[company.id].get(item.id), item)
+            self.record_outcome(company, sync, item, outcome)
+            outcomes.append((item, outcome))
         failed = [o for _, o in outcomes if o.status != "Completed"]
         sync.data_pushed = any(o.written for _, o in outcomes)
         if not failed:
@@ -224,34 +244,39 @@ class SandboxState:
         )
         sync.exception_message = f"{SYNC_STATUS_TEXT[sync.code]}: {sync.error_message}"
 
-    def record_outcome(
-        self, company: Company, sync: Sync, txn: ExpenseTransaction, outcome: Outcome
-    ) -> None:
-        result = sync.results[txn.id]
+    def record_outcome(self, company: Company, sync: Sync, item: Pending, outcome: Outcome) -> None:
+        result = sync.results[item.id]
         result.status, result.message = outcome.status, outcome.message or None
         if outcome.status != "Completed":
             return
-        self.completed[(company.id, txn.id)] = sync.id
+        self.completed.setdefault((company.id, item.id), sync.id)
         if not outcome.written:
             return
         book = self.books[company.id]
-        if txn.id in book:  # never expected: Codat refuses completed ids; counted if it happens
-            book[txn.id].writes += 1
+        entry = book.get(item.id)
+        if entry is not None and item.mode == "create":
+            entry.writes += 1  # never expected: Codat refuses completed ids; counted if it happens
+            return
+        if entry is not None:
+            self.add_version(company, sync, entry, item)
+            result.message = (
+                f"Updated {entry.data_type} {entry.record_id} in {company.platform.name} "
+                f"(version {entry.version})"
+            )
             return
         self.record_counter += 1
         record_id = f"{company.platform.record_prefix}-{self.record_counter:07d}"
         result.message = f"Created {outcome.data_type} {record_id} in {company.platform.name}"
-        book[txn.id] = BookEntry(
-            txn.id,
-            record_id,
-            outcome.data_type,
-            sync.id,
-            txn.type,
-            txn.issueDate,
-            txn.currency,
-            str(transaction_total(txn)),
-            **posted_refs(company, txn),
-        )
+        book[item.id] = new_entry(company, sync, item, record_id, outcome.data_type)
+
+    def add_version(self, company: Company, sync: Sync, entry: BookEntry, item: Pending) -> None:
+        """An update rewrites the one record the books hold and keeps the history."""
+        entry.type, entry.issue_date, entry.currency = book_facts(company, item)
+        entry.total = str(book_total(item))
+        entry.version += 1
+        entry.fingerprint = item.fingerprint
+        vars(entry).update(posted_refs(company, item))
+        entry.versions.append(version_of(entry.version, sync, entry.total, item))
 
     # -- reading -------------------------------------------------------------------------------
     def status_of(self, sync: Sync) -> dict:
@@ -285,12 +310,44 @@ class SandboxState:
         return [self.syncs[s] for s in self.company_syncs.get(company_id, [])]
 
     def ground_truth(self) -> dict:
-        return {cid: [vars(e) for e in book.values()] for cid, book in self.books.items()}
+        return {cid: [entry_json(e) for e in book.values()] for cid, book in self.books.items()}
 
 
-def posted_refs(company: Company, txn: ExpenseTransaction) -> dict:
-    """The bank account, supplier and per-line refs a transaction was written with."""
-    config = company.config or {}
+def entry_json(entry: BookEntry) -> dict:
+    return {name: value for name, value in vars(entry).items() if name != "fingerprint"}
+
+
+def new_entry(
+    company: Company, sync: Sync, item: Pending, record_id: str, data_type: str
+) -> BookEntry:
+    txn_type, when, currency = book_facts(company, item)
+    total = str(book_total(item))
+    return BookEntry(
+        item.id,
+        record_id,
+        data_type,
+        sync.id,
+        txn_type,
+        when,
+        currency,
+        total,
+        kind=item.kind,
+        versions=[version_of(1, sync, total, item)],
+        fingerprint=item.fingerprint,
+        **posted_refs(company, item),
+    )
+
+
+def version_of(number: int, sync: Sync, total: str, item: Pending) -> dict:
+    return {"version": number, "sync_id": sync.id, "total": total, "content": item.content()}
+
+
+def posted_refs(company: Company, item: Pending) -> dict:
+    """The bank account, supplier and per-line refs an expense was written with (the other
+    kinds' books show their refs in their content)."""
+    if item.kind != EXPENSE:
+        return {}
+    txn, config = item.body, company.config or {}
     return {
         "bank_account": (txn.bankAccountRef.id if txn.bankAccountRef else None)
         or config.get("bankAccount", {}).get("id"),

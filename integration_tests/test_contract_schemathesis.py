@@ -5,7 +5,11 @@ Covered, from the current spec (codat-sync-for-expenses.json, OpenAPI 3.1):
     GET  /companies                      POST /companies
     GET  /companies/{companyId}          GET  /companies/{companyId}/connections
     every path containing /sync/expenses/ that the sandbox serves:
-    POST .../expense-transactions
+    POST .../expense-transactions        PUT  .../expense-transactions/{transactionId}
+    PUT  .../transfer-transactions/{transactionId}
+    POST .../adjustment-transactions
+    POST .../reimbursable-expense-transactions
+    PUT  .../reimbursable-expense-transactions/{transactionId}
     POST .../syncs/{syncId}/transactions/{transactionId}/attachments
     GET  .../syncs/{syncId}/status       GET  .../syncs/latest/status
     GET  .../syncs/lastSuccessful/status GET  .../syncs/list/status
@@ -15,13 +19,8 @@ Covered, from the current spec (codat-sync-for-expenses.json, OpenAPI 3.1):
 From the legacy v1 spec (codat-sync-for-expenses-v1.json), the two v1-only operations:
     POST .../data/expense-transactions (create-expense-dataset)    POST .../syncs (initiate-sync)
 
-Excluded, because the sandbox does not implement them:
-    PUT  .../expense-transactions/{transactionId}              (update-expense-transaction)
-    PUT  .../transfer-transactions/{transactionId}             (create-transfer-transaction)
-    POST .../adjustment-transactions                           (create-adjustment-transaction)
-    POST .../reimbursable-expense-transactions                 (create-reimbursable-...)
-    PUT  .../reimbursable-expense-transactions/{transactionId} (update-reimbursable-...)
-    and every other Codat platform path in the spec: PUT/PATCH/DELETE /companies/{companyId},
+Excluded, because the sandbox does not implement them: every other Codat platform path in the
+spec: PUT/PATCH/DELETE /companies/{companyId},
     POST /companies/{companyId}/connections, GET/DELETE/PATCH .../connections/{connectionId},
     /data/info, /data/all, /data/queue/{dataType}, /dataStatus, /data/history[/{datasetId}],
     /push[/{pushOperationKey}], .../push/accounts, .../push/bankAccounts,
@@ -34,9 +33,11 @@ mode with all of schemathesis 4.x's checks (not_a_server_error, status_code_conf
 content_type_conformance, response_schema_conformance, response_headers_conformance,
 positive_data_acceptance, negative_data_rejection, missing_required_header, unsupported_method,
 ignored_auth, ...), derandomized and without a Hypothesis database. Each operation gets a fresh
-sandbox holding a finished sync in five demo companies and v1 datasets in two; generated uuids are
-swapped (deterministically, from the case's own content) for those real ids most of the time, so
-requests reach the handlers' deep paths instead of stopping at 404. A few hand-written tests at
+sandbox holding a finished sync in five demo companies (plus a written reimbursable expense and
+transfer where the platform takes them) and v1 datasets in two; generated uuids are swapped
+(deterministically, from the case's own content) for those real ids most of the time, so
+requests reach the handlers' deep paths (an update aims at a transaction the books hold) instead
+of stopping at 404. A few hand-written tests at
 the end feed the sandbox input no generator produces (non-JSON, wrong content types, absurd
 numbers, deep nesting, odd paths) and require a 4xx ErrorMessage, never a 5xx.
 
@@ -72,6 +73,7 @@ from schemathesis.specs.openapi.checks import (
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 import codat_sandbox
+from codat_sandbox.schemas import UUID_PATTERN
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +100,6 @@ SEED = 20240501
 MAX_EXAMPLES = 50
 
 COMPANY_OPERATIONS = ["list-companies", "create-company", "get-company", "list-connections"]
-NOT_IMPLEMENTED = "adjustment-transactions|reimbursable-expense-transactions|transfer-transactions"
 V1_OPERATIONS = ["create-expense-dataset", "initiate-sync"]
 INT32 = (-(2**31), 2**31 - 1)
 DECIMAL_MAX = 79228162514264337593543950335
@@ -211,8 +212,6 @@ CURRENT = (
     schemathesis.openapi.from_dict(current_spec(), config=config())
     .include(path_regex="/sync/expenses/")
     .include(operation_id=COMPANY_OPERATIONS)
-    .exclude(method="PUT")
-    .exclude(path_regex=NOT_IMPLEMENTED)
 )
 V1 = schemathesis.openapi.from_dict(v1_spec(), config=config()).include(operation_id=V1_OPERATIONS)
 
@@ -224,6 +223,7 @@ class World:
     session: requests.Session
     syncs: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # company: sync, txns
     datasets: dict[str, list[str]] = field(default_factory=dict)
+    written: dict[str, list[str]] = field(default_factory=dict)  # company: ids an update may aim at
 
 
 SYNCED_COMPANIES = [XERO, QBO, FREEAGENT, QBD, ZOHO_DEAUTHORIZED]  # Zoho's sync fails (4040)
@@ -259,10 +259,37 @@ def world(sandbox_url, api):
         company: [push(api, company, "data/expense-transactions", {"items": [expense()]})]
         for company in (XERO, QBO)
     }
+    written = {company: list(ids) for company, (_, ids) in syncs.items()}
+    for company in (QBO, FREEAGENT):  # platforms that update reimbursables and transfers
+        bill, transfer_id = reimbursable(), str(uuid.uuid4())
+        push(api, company, "reimbursable-expense-transactions", [bill])
+        answer = api.put(
+            f"{expenses_path(company)}/transfer-transactions/{transfer_id}", json=TOP_UP
+        )
+        assert answer.status_code == 200, answer.text
+        written[company] += [bill["id"], transfer_id]
     for company, (sync_id, _) in syncs.items():
         wait_final(api, company, sync_id)
     with requests.Session() as session:
-        yield World(sandbox_url, session, syncs, datasets)
+        yield World(sandbox_url, session, syncs, datasets, written)
+
+
+TOP_UP = {
+    "date": "2024-05-02",
+    "from": {"accountRef": {"id": "090"}, "amount": 100},
+    "to": {"accountRef": {"id": "800"}, "amount": 100},
+}
+
+
+def reimbursable() -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "contactRef": {"id": "SUP-CARD"},
+        "issueDate": "2024-05-04",
+        "dueDate": "2024-05-30",
+        "currency": "USD",
+        "lines": [{"netAmount": 30, "accountRef": {"id": "401"}}],
+    }
 
 
 # one sandbox per operation, shared by that operation's examples on purpose
@@ -298,6 +325,10 @@ def aim_path(case, world: World, dice: Dice) -> None:
         params["syncId"] = sync_id
         if is_uuid(params.get("transactionId")) and dice.roll("transaction", 4):
             params["transactionId"] = transaction_ids[dice.roll("which", len(transaction_ids))]
+    written = world.written.get(params.get("companyId"), [])
+    aimed = "syncId" not in params and written and is_uuid(params.get("transactionId"))
+    if aimed and dice.roll("written", 4):  # an update of something the books hold
+        params["transactionId"] = written[dice.roll("which written", len(written))]
     if params != case.path_parameters:
         case.path_parameters = params
 
@@ -306,7 +337,7 @@ def aim_body(case, world: World, dice: Dice) -> None:
     """Point body references at real records, in place; only schema-valid values are replaced,
     so schemathesis's re-validation of the changed body keeps the case's positive/negative mode."""
     body, operation = case.body, operation_id(case)
-    if operation == "create-expense-transaction":
+    if operation in FRESH_ID_BATCHES:
         fresh_ids(body)
     elif operation == "create-expense-dataset" and is_dict(body):
         fresh_ids(body.get("items"))
@@ -348,8 +379,21 @@ def operation_id(case) -> str:
     return case.operation.definition.raw["operationId"]
 
 
+FRESH_ID_BATCHES = {
+    "create-expense-transaction",
+    "create-adjustment-transaction",
+    "create-reimbursable-expense-transaction",
+}
+
+
 # -- business rules the spec cannot express ------------------------------------------------------
 RULES = {
+    # D15: each platform supports only some of the family (the spec's "Supported integrations")
+    "update-expense-transaction": (422, "not supported for|supported for Payment only"),
+    "create-transfer-transaction": (400, "does not support transfers"),
+    "create-adjustment-transaction": (400, "does not support adjustments"),
+    "create-reimbursable-expense-transaction": (400, "does not support reimbursable expenses"),
+    "update-reimbursable-expense-transaction": (400, "does not support updates to reimbursable"),
     # D10: references must exist in the company's books
     "set-company-configuration": (400, "CompanyConfigurationValidator"),
     # D10: attachments go on transactions the sync wrote, within the platform's limits
@@ -370,6 +414,12 @@ def business_rule_acceptance(ctx, response, case) -> None:
     if meta is None or not meta.generation.mode.is_positive or is_unexpected_method_case(case):
         return
     if 200 <= status < 300 or status in (401, 403, 404, 409) or status >= 500:
+        return
+    transaction_id = (case.path_parameters or {}).get("transactionId")
+    hyphenated = re.fullmatch(UUID_PATTERN, str(transaction_id))
+    # D16: `format: uuid` is only an annotation to JSON Schema; the path id must be a UUID
+    not_a_uuid = transaction_id is not None and not hyphenated and "is not a UUID" in response.text
+    if status == 400 and not_a_uuid:
         return
     expected_status, pattern = RULES[operation_id(case)]
     assert status == expected_status and re.search(pattern, response.text), (
@@ -410,6 +460,11 @@ def test_the_covered_operations_are_the_ones_the_sandbox_serves():
     assert ids(CURRENT) == {
         *COMPANY_OPERATIONS,
         "create-expense-transaction",
+        "update-expense-transaction",
+        "create-transfer-transaction",
+        "create-adjustment-transaction",
+        "create-reimbursable-expense-transaction",
+        "update-reimbursable-expense-transaction",
         "upload-expense-attachment",
         "get-sync-by-id",
         "get-latest-sync",

@@ -27,7 +27,13 @@ LAYERS: list[set[str]] = [
         "stopping",
         "redaction",
     },
-    {"mapping", "rules", "receipts", "config"},  # pure record -> transaction, and the settings
+    {
+        "mapping",
+        "rules",
+        "family_mapping",
+        "receipts",
+        "config",
+    },  # pure record -> payload, settings
     {"codat", "store"},  # the only HTTP, the only SQL
     {"companies", "reconcile", "uploads", "follow", "outcomes", "pushes"},  # one push, one follow
     {"pipeline", "retry", "refresh", "check"},  # what a command does

@@ -7,6 +7,9 @@ process. Every call goes through `_send`: auth, one INFO line per exchange in th
 deadline per attempt, and more attempts after 429 (as long as Retry-After says), 5xx and
 transport errors (jittered exponential backoff), within a per-run budget of extra attempts.
 A POST is attempted again only when it carries an Idempotency-Key, so it can never write twice.
+A PUT (an update, a transfer) names its transaction in the path and carries the whole new
+content, so sending it again applies the same content to the same record: it is attempted again
+like a GET (Codat allows no Idempotency-Key on PUT).
 ("retry" is the operator's command that pushes failed items again; it is not this.)
 """
 
@@ -16,6 +19,7 @@ import base64
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -274,7 +278,7 @@ class CodatClient:
     def _may_try_again(self, exc: BaseException, method: str, key: str | None) -> bool:
         if not isinstance(exc, RetriableAPIError):
             return False
-        if method != "GET" and not key:
+        if method == "POST" and not key:
             return False
         return self.budget.take()
 
@@ -351,6 +355,64 @@ class CodatClient:
             return response.status_code, b"".join(chunks), response
         finally:
             response.close()
+
+    # -- the rest of the family: updates, transfers, reimbursables, adjustments -------------------
+    def update_expense_transaction(self, company_id: str, transaction_id: str, update: dict) -> str:
+        """Queue an update of a written expense (an UpdateExpenseRequest: no `id`); the syncId.
+        Where Codat does not update (the platform, a non-Payment type) it answers 422, raised
+        as FatalAPIError with Codat's reason; an id Codat does not know is a 404."""
+        return self._put_transaction("expense-transactions", company_id, transaction_id, update)
+
+    def put_transfer_transaction(self, company_id: str, transaction_id: str, transfer: dict) -> str:
+        """Create the transfer, or update it if Codat has it (one PUT does both); the syncId."""
+        return self._put_transaction("transfer-transactions", company_id, transaction_id, transfer)
+
+    def create_reimbursable_expense_transactions(
+        self, company_id: str, items: list[dict], key: str
+    ) -> str:
+        return self._create_batch("reimbursable-expense-transactions", company_id, items, key)
+
+    def update_reimbursable_expense_transaction(
+        self, company_id: str, transaction_id: str, update: dict
+    ) -> str:
+        """Queue an update of a written reimbursable expense (its body without `id`)."""
+        return self._put_transaction(
+            "reimbursable-expense-transactions", company_id, transaction_id, update
+        )
+
+    def create_adjustment_transactions(self, company_id: str, items: list[dict], key: str) -> str:
+        return self._create_batch("adjustment-transactions", company_id, items, key)
+
+    def _create_batch(self, collection: str, company_id: str, items: list[dict], key: str) -> str:
+        answer = self._send(
+            "POST",
+            f"{EXPENSES}/{collection}",
+            body=items,
+            idempotency_key=key,
+            companyId=company_id,
+        )
+        return answer["syncId"]
+
+    def _put_transaction(
+        self, collection: str, company_id: str, transaction_id: str, body: dict
+    ) -> str:
+        if not is_canonical_uuid(transaction_id):  # it goes into the path: never a free string
+            raise ValueError("A transaction id in a path must be a canonical UUID.")
+        answer = self._send(
+            "PUT",
+            f"{EXPENSES}/{collection}/{{transactionId}}",
+            body=body,
+            companyId=company_id,
+            transactionId=transaction_id,
+        )
+        return answer["syncId"]
+
+
+def is_canonical_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def api_error(
