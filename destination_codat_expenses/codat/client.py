@@ -8,6 +8,11 @@ deadline per attempt, and more attempts after 429 (as long as Retry-After says),
 transport errors (jittered exponential backoff), within a per-run budget of extra attempts.
 A POST is attempted again only when it carries an Idempotency-Key, so it can never write twice.
 ("retry" is the operator's command that pushes failed items again; it is not this.)
+
+Codat allows 10 concurrent requests per company and answers 429 with Retry-After beyond its
+limits. `CompanyGates` keeps each company's requests in flight (pushes, follows, uploads alike)
+under a limit that starts at Codat's 10: a 429 halves it and holds the company's new requests
+for the Retry-After; every answer without one earns it back, one more per `limit` answers.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -79,6 +85,83 @@ class AttemptBudget:
             return True
 
 
+CODAT_CONCURRENCY = 10  # Codat's cap: requests in flight per company
+
+
+class CompanyGates:
+    """Each company's share of requests in flight, steered by Codat's 429s (AIMD): at most
+    `ceiling`; a 429 halves the company's limit and holds its new requests until its
+    Retry-After has passed; each answer without one adds 1/limit back, up to the ceiling."""
+
+    def __init__(self, ceiling: int = CODAT_CONCURRENCY) -> None:
+        self.ceiling = ceiling
+        self.changed = threading.Condition()
+        self.limits: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.earned: dict[str, int] = {}  # answers since the limit last grew
+        self.held_until: dict[str, float] = {}
+
+    def limit(self, company_id: str) -> int:
+        with self.changed:
+            return self.limits.get(company_id, self.ceiling)
+
+    @contextmanager
+    def slot(self, company_id: str | None) -> Iterator[None]:
+        if company_id is None:
+            yield
+            return
+        self.enter(company_id)
+        try:
+            yield
+        finally:
+            self.leave(company_id)
+
+    def enter(self, company_id: str) -> None:
+        with self.changed:
+            while True:
+                wait = self.held_until.get(company_id, 0.0) - time.monotonic()
+                full = self.in_flight.get(company_id, 0) >= self.limits.get(
+                    company_id, self.ceiling
+                )
+                if wait <= 0 and not full:
+                    break
+                if threading.current_thread() is threading.main_thread():
+                    stopping.check()
+                self.changed.wait(min(wait, stopping.POLL_S) if wait > 0 else stopping.POLL_S)
+            self.in_flight[company_id] = self.in_flight.get(company_id, 0) + 1
+
+    def leave(self, company_id: str) -> None:
+        with self.changed:
+            self.in_flight[company_id] -= 1
+            self.changed.notify_all()
+
+    def throttled(self, company_id: str | None, retry_after_s: float | None) -> None:
+        """Codat answered 429: half the limit, and nothing new before Retry-After."""
+        if company_id is None:
+            return
+        with self.changed:
+            limit = self.limits.get(company_id, self.ceiling)
+            self.limits[company_id] = max(1, limit // 2)
+            self.earned[company_id] = 0
+            if retry_after_s:
+                until = time.monotonic() + retry_after_s
+                self.held_until[company_id] = max(self.held_until.get(company_id, 0.0), until)
+        logger.info("codat rate limit: company's requests in flight now %d", max(1, limit // 2))
+
+    def answered(self, company_id: str | None) -> None:
+        """An answer without a 429: one step towards one more request in flight."""
+        if company_id is None:
+            return
+        with self.changed:
+            limit = self.limits.get(company_id, self.ceiling)
+            if limit >= self.ceiling:
+                return
+            self.earned[company_id] = self.earned.get(company_id, 0) + 1
+            if self.earned[company_id] >= limit:
+                self.limits[company_id], self.earned[company_id] = limit + 1, 0
+                self.changed.notify_all()
+
+
 def basic_auth(api_key: str) -> str:
     return "Basic " + base64.b64encode(api_key.encode()).decode()
 
@@ -97,6 +180,7 @@ class CodatClient:
         self.policy = policy or AttemptPolicy()
         self.budget = AttemptBudget(self.policy.budget, self.policy.budget_ratio)
         self.sleep = sleep
+        self.gates = CompanyGates()
 
     # -- companies and settings ---------------------------------------------------------------
     def list_companies(self, page_size: int = 100) -> dict:
@@ -257,18 +341,26 @@ class CodatClient:
             stop=stop_after_attempt(self.policy.attempts)
             | stop_after_delay(self.policy.give_up_after_s),
         )
+        company_id = params.get("companyId")
         for attempt in retrying:
-            with attempt:
-                return self._exchange(
-                    method,
-                    template,
-                    path,
-                    body,
-                    files,
-                    query,
-                    idempotency_key,
-                    attempt.retry_state.attempt_number,
-                )
+            with attempt, self.gates.slot(company_id):
+                try:
+                    answer = self._exchange(
+                        method,
+                        template,
+                        path,
+                        body,
+                        files,
+                        query,
+                        idempotency_key,
+                        attempt.retry_state.attempt_number,
+                    )
+                except CodatAPIError as error:
+                    if error.status == 429:
+                        self.gates.throttled(company_id, getattr(error, "retry_after_s", None))
+                    raise
+                self.gates.answered(company_id)
+                return answer
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _may_try_again(self, exc: BaseException, method: str, key: str | None) -> bool:
