@@ -11,8 +11,9 @@ A POST is attempted again only when it carries an Idempotency-Key, so it can nev
 
 Codat allows 10 concurrent requests per company and answers 429 with Retry-After beyond its
 limits. `CompanyGates` keeps each company's requests in flight (pushes, follows, uploads alike)
-under a limit that starts at Codat's 10: a 429 halves it and holds the company's new requests
-for the Retry-After; every answer without one earns it back, one more per `limit` answers.
+under a limit that starts at Codat's 10: a 429 halves it (the request that met it waits its
+Retry-After, then goes again); every answer without one earns it back, one more request in
+flight per `limit` answers.
 """
 
 from __future__ import annotations
@@ -90,8 +91,8 @@ CODAT_CONCURRENCY = 10  # Codat's cap: requests in flight per company
 
 class CompanyGates:
     """Each company's share of requests in flight, steered by Codat's 429s (AIMD): at most
-    `ceiling`; a 429 halves the company's limit and holds its new requests until its
-    Retry-After has passed; each answer without one adds 1/limit back, up to the ceiling."""
+    `ceiling`; a 429 halves the company's limit; each answer without one adds 1/limit back,
+    up to the ceiling. A thread over its company's limit waits for a request to end."""
 
     def __init__(self, ceiling: int = CODAT_CONCURRENCY) -> None:
         self.ceiling = ceiling
@@ -99,7 +100,6 @@ class CompanyGates:
         self.limits: dict[str, int] = {}
         self.in_flight: dict[str, int] = {}
         self.earned: dict[str, int] = {}  # answers since the limit last grew
-        self.held_until: dict[str, float] = {}
 
     def limit(self, company_id: str) -> int:
         with self.changed:
@@ -118,16 +118,12 @@ class CompanyGates:
 
     def enter(self, company_id: str) -> None:
         with self.changed:
-            while True:
-                wait = self.held_until.get(company_id, 0.0) - time.monotonic()
-                full = self.in_flight.get(company_id, 0) >= self.limits.get(
-                    company_id, self.ceiling
-                )
-                if wait <= 0 and not full:
-                    break
+            limit = self.limits.get(company_id, self.ceiling)
+            while self.in_flight.get(company_id, 0) >= limit:
                 if threading.current_thread() is threading.main_thread():
                     stopping.check()
-                self.changed.wait(min(wait, stopping.POLL_S) if wait > 0 else stopping.POLL_S)
+                self.changed.wait(stopping.POLL_S)
+                limit = self.limits.get(company_id, self.ceiling)
             self.in_flight[company_id] = self.in_flight.get(company_id, 0) + 1
 
     def leave(self, company_id: str) -> None:
@@ -135,18 +131,14 @@ class CompanyGates:
             self.in_flight[company_id] -= 1
             self.changed.notify_all()
 
-    def throttled(self, company_id: str | None, retry_after_s: float | None) -> None:
-        """Codat answered 429: half the limit, and nothing new before Retry-After."""
+    def throttled(self, company_id: str | None) -> None:
+        """Codat answered 429: half as many of the company's requests in flight."""
         if company_id is None:
             return
         with self.changed:
-            limit = self.limits.get(company_id, self.ceiling)
-            self.limits[company_id] = max(1, limit // 2)
-            self.earned[company_id] = 0
-            if retry_after_s:
-                until = time.monotonic() + retry_after_s
-                self.held_until[company_id] = max(self.held_until.get(company_id, 0.0), until)
-        logger.info("codat rate limit: company's requests in flight now %d", max(1, limit // 2))
+            narrowed = max(1, self.limits.get(company_id, self.ceiling) // 2)
+            self.limits[company_id], self.earned[company_id] = narrowed, 0
+        logger.info("codat answered 429: at most %d requests in flight for the company", narrowed)
 
     def answered(self, company_id: str | None) -> None:
         """An answer without a 429: one step towards one more request in flight."""
@@ -357,7 +349,7 @@ class CodatClient:
                     )
                 except CodatAPIError as error:
                     if error.status == 429:
-                        self.gates.throttled(company_id, getattr(error, "retry_after_s", None))
+                        self.gates.throttled(company_id)
                     raise
                 self.gates.answered(company_id)
                 return answer
