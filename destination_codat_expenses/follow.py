@@ -70,6 +70,8 @@ class SyncFollower:
         self.stopping = False
         self.background: threading.Thread | None = None
         self.looked_for_marks = 0.0  # when the store was last asked for webhook marks
+        self.without_receipts: set[str] = set()  # syncs this run opened with no receipt
+        self.progress: dict[str, int | None] = {}  # open syncs' status code last recorded
 
     # -- following while pushing -----------------------------------------------------------------
     def start_following(self) -> None:
@@ -80,10 +82,14 @@ class SyncFollower:
         )
         self.background.start()
 
-    def add(self, company_id: str, sync_id: str) -> None:
-        """A sync just opened (and in the store): asked about after the first pause."""
+    def add(self, company_id: str, sync_id: str, receipts: bool = True) -> None:
+        """A sync just opened (and in the store): asked about after the first pause. Without
+        receipts among its items, its end looks for none to upload (the run's last upload
+        round looks for every receipt still waiting anyway)."""
         with self.woken:
             self.polling[(company_id, sync_id)] = Polling(time.monotonic() + FIRST_PAUSE_S)
+            if not receipts:
+                self.without_receipts.add(sync_id)
             self.woken.notify()
 
     def stop_following(self) -> None:
@@ -199,12 +205,17 @@ class SyncFollower:
     def settle(self, company_id: str, sync_id: str) -> bool:
         """Record the sync's current status; if final, with its items. True when final."""
         status = self.client.get_sync_status(company_id, sync_id)
-        if status.get("syncStatusCode") in IN_PROGRESS:
-            self.store.record_sync_status(status)
+        code = status.get("syncStatusCode")
+        if code in IN_PROGRESS:
+            with self.lock:  # the same progress again is not written again
+                seen, self.progress[sync_id] = self.progress.get(sync_id), code
+            if seen != code:
+                self.store.record_sync_status(status)
             return False
         self.record_final(company_id, status)
         with self.lock:
             self.finished += 1
+            self.progress.pop(sync_id, None)
         return True
 
     def record_final(self, company_id: str, status: dict) -> None:
@@ -218,7 +229,7 @@ class SyncFollower:
         }
         if repeated:
             settle_processed_before(self.client, self.store, company_id, repeated)
-        if self.upload_receipts and first:
+        if self.upload_receipts and first and sync_id not in self.without_receipts:
             self.upload_waiting(company_id, sync_id)
 
     def upload_waiting(self, company_id: str | None = None, sync_id: str | None = None) -> None:

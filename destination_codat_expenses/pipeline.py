@@ -94,7 +94,7 @@ class Pipeline:
             self.companies,
             self.outcomes,
             self.run_id,
-            on_opened=self.follower.add if config.wait_for_syncs else lambda c, s: None,
+            on_opened=self.follower.add if config.wait_for_syncs else lambda c, s, r: None,
         )
         self.last_progress = time.monotonic()
         self.settled_before = 0  # this run's syncs already final when it began following them

@@ -140,10 +140,11 @@ class Pusher:
         companies: Companies,
         outcomes: Outcomes,
         run_id: str | None,
-        on_opened: Callable[[str, str], None] = lambda company_id, sync_id: None,
+        on_opened: Callable[[str, str, bool], None] = lambda company, sync, receipts: None,
     ) -> None:
         self.client, self.store, self.settings = client, store, settings
-        self.on_opened = on_opened  # (company, sync) once the sync is in the store: follow it
+        # (company, sync, any receipt among its items) once the sync is in the store
+        self.on_opened = on_opened
         self.companies, self.outcomes, self.run_id = companies, outcomes, run_id
         self.lock = threading.Lock()  # the claims, the datasets waiting, the syncs opened
         self.in_flight: dict[tuple[str, str], Claim] = {}  # (company, id) reserved
@@ -367,7 +368,8 @@ class Pusher:
         self.store.mark_sent(company_id, [m.transaction_id for _, m in batch], record)
         with self.lock:
             self.opened_syncs.append(sync_id)
-        self.on_opened(company_id, sync_id)
+        receipts = any(getattr(m, "receipt", None) is not None for _, m in batch)
+        self.on_opened(company_id, sync_id, receipts)
         logger.info(
             "sync %s opened for company %s with %d transactions (%s flow)",
             sync_id,
