@@ -10,6 +10,11 @@ An item of a 5080 sync whose message says that its own id was processed before i
 against Codat's transaction statuses (reconcile.find_completions) before it is called completed;
 the sync's other items failed because of it and are recorded as failed. `complete_unfinished`
 finds and finishes what a crash or an older version left half done.
+
+A run follows its syncs while it pushes (`start_following`, `add`): a thread of its own polls
+each sync as it is opened, with the same backoff, and records the final ones from a pool of
+workers, so many syncs' outcomes share one commit of the store's writer. `stop_following` ends
+it; what is still open is followed by `follow` at the end of the run, within its timeout.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from destination_codat_expenses import stopping
 from destination_codat_expenses.codat.client import CodatClient
@@ -30,6 +36,15 @@ from destination_codat_expenses.uploads import ReceiptUploader
 
 logger = logging.getLogger("airbyte")
 FIRST_PAUSE_S, MAX_PAUSE_S, WEBHOOK_CHECK_S = 0.2, 5.0, 0.25
+Sync = tuple[str, str]  # (company, sync)
+
+
+@dataclass
+class Polling:
+    """An open sync followed while the run pushes: when to ask next, and the pause after."""
+
+    due: float
+    pause: float = FIRST_PAUSE_S
 
 
 class SyncFollower:
@@ -50,6 +65,91 @@ class SyncFollower:
         self.lock = threading.Lock()
         self.reported: set[str] = set()  # syncs seen marked to confirm (or settled) while waiting
         self.on_wait = on_wait  # called between polls: the pipeline logs progress
+        self.polling: dict[Sync, Polling] = {}  # followed while pushing (start_following)
+        self.woken = threading.Condition(self.lock)  # a sync added, or stop
+        self.stopping = False
+        self.background: threading.Thread | None = None
+        self.looked_for_marks = 0.0  # when the store was last asked for webhook marks
+        self.without_receipts: set[str] = set()  # syncs this run opened with no receipt
+        self.progress: dict[str, int | None] = {}  # open syncs' status code last recorded
+
+    # -- following while pushing -----------------------------------------------------------------
+    def start_following(self) -> None:
+        """Follow every sync `add`ed from now on, on a thread of this follower's own."""
+        self.stopping = False
+        self.background = threading.Thread(
+            target=self.follow_in_background, name="follow-open", daemon=True
+        )
+        self.background.start()
+
+    def add(self, company_id: str, sync_id: str, receipts: bool = True) -> None:
+        """A sync just opened (and in the store): asked about after the first pause. Without
+        receipts among its items, its end looks for none to upload (the run's last upload
+        round looks for every receipt still waiting anyway)."""
+        with self.woken:
+            self.polling[(company_id, sync_id)] = Polling(time.monotonic() + FIRST_PAUSE_S)
+            if not receipts:
+                self.without_receipts.add(sync_id)
+            self.woken.notify()
+
+    def stop_following(self) -> None:
+        """End the background following after its current round; syncs still open stay open
+        in the store (the run's `follow` takes them from there)."""
+        with self.woken:
+            self.stopping = True
+            self.woken.notify()
+        if self.background is not None:
+            self.background.join()
+            self.background = None
+
+    def follow_in_background(self) -> None:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as pool:
+            while True:
+                due = self.next_due()
+                if due is None:
+                    return
+                try:
+                    still_open = self.settle_round(due, pool)
+                except Exception:  # noqa: BLE001 - the run's `follow` meets it again, and fails
+                    logger.warning("following syncs while pushing stopped", exc_info=True)
+                    return
+                self.poll_again(due, still_open)
+
+    def next_due(self) -> list[Sync] | None:
+        """Wait until some sync is due (a webhook mark makes one due at once); None: stop."""
+        while True:
+            with self.woken:
+                if self.stopping:
+                    return None
+                now = time.monotonic()
+                due = [sync for sync, polling in self.polling.items() if polling.due <= now]
+                if due:
+                    return due
+                soonest = min((p.due for p in self.polling.values()), default=now + 1.0)
+                self.woken.wait(min(max(soonest - now, 0.0), WEBHOOK_CHECK_S))
+                looked = time.monotonic() - self.looked_for_marks >= WEBHOOK_CHECK_S
+                open_ids = [sync_id for _, sync_id in self.polling] if looked else []
+            if open_ids:
+                self.looked_for_marks = time.monotonic()
+                self.due_if_reported(open_ids)
+
+    def due_if_reported(self, open_ids: list[str]) -> None:
+        """Syncs a webhook newly marked to confirm (or another process settled) are due now."""
+        marked = self.store.reported_or_settled(open_ids)
+        with self.woken:
+            news, self.reported = marked - self.reported, self.reported | marked
+            for sync, polling in self.polling.items():
+                if sync[1] in news:
+                    polling.due = 0.0
+
+    def poll_again(self, asked: list[Sync], still_open: list[Sync]) -> None:
+        with self.woken:
+            for sync in set(asked) - set(still_open):
+                self.polling.pop(sync, None)
+            for sync in still_open:
+                polling = self.polling[sync]
+                polling.pause = min(polling.pause * 1.5, MAX_PAUSE_S)
+                polling.due = time.monotonic() + polling.pause
 
     def follow(self, syncs: list[tuple[str, str]], timeout_s: float) -> list[tuple[str, str]]:
         """Poll until every sync is final or the time is up; returns the ones still open."""
@@ -82,7 +182,9 @@ class SyncFollower:
             if news:
                 return
 
-    def settle_round(self, syncs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def settle_round(
+        self, syncs: list[tuple[str, str]], pool: Executor | None = None
+    ) -> list[tuple[str, str]]:
         """Ask about every open sync, several at once (each a few requests); the still open.
         Syncs another process settled from Codat meanwhile are done without asking again."""
         settled = self.store.settled([sync_id for _, sync_id in syncs])
@@ -91,7 +193,10 @@ class SyncFollower:
             if sync_id in settled:
                 # whoever settled it may lack the receipts folder: what still waits goes now
                 self.upload_waiting(company_id, sync_id)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as pool:
+        if pool is None:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as own:
+                final = list(own.map(lambda sync: self.settle(*sync), asked))
+        else:
             final = list(pool.map(lambda sync: self.settle(*sync), asked))
         with self.lock:
             self.finished += len(syncs) - len(asked)
@@ -100,12 +205,17 @@ class SyncFollower:
     def settle(self, company_id: str, sync_id: str) -> bool:
         """Record the sync's current status; if final, with its items. True when final."""
         status = self.client.get_sync_status(company_id, sync_id)
-        if status.get("syncStatusCode") in IN_PROGRESS:
-            self.store.record_sync_status(status)
+        code = status.get("syncStatusCode")
+        if code in IN_PROGRESS:
+            with self.lock:  # the same progress again is not written again
+                seen, self.progress[sync_id] = self.progress.get(sync_id), code
+            if seen != code:
+                self.store.record_sync_status(status)
             return False
         self.record_final(company_id, status)
         with self.lock:
             self.finished += 1
+            self.progress.pop(sync_id, None)
         return True
 
     def record_final(self, company_id: str, status: dict) -> None:
@@ -119,7 +229,7 @@ class SyncFollower:
         }
         if repeated:
             settle_processed_before(self.client, self.store, company_id, repeated)
-        if self.upload_receipts and first:
+        if self.upload_receipts and first and sync_id not in self.without_receipts:
             self.upload_waiting(company_id, sync_id)
 
     def upload_waiting(self, company_id: str | None = None, sync_id: str | None = None) -> None:

@@ -55,14 +55,26 @@ class Outcomes:
         """A record read and refused before any push (bad input, an unreadable line)."""
         self.count(read=1, rejected=1, reject=(stream, error))
 
-    def withdrawn(self, stream: str, error: RecordError) -> None:
+    def withdrawn(self, stream: str, error: RecordError) -> Reject:
         """A record accepted earlier turned out bad when pushed: a conflicting repeat of an id,
         or an item Codat's schema check refused. It moves from accepted to rejected."""
-        self.count(accepted=-1, rejected=1, reject=(stream, error))
+        return self.count(accepted=-1, rejected=1, reject=(stream, error))
 
     def repeated(self) -> None:
         """A record repeating an id with the content recorded first for it: not pushed."""
         self.count(repeated=1)
+
+    def undo(self, verdict: Reject | None) -> None:
+        """Take back a repeat's verdict (None: counted repeated; else the conflict's reject),
+        judged against content the ledger turned out to predate. A reject is taken back only
+        while not yet stored; the pipeline stores them after every push of a checkpoint, by
+        when every verdict is final."""
+        if verdict is None:
+            self.count(repeated=-1)
+            return
+        with self.lock:
+            self.rejects = [r for r in self.rejects if r is not verdict]
+        self.count(accepted=1, rejected=-1)
 
     def checkpointed(self) -> None:
         self.count(checkpoints=1)
@@ -82,12 +94,14 @@ class Outcomes:
         with self.lock:
             del self.rejects[: len(pending)]
 
-    def count(self, reject: tuple[str, RecordError] | None = None, **changes: int) -> None:
+    def count(self, reject: tuple[str, RecordError] | None = None, **changes: int) -> Reject | None:
         with self.lock:
             now = self.tally
             self.tally = replace(now, **{k: getattr(now, k) + v for k, v in changes.items()})
-            if reject is not None:
-                stream, error = reject
-                self.rejects.append(Reject(stream, error.record_key, error.field, error.reason))
-        if reject is not None:
-            logger.warning("rejected record: %s", reject[1])
+            if reject is None:
+                return None
+            stream, error = reject
+            stored = Reject(stream, error.record_key, error.field, error.reason)
+            self.rejects.append(stored)
+        logger.warning("rejected record: %s", error)
+        return stored

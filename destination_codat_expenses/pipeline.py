@@ -7,6 +7,16 @@
                            opened or reconciled, and those a killed run left open), not those
                            of other runs that ended
 
+With `wait_for_syncs`, syncs are followed from the moment they open, while pushing goes on
+(follow.py); `finish` waits, within `sync_wait_timeout_seconds`, for those still open.
+
+Pushes go out per company: up to `concurrency` in flight for each company (Codat allows 10
+concurrent requests per company; the client narrows a company's share after a 429, see
+codat/client.py), and at most MAX_IN_FLIGHT in all. The reading thread never waits for the
+store: it reserves a batch's ids from memory (Pusher.reserve, in the order records came) and
+queues it on its company's lane; a push thread reads the ledger for it (Pusher.confirm), marks
+it `sending` and pushes it.
+
 The ledger makes pushes safe to repeat: ids are committed as `sending` before a push leaves,
 pushes carry a deterministic Idempotency-Key, completed ids are never pushed again, failed ids
 are pushed again under the same id, and rows a crash left `sending` are looked up in Codat
@@ -21,9 +31,9 @@ import logging
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from destination_codat_expenses import stopping
 from destination_codat_expenses.codat.client import CodatClient
@@ -41,6 +51,17 @@ from destination_codat_expenses.values import canonical_uuid
 
 logger = logging.getLogger("airbyte")
 PROGRESS_EVERY_S = 10.0
+MAX_IN_FLIGHT = 40  # pushes in flight across all companies: 4 companies at Codat's 10 each
+QUEUED_PER_PUSH = 2  # batches read ahead per push in flight: bounded memory
+
+
+@dataclass
+class Lane:
+    """One company's pushes: its batches waiting, in the order they were reserved, and how many
+    push threads drain them (at most `concurrency`)."""
+
+    waiting: deque[Batch] = field(default_factory=deque)
+    running: int = 0
 
 
 class Pipeline:
@@ -53,19 +74,27 @@ class Pipeline:
         self.outcomes = Outcomes()
         self.companies = Companies(client)
         self.buffers: dict[str, Batch] = defaultdict(list)
-        self.pool = ThreadPoolExecutor(config.concurrency, thread_name_prefix="push")
-        self.in_flight: list[Future] = []
-        self.slots = threading.BoundedSemaphore(config.concurrency * 2)
-        self.pusher = Pusher(
-            client, store, PushSettings.of(config), self.companies, self.outcomes, self.run_id
-        )
+        self.pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="push")
+        self.in_flight: list[Future] = []  # the lanes' push threads
+        self.lanes: dict[str, Lane] = defaultdict(Lane)
+        self.lanes_lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(MAX_IN_FLIGHT * QUEUED_PER_PUSH)
         self.follower = SyncFollower(
             client,
             store,
             config.upload_receipts,
-            config.concurrency,
+            max(config.concurrency, 4),
             config.receipts_root,
             on_wait=lambda still_open: self.maybe_log_progress(),
+        )
+        self.pusher = Pusher(
+            client,
+            store,
+            PushSettings.of(config),
+            self.companies,
+            self.outcomes,
+            self.run_id,
+            on_opened=self.follower.add if config.wait_for_syncs else lambda c, s, r: None,
         )
         self.last_progress = time.monotonic()
         self.settled_before = 0  # this run's syncs already final when it began following them
@@ -76,6 +105,8 @@ class Pipeline:
         self.store.start_run(self.run_id, self.config.redacted())
         reconcile_in_flight(self.client, self.store, self.run_id)
         self.follower.complete_unfinished()
+        if self.config.wait_for_syncs:
+            self.follower.start_following()
 
     def accept(self, stream: str, data: dict) -> None:
         try:
@@ -103,11 +134,13 @@ class Pipeline:
     def finish(self) -> None:
         self.checkpoint()
         if self.config.wait_for_syncs:
+            self.follower.stop_following()  # what it has not settled is open in the store
             # its own syncs, and those a killed run left open (nobody else waits for them); a
             # finished run's sync (another company's long one, say) is not this run's to wait for
             own = self.store.open_syncs(run_id=self.run_id)
             own += self.store.left_open_by_unfinished_runs(self.run_id)
-            self.settled_before = self.store.settled_count(self.run_id)
+            settled = self.store.settled_count(self.run_id)
+            self.settled_before = max(settled - self.follower.finished, 0)
             self.follower.follow(own, self.config.sync_wait_timeout_seconds)
         self.follower.upload_pending()  # every completed transaction's receipt, however it ended
         self.check_reject_share()
@@ -117,6 +150,7 @@ class Pipeline:
         """Record how the run ended (`error` says why a failed run failed, in words without
         secrets), with the rejects not yet stored, whatever else goes wrong."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.follower.stop_following()
         try:
             self.store_rejects()
         finally:
@@ -183,18 +217,43 @@ class Pipeline:
 
     # -- pushing --------------------------------------------------------------------------------
     def submit(self, company_id: str) -> None:
+        """Reserve the company's buffer (memory only: the reading thread never waits for the
+        store) and queue it on the company's lane, which a push thread drains."""
         batch = self.buffers.pop(company_id, [])
         if not batch:
             return
         while not self.slots.acquire(timeout=stopping.POLL_S):  # bounded memory: reading
             stopping.check()  # waits while pushes are behind
-        # claimed here, in the order the records came: on a push thread a later batch's claim
-        # could overtake an earlier one's, and a changed repeat would reach Codat first
-        fresh = self.pusher.claim(company_id, batch)
-        future = self.pool.submit(self.pusher.send, company_id, fresh)
-        future.add_done_callback(lambda _: self.slots.release())
-        self.in_flight.append(future)
+        reserved = self.pusher.reserve(company_id, batch)
+        if not reserved:
+            self.slots.release()
+            return
+        with self.lanes_lock:
+            lane = self.lanes[company_id]
+            lane.waiting.append(reserved)
+            if lane.running >= self.config.concurrency:
+                return  # a push thread of the company takes it when its push is done
+            lane.running += 1
         self.in_flight = [f for f in self.in_flight if not f.done() or f.exception()]
+        self.in_flight.append(self.pool.submit(self.push_lane, company_id, lane))
+
+    def push_lane(self, company_id: str, lane: Lane) -> None:
+        """Push the lane's batches one after another until none waits (a push thread)."""
+        try:
+            while True:
+                with self.lanes_lock:
+                    if not lane.waiting:
+                        lane.running -= 1
+                        return
+                    reserved = lane.waiting.popleft()
+                try:
+                    self.pusher.send(company_id, self.pusher.confirm(company_id, reserved))
+                finally:
+                    self.slots.release()
+        except BaseException:
+            with self.lanes_lock:
+                lane.running -= 1
+            raise
 
     def drain(self) -> None:
         pending, self.in_flight = self.in_flight, []

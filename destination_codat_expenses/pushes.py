@@ -20,7 +20,8 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Protocol
 
@@ -31,7 +32,7 @@ from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError, RecordError
 from destination_codat_expenses.mapping import ID_NAMESPACE
 from destination_codat_expenses.models import ON_ITS_WAY
-from destination_codat_expenses.outcomes import Outcomes
+from destination_codat_expenses.outcomes import Outcomes, Reject
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
 
@@ -71,6 +72,17 @@ class LedgerItem:
 
 
 Batch = list[tuple[str, Pushable]]  # (stream, expense)
+Judged = tuple[str, Pushable, Reject | None]  # an occurrence and its verdict (None: a repeat)
+
+
+@dataclass
+class Claim:
+    """An id reserved by a batch of this run: the content every other occurrence is judged
+    against, and (until the ledger confirmed it) those occurrences, in case it does not."""
+
+    payload_hash: str
+    confirmed: bool = False
+    judged: list[Judged] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,11 +140,14 @@ class Pusher:
         companies: Companies,
         outcomes: Outcomes,
         run_id: str | None,
+        on_opened: Callable[[str, str, bool], None] = lambda company, sync, receipts: None,
     ) -> None:
         self.client, self.store, self.settings = client, store, settings
+        # (company, sync, any receipt among its items) once the sync is in the store
+        self.on_opened = on_opened
         self.companies, self.outcomes, self.run_id = companies, outcomes, run_id
         self.lock = threading.Lock()  # the claims, the datasets waiting, the syncs opened
-        self.in_flight: dict[tuple[str, str], str] = {}  # (company, id) -> payload hash
+        self.in_flight: dict[tuple[str, str], Claim] = {}  # (company, id) reserved
         self.pending_datasets: dict[str, list[tuple[str, Batch]]] = defaultdict(list)
         self.opened_syncs: list[str] = []
 
@@ -143,6 +158,10 @@ class Pusher:
 
     def push(self, company_id: str, batch: Batch) -> None:
         self.send(company_id, self.claim(company_id, batch))
+
+    def claim(self, company_id: str, batch: Batch) -> Batch:
+        """`reserve` then `confirm`, in one go (a retry, a test)."""
+        return self.confirm(company_id, self.reserve(company_id, batch))
 
     def send(self, company_id: str, fresh: Batch) -> None:
         """Push what `claim` let through; its claims end once the outcome is in the ledger."""
@@ -162,40 +181,72 @@ class Pusher:
             self.release(company_id, fresh)
 
     # -- claims ---------------------------------------------------------------------------------
-    def claim(self, company_id: str, batch: Batch) -> Batch:
-        """The ids of `batch` this push may carry: not in flight in this run, not sent or
-        completed in the ledger, first in the batch. Every other occurrence is a repeat, judged
-        against the content recorded first for its id (same: skipped; other: a conflict)."""
+    def reserve(self, company_id: str, batch: Batch) -> Batch:
+        """What memory can decide, at once and in the order records came (the reading thread,
+        which never waits for the store): the first occurrence of an id not in flight in this
+        run is reserved for this batch; any other occurrence is a repeat, judged against the
+        content in flight. That judgment is provisional until the reserving batch's `confirm`
+        has read the ledger, which may hold the id with other content (then it is judged
+        again). Returns the reserved: the batch's candidates for `confirm`."""
         with self.lock:
-            ledger = self.store.ledger(company_id, [m.transaction_id for _, m in batch])
-            first: dict[str, str] = {}  # id -> the payload hash every repeat is judged by
             keep = []
             for stream, mapped in batch:
-                tid = mapped.transaction_id
-                if tid not in first:
-                    first[tid] = self.recorded_hash(company_id, tid, ledger)
-                    if first[tid] is None:
-                        first[tid] = self.in_flight[(company_id, tid)] = mapped.payload_hash
-                        keep.append((stream, mapped))
-                        continue
-                self.repeated(stream, mapped, first[tid])
+                key = (company_id, mapped.transaction_id)
+                claim = self.in_flight.get(key)
+                if claim is None:
+                    self.in_flight[key] = Claim(mapped.payload_hash)
+                    keep.append((stream, mapped))
+                    continue
+                verdict = self.repeated(stream, mapped, claim.payload_hash)
+                if not claim.confirmed:
+                    claim.judged.append((stream, mapped, verdict))
             return keep
 
-    def recorded_hash(self, company_id: str, tid: str, ledger: dict) -> str | None:
-        """The content already on its way to Codat for this id, if any: in flight in this run,
-        or sent or completed in the ledger. None: the id may be pushed."""
-        if (company_id, tid) in self.in_flight:
-            return self.in_flight[(company_id, tid)]
-        state, recorded = ledger.get(tid, ("new", None))
-        return recorded if state in ON_ITS_WAY else None
+    def confirm(self, company_id: str, reserved: Batch) -> Batch:
+        """What the ledger decides (a push thread): a reserved id the ledger has as sent or
+        completed is a repeat of the content recorded there, and so is every occurrence judged
+        against it meanwhile; the rest may be pushed. Batches never share a reserved id, so
+        confirms need no order among themselves."""
+        if not reserved:
+            return []
+        try:
+            ledger = self.store.ledger(company_id, [m.transaction_id for _, m in reserved])
+        except BaseException:
+            self.release(company_id, reserved)
+            raise
+        with self.lock:
+            keep = []
+            for stream, mapped in reserved:
+                key = (company_id, mapped.transaction_id)
+                state, recorded = ledger.get(mapped.transaction_id, ("new", None))
+                claim = self.in_flight[key]
+                if state in ON_ITS_WAY:
+                    del self.in_flight[key]  # the ledger judges this id from now on
+                    self.repeated(stream, mapped, recorded)
+                    self.judge_again(claim.judged, recorded)
+                else:
+                    claim.confirmed, claim.judged = True, []
+                    keep.append((stream, mapped))
+            return keep
 
-    def repeated(self, stream: str, mapped: Pushable, recorded_hash: str | None) -> None:
-        """The same id again: the same content is skipped; other content is a conflict."""
+    def judge_again(self, judged: list[Judged], recorded_hash: str | None) -> None:
+        """Occurrences judged against content the ledger turned out to predate: judged again
+        against the ledger's (a repeat may become a conflict, and the other way round)."""
+        for stream, mapped, verdict in judged:
+            same = recorded_hash == mapped.payload_hash
+            if same == (verdict is None):
+                continue
+            self.outcomes.undo(verdict)
+            self.repeated(stream, mapped, recorded_hash)
+
+    def repeated(self, stream: str, mapped: Pushable, recorded_hash: str | None) -> Reject | None:
+        """The same id again: the same content is skipped; other content is a conflict.
+        Returns the reject a conflict made (None for a repeat), so it can be undone."""
         if recorded_hash == mapped.payload_hash:
             self.outcomes.repeated()
-        else:
-            conflict = RecordError(mapped.source_key, self.settings.id_field, CONFLICT)
-            self.outcomes.withdrawn(stream, conflict)
+            return None
+        conflict = RecordError(mapped.source_key, self.settings.id_field, CONFLICT)
+        return self.outcomes.withdrawn(stream, conflict)
 
     def release(self, company_id: str, batch: Batch) -> None:
         """The push's outcome is in the ledger now (or it failed): the ledger judges repeats."""
@@ -317,6 +368,8 @@ class Pusher:
         self.store.mark_sent(company_id, [m.transaction_id for _, m in batch], record)
         with self.lock:
             self.opened_syncs.append(sync_id)
+        receipts = any(getattr(m, "receipt", None) is not None for _, m in batch)
+        self.on_opened(company_id, sync_id, receipts)
         logger.info(
             "sync %s opened for company %s with %d transactions (%s flow)",
             sync_id,

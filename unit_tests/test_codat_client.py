@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
@@ -212,3 +214,61 @@ def test_one_upload_is_the_same_bytes_every_time_it_is_sent():
     first, second = (request.read() for request in seen)
     assert first == second and b"\x89PNG" in first
     assert seen[0].headers["Content-Type"].startswith("multipart/form-data; boundary=")
+
+
+OTHER_COMPANY = "33333333-3333-4333-8333-333333333333"
+
+
+def test_a_429_halves_the_companys_requests_in_flight_and_answers_earn_them_back():
+    answers = [(429, {}, {"Retry-After": "1"}), (200, {"syncId": "s1"}, {})]
+    answers += [(200, {"syncId": "s"}, {})] * 40
+    client, _, sleeps = scripted(*answers)
+
+    client.create_expense_transactions(COMPANY, [{"id": "a"}], key="k1")
+    assert sleeps == [1.0]  # the request that met the 429 waited its Retry-After
+    assert client.gates.limit(COMPANY) == 5
+    assert client.gates.limit(OTHER_COMPANY) == 10  # another company's share is its own
+
+    grown = []
+    for n in range(36):  # AIMD: one more in flight per `limit` answers, 5+6+7+8+9 to get to 10
+        client.create_expense_transactions(COMPANY, [{"id": f"b{n}"}], key=f"k{n}")
+        grown.append(client.gates.limit(COMPANY))
+    # the retry's answer was the first of the 5 that earn the sixth
+    assert (grown[2], grown[3]) == (5, 6)
+    assert (grown[32], grown[33], grown[35]) == (9, 10, 10)
+    assert client.gates.limit(COMPANY) == 10  # never more than Codat's 10
+
+
+def test_no_company_has_more_requests_in_flight_than_its_limit():
+    """Four threads ask for one company narrowed to 2: two requests reach Codat, the others
+    wait at the gate until one of those is answered."""
+    entered, release = [], threading.Event()
+    lock = threading.Lock()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        with lock:
+            entered.append(request)
+        assert release.wait(10)
+        return httpx.Response(200, json={"syncId": "s"})
+
+    http = httpx.Client(transport=httpx.MockTransport(handler), base_url="https://codat.test")
+    client = CodatClient(http, SECRET, AttemptPolicy(attempts=1))
+    client.gates.throttled(COMPANY)
+    client.gates.throttled(COMPANY)  # 10 -> 5 -> 2
+    threads = [
+        threading.Thread(
+            target=client.create_expense_transactions, args=(COMPANY, [{"id": str(n)}], str(n))
+        )
+        for n in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(entered) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # room for a third to slip through, were the gate open
+    assert len(entered) == 2 and client.gates.in_flight[COMPANY] == 2
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(entered) == 4 and client.gates.in_flight[COMPANY] == 0

@@ -194,3 +194,47 @@ def test_records_are_routed_by_their_company_field_and_each_company_is_learned_o
     assert "does not exist in Codat" in reasons["c"]
     assert "must hold a Codat company id" in reasons["d"]
     assert query(store, "SELECT DISTINCT company_id FROM transactions") == [(COMPANY,)]
+
+
+OTHER = "33333333-3333-4333-8333-333333333333"
+
+
+class CountingCodat(FakeCodat):
+    """Creates wait until released, counting each company's creates in flight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.now: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+
+    def create(self, request):
+        company = request.url.path.split("/")[2]
+        with self.lock:
+            self.now[company] = self.now.get(company, 0) + 1
+            self.most[company] = max(self.most.get(company, 0), self.now[company])
+        try:
+            assert self.release.wait(10), "the creates were never released"
+            return super().create(request)
+        finally:
+            with self.lock:
+                self.now[company] -= 1
+
+
+def test_each_company_has_its_own_pushes_in_flight_up_to_concurrency(store):
+    codat = CountingCodat()
+    pipeline = started(
+        codat, store, batch_size=1, concurrency=3, company_id=None, company_id_field="company"
+    )
+    for n in range(8):
+        pipeline.accept(STREAM, flat(f"a{n}", company=COMPANY))
+        pipeline.accept(STREAM, flat(f"b{n}", company=OTHER))
+    # both companies reach their cap at the same moment (before any create is answered)
+    wait_for(lambda: codat.now.get(COMPANY) == 3 and codat.now.get(OTHER) == 3)
+    codat.release.set()
+    pipeline.checkpoint()
+
+    assert codat.most == {COMPANY: 3, OTHER: 3}  # never more than `concurrency` per company
+    assert sorted(i for batch in codat.created() for i in batch) == sorted(
+        ids(*[f"a{n}" for n in range(8)], *[f"b{n}" for n in range(8)])
+    )

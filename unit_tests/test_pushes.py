@@ -128,6 +128,26 @@ def test_a_repeat_within_one_batch_is_judged_against_the_first(codat, store):
     assert (tally.repeated, tally.rejected) == (1, 1)
 
 
+def test_occurrences_judged_in_memory_are_judged_again_by_what_the_ledger_holds(codat, store):
+    """The reading thread reserves and judges from memory; when the reserving batch's ledger
+    read finds the id already sent (an earlier run's content), every occurrence judged against
+    this run's content meanwhile is judged again against the ledger's."""
+    pusher = pusher_for(codat, store)
+    pusher.push(COMPANY, batch("a"))  # an earlier run: "a" sent with 12.00
+    pusher.outcomes = Outcomes()
+    reserved = pusher.reserve(COMPANY, [(STREAM, mapped("a", "99.00"))])  # other content
+    assert pusher.reserve(COMPANY, [(STREAM, mapped("a", "99.00"))]) == []  # same as first
+    assert pusher.reserve(COMPANY, batch("a", "a")) == []  # the content the ledger holds
+    assert pusher.outcomes.snapshot() == Tally(accepted=-2, rejected=2, repeated=1)  # so far
+
+    assert pusher.confirm(COMPANY, reserved) == []
+
+    # 99.00 twice: conflicts with the ledger's 12.00; 12.00 twice: repeats of the ledger's
+    assert pusher.outcomes.snapshot() == Tally(accepted=-2, rejected=2, repeated=2)
+    assert [r.record_key for r in pusher.outcomes.rejects] == ["a", "a"]
+    assert codat.created() == [ids("a")] and pusher.in_flight == {}
+
+
 def test_a_failed_id_is_pushed_again_under_the_same_id(codat, store):
     pusher = pusher_for(codat, store)
     codat.refusals.append(validation((ids("a")[0], "lines: account missing")))

@@ -11,6 +11,12 @@ A PUT (an update, a transfer) names its transaction in the path and carries the 
 content, so sending it again applies the same content to the same record: it is attempted again
 like a GET (Codat allows no Idempotency-Key on PUT).
 ("retry" is the operator's command that pushes failed items again; it is not this.)
+
+Codat allows 10 concurrent requests per company and answers 429 with Retry-After beyond its
+limits. `CompanyGates` keeps each company's requests in flight (pushes, follows, uploads alike)
+under a limit that starts at Codat's 10: a 429 halves it (the request that met it waits its
+Retry-After, then goes again); every answer without one earns it back, one more request in
+flight per `limit` answers.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -83,6 +90,74 @@ class AttemptBudget:
             return True
 
 
+CODAT_CONCURRENCY = 10  # Codat's cap: requests in flight per company
+
+
+class CompanyGates:
+    """Each company's share of requests in flight, steered by Codat's 429s (AIMD): at most
+    `ceiling`; a 429 halves the company's limit; each answer without one adds 1/limit back,
+    up to the ceiling. A thread over its company's limit waits for a request to end."""
+
+    def __init__(self, ceiling: int = CODAT_CONCURRENCY) -> None:
+        self.ceiling = ceiling
+        self.changed = threading.Condition()
+        self.limits: dict[str, int] = {}
+        self.in_flight: dict[str, int] = {}
+        self.earned: dict[str, int] = {}  # answers since the limit last grew
+
+    def limit(self, company_id: str) -> int:
+        with self.changed:
+            return self.limits.get(company_id, self.ceiling)
+
+    @contextmanager
+    def slot(self, company_id: str | None) -> Iterator[None]:
+        if company_id is None:
+            yield
+            return
+        self.enter(company_id)
+        try:
+            yield
+        finally:
+            self.leave(company_id)
+
+    def enter(self, company_id: str) -> None:
+        with self.changed:
+            limit = self.limits.get(company_id, self.ceiling)
+            while self.in_flight.get(company_id, 0) >= limit:
+                if threading.current_thread() is threading.main_thread():
+                    stopping.check()
+                self.changed.wait(stopping.POLL_S)
+                limit = self.limits.get(company_id, self.ceiling)
+            self.in_flight[company_id] = self.in_flight.get(company_id, 0) + 1
+
+    def leave(self, company_id: str) -> None:
+        with self.changed:
+            self.in_flight[company_id] -= 1
+            self.changed.notify_all()
+
+    def throttled(self, company_id: str | None) -> None:
+        """Codat answered 429: half as many of the company's requests in flight."""
+        if company_id is None:
+            return
+        with self.changed:
+            narrowed = max(1, self.limits.get(company_id, self.ceiling) // 2)
+            self.limits[company_id], self.earned[company_id] = narrowed, 0
+        logger.info("codat answered 429: at most %d requests in flight for the company", narrowed)
+
+    def answered(self, company_id: str | None) -> None:
+        """An answer without a 429: one step towards one more request in flight."""
+        if company_id is None:
+            return
+        with self.changed:
+            limit = self.limits.get(company_id, self.ceiling)
+            if limit >= self.ceiling:
+                return
+            self.earned[company_id] = self.earned.get(company_id, 0) + 1
+            if self.earned[company_id] >= limit:
+                self.limits[company_id], self.earned[company_id] = limit + 1, 0
+                self.changed.notify_all()
+
+
 def basic_auth(api_key: str) -> str:
     return "Basic " + base64.b64encode(api_key.encode()).decode()
 
@@ -101,6 +176,7 @@ class CodatClient:
         self.policy = policy or AttemptPolicy()
         self.budget = AttemptBudget(self.policy.budget, self.policy.budget_ratio)
         self.sleep = sleep
+        self.gates = CompanyGates()
 
     # -- companies and settings ---------------------------------------------------------------
     def list_companies(self, page_size: int = 100) -> dict:
@@ -261,18 +337,26 @@ class CodatClient:
             stop=stop_after_attempt(self.policy.attempts)
             | stop_after_delay(self.policy.give_up_after_s),
         )
+        company_id = params.get("companyId")
         for attempt in retrying:
-            with attempt:
-                return self._exchange(
-                    method,
-                    template,
-                    path,
-                    body,
-                    files,
-                    query,
-                    idempotency_key,
-                    attempt.retry_state.attempt_number,
-                )
+            with attempt, self.gates.slot(company_id):
+                try:
+                    answer = self._exchange(
+                        method,
+                        template,
+                        path,
+                        body,
+                        files,
+                        query,
+                        idempotency_key,
+                        attempt.retry_state.attempt_number,
+                    )
+                except CodatAPIError as error:
+                    if error.status == 429:
+                        self.gates.throttled(company_id)
+                    raise
+                self.gates.answered(company_id)
+                return answer
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _may_try_again(self, exc: BaseException, method: str, key: str | None) -> bool:

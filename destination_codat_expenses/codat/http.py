@@ -1,9 +1,10 @@
 """The one place an `httpx.Client` is made: the destination, the operator commands and the
 sandbox-admin client all get the same timeouts, pool and User-Agent from here.
 
-Why a pool of `concurrency * 2 + 2`: a run pushes on `concurrency` threads while as many follow
-syncs and upload receipts, and one more pair serves the main thread; a pool smaller than the
-threads would make them queue for a connection inside httpx, with no log line to say why.
+Why no cap on connections: a run pushes on up to `concurrency` threads per company (40 in all)
+while others follow syncs and upload receipts; a pool smaller than the threads would make them
+queue for a connection inside httpx, with no log line to say why. The threads bound the
+connections; CodatClient's per-company gates bound what reaches Codat.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ FOLLOW_WORKERS = 4  # SyncFollower's default: what an operator command runs at o
 
 
 def http_client(base_url: str, concurrency: int = FOLLOW_WORKERS) -> httpx.Client:
-    """A client for `base_url` sized for `concurrency` pushing (or following) threads."""
+    """A client for `base_url` that keeps alive enough connections for `concurrency` threads
+    per company (more are opened when more threads ask)."""
     return httpx.Client(
         base_url=base_url,
         timeout=TIMEOUT,
-        limits=httpx.Limits(max_connections=concurrency * 2 + 2),
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=concurrency * 8 + 8),
         headers={"User-Agent": USER_AGENT},
     )
 
