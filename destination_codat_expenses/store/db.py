@@ -285,6 +285,12 @@ def pg_migrations() -> list[tuple[int, Path]]:
     return scripts
 
 
+def ping(path: str) -> None:
+    """Open the PostgreSQL store and read its schema version (StoreError when it cannot)."""
+    with pg.backend_for(path).transaction() as db:
+        db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+
+
 def store_exists(path: str) -> bool:
     """A DuckDB file that exists; a PostgreSQL URL is taken to exist (opening it tells)."""
     return is_postgres(path) or Path(path).expanduser().exists()

@@ -143,7 +143,7 @@ class StatusStore:
 
         def work(db):
             db.execute(
-                f"INSERT INTO rejects SELECT ?, stream, key, field, reason, ? FROM {table}",
+                f"INSERT INTO rejects SELECT ?, stream, key, field, reason, ? FROM {table} v",
                 [run_id, now(), *params],
             )
 
@@ -280,7 +280,7 @@ class StatusStore:
             target = "(company_id, transaction_id, sync_id) " if pg.is_pg(db) else ""
             db.execute(
                 "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, "
-                f"changed_at FROM {table} ON CONFLICT {target}DO UPDATE SET status = "
+                f"changed_at FROM {table} v ON CONFLICT {target}DO UPDATE SET status = "
                 "excluded.status, message = excluded.message, recorded_at = excluded.recorded_at",
                 [company_id, *params],
             )
