@@ -24,7 +24,7 @@ from destination_codat_expenses.cli.env import (
     KEY_ENV,
     URL_ENV,  # noqa: F401 (the retry child reads it; tests set it through this module)
 )
-from destination_codat_expenses.store.backends import shown
+from destination_codat_expenses.redaction import shown
 
 
 @dataclass

@@ -19,7 +19,7 @@ import streamlit as st
 
 from destination_codat_expenses.errors import StoreError
 from destination_codat_expenses.models import FAILED_ITEM
-from destination_codat_expenses.store.backends import shown
+from destination_codat_expenses.redaction import shown
 from destination_codat_expenses.store.db import reading, store_exists
 from report_app import explain
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import duckdb
 
 from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.store import pg, pg_read
-from destination_codat_expenses.store.backends import is_postgres
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6)]

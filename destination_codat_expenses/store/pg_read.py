@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from destination_codat_expenses.errors import StoreError
-from destination_codat_expenses.store.backends import scrubbed, shown
+from destination_codat_expenses.redaction import scrubbed, shown
 
 VIEW = re.compile(r"CREATE OR REPLACE VIEW (\w+) AS\s+(.*?);\s*$", re.S | re.M)
 ALIAS = "pgstore"

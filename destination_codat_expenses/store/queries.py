@@ -23,7 +23,7 @@ from destination_codat_expenses.models import (
     UPLOADED,
     sql_list,
 )
-from destination_codat_expenses.store.backends import shown
+from destination_codat_expenses.redaction import shown
 from destination_codat_expenses.store.db import reading, store_exists
 
 SYNC_COLUMNS = (

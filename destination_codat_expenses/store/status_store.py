@@ -31,10 +31,10 @@ from destination_codat_expenses.models import (
     is_final,
     sql_list,
 )
+from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.store import ledger as ledger_sql
 from destination_codat_expenses.store import pg, pg_claims
 from destination_codat_expenses.store import webhook_events as webhook_sql
-from destination_codat_expenses.store.backends import is_postgres
 from destination_codat_expenses.store.db import migrate, transaction
 from destination_codat_expenses.store.writer import writer_for
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from destination_codat_expenses.errors import StoreError
-from destination_codat_expenses.store.backends import is_postgres, shown
+from destination_codat_expenses.redaction import is_postgres, shown
 from destination_codat_expenses.store.db import ping, reading
 from destination_codat_expenses.webhooks.spool import Spool
 

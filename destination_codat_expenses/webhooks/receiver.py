@@ -42,8 +42,7 @@ from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.errors import WebhookVerificationError, WriterFull
 from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.models import WebhookEvent
-from destination_codat_expenses.redaction import scrub, webhook_secret_forms
-from destination_codat_expenses.store.backends import is_postgres
+from destination_codat_expenses.redaction import is_postgres, scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.webhooks.confirmer import Confirmer
 from destination_codat_expenses.webhooks.health import Limits, StoreProbe, default_probe, health
