@@ -30,6 +30,7 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.store.writer import TryAgain
 from destination_codat_expenses.redaction import scrubbed, shown
 
 MIGRATION_LOCK = 7_301_205_918_411  # pg_advisory_xact_lock key: one migrator at a time
@@ -132,6 +133,10 @@ class PgBackend:
             try:
                 with connection.transaction():
                     yield db
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                raise TryAgain(
+                    "the status store rolled this work back for another writer's sake"
+                ) from None
             except psycopg.OperationalError as error:
                 raise StoreError(
                     f"The status store {shown(self.url)} failed: "

@@ -25,7 +25,7 @@ INSERT_FRESH = (
     "INSERT INTO transactions (company_id, transaction_id, source_stream, source_key, state, "
     "payload, payload_hash, issue_date, currency, total_amount, updated_at, receipt) "
     "SELECT co, tid, stream, source_key, 'sending', payload::JSON, hash, issued, currency, "
-    "total, stamp, receipt FROM {table} v WHERE v.fresh "
+    "total, stamp, receipt FROM {table} v WHERE v.fresh ORDER BY v.tid "
     "ON CONFLICT (company_id, transaction_id) DO NOTHING RETURNING transaction_id"
 )
 # a known id goes back to `sending` only from `failed`, or from `sending` this process took over
