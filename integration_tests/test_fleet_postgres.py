@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from destination_codat_expenses.codat.client import CodatClient
+from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.crashpoints import ENV
 from integration_tests.destination_support import (
     API_KEY,
@@ -42,13 +46,27 @@ FAULTS = {"rate_429": 0.05, "rate_500": 0.05, "rate_lost_response": 0.05, "retry
 COMPANIES = [XERO, QBO, DYNAMICS]
 # (crash point or None) per process: two are killed mid-run, then run again without it
 FLEET = ["before_push:2", "after_response:2", None, None]
+OFFSET = 5  # records between one process's first record and the next one's
+
+
+def pushes_per_id(base_url: str) -> Counter:
+    """How many of Codat's syncs carried each transaction id (every push that reached it)."""
+    carried: Counter = Counter()
+    with http_client(base_url) as http:
+        client = CodatClient(http, API_KEY)
+        for company_id in COMPANIES:
+            for status in client.list_sync_statuses(company_id):
+                for item in client.iter_sync_transactions(company_id, status["syncId"]):
+                    carried[item["transactionId"]] += 1
+    return carried
 
 
 def shares(lines: list[dict], processes: int, size: int) -> list[list[dict]]:
-    """Each process's records: a window of `size` records starting at its own offset (so every
-    record is in several processes' input), with a STATE after every 20 of its records."""
+    """Each process's records: a window of `size` records starting a few records after the
+    previous process's (so the same ids reach Codat from several processes at the same time),
+    with a STATE after every 20 of its records."""
     records = [line for line in lines if line["type"] == "RECORD"]
-    step = len(records) // processes
+    step = OFFSET
     out = []
     for n in range(processes):
         window = [records[(n * step + i) % len(records)] for i in range(size)]
@@ -120,7 +138,7 @@ def run_member(paths: dict, crash: str | None) -> list:
 
 
 def run_fleet(tmp_path, admin_url: str, records: int, size: int) -> None:
-    store = new_database(admin_url, "fleet")
+    store = new_database(admin_url, f"fleet_{uuid.uuid4().hex[:10]}")
     lines = input_lines("fleet", records, COMPANIES, records)
     with sandbox_process(tmp_path / "sandbox.log", API_KEY, {**FAULTS, "seed": 5}) as base_url:
         with running_receiver(
@@ -128,7 +146,8 @@ def run_fleet(tmp_path, admin_url: str, records: int, size: int) -> None:
         ) as receiver_url:
             onlookers = Onlookers(store, receiver_url)
             members = []
-            for n, share in enumerate(shares(lines, len(FLEET), size)):
+            inputs = shares(lines, len(FLEET), size)
+            for n, share in enumerate(inputs):
                 config = routed(base_url, "unused", batch_size=10, sync_wait_timeout_seconds=60)
                 config["status_store"] = store
                 del config["status_store_path"]
@@ -138,7 +157,9 @@ def run_fleet(tmp_path, admin_url: str, records: int, size: int) -> None:
                 exits = list(pool.map(run_member, members, FLEET))
             onlookers.stop.set()
             onlookers.thread.join(timeout=30)
-        written = assert_each_expense_once(base_url, expected_books(lines))
+        written = assert_each_expense_once(base_url, expected_books(sum(inputs, [])))
+        twice = {tid: n for tid, n in pushes_per_id(base_url).items() if n != 1}
+        assert not twice, f"{len(twice)} ids pushed more than once, e.g. {list(twice.items())[:3]}"
         assert_store_agrees(store, written)
     assert [e[0] for e in exits[:2]] == [-9, -9], exits  # the two were killed mid-run
     assert not onlookers.errors, onlookers.errors[:3]
@@ -148,7 +169,7 @@ def run_fleet(tmp_path, admin_url: str, records: int, size: int) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_fleet_on_one_postgres_store_writes_each_expense_once(tmp_path, postgres_url):
-    run_fleet(tmp_path, postgres_url, records=160, size=80)
+    run_fleet(tmp_path, postgres_url, records=150, size=120)
 
 
 @pytest.mark.soak
