@@ -30,8 +30,8 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from destination_codat_expenses.errors import StoreError
-from destination_codat_expenses.store.writer import TryAgain
 from destination_codat_expenses.redaction import scrubbed, shown
+from destination_codat_expenses.store.writer import TryAgain
 
 MIGRATION_LOCK = 7_301_205_918_411  # pg_advisory_xact_lock key: one migrator at a time
 CONNECT_TIMEOUT_S = 10
