@@ -54,7 +54,7 @@ example: install
 
 # BENCH_FLAT=1 adds the 300,000-record flatness run (10 minutes or more at main's pace).
 # The official SDK's loop runs in its own venv, made with uv on first use (benchmarks/sdk_env.py).
-bench: install browser
+bench: install browser postgres
 	$(RUN) python -m benchmarks.startup
 	$(RUN) python -m benchmarks.sandbox_throughput
 	BENCH_UV="$(UV)" $(RUN) python -m benchmarks.peers --records 20000
@@ -62,6 +62,7 @@ bench: install browser
 	$(RUN) python -m benchmarks.store_batch_cost --rows 0,20000,300000
 	$(if $(BENCH_FLAT),$(RUN) python -m benchmarks.flatness --small 20000 --large 300000)
 	$(RUN) python -m benchmarks.destination_throughput --records 100000
+	$(RUN) python -m benchmarks.fleet_postgres --records 6000 --processes 1,4
 	$(RUN) python -m benchmarks.report_render --browser
 
 lint: install

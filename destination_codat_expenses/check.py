@@ -9,6 +9,7 @@ from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import learn_company
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.errors import CodatAPIError, CodatExpensesError, FatalAPIError
+from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.rules import Fallbacks, referenced_ids
 from destination_codat_expenses.store.db import migrate
 
@@ -132,6 +133,12 @@ class ReferenceLookup:
 
 
 def store_problem(path: str) -> str | None:
+    if is_postgres(path):
+        try:
+            migrate(path)
+        except CodatExpensesError as error:
+            return f"{str(error).rstrip('.')}. Check 'status_store' (the PostgreSQL URL)."
+        return None
     target = Path(path).expanduser()
     try:
         if target.exists():
@@ -147,6 +154,6 @@ def store_problem(path: str) -> str | None:
     else:
         return None
     return (
-        f"The status store {path} cannot be written ({detail}). Set 'status_store_path' "
+        f"The status store {path} cannot be written ({detail}). Set 'status_store' "
         "to a file in a folder this process can write to."
     )

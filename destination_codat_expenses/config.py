@@ -9,13 +9,15 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from destination_codat_expenses import values
 from destination_codat_expenses.errors import ConfigError
 from destination_codat_expenses.mapping import FieldNames, MappingSettings
 from destination_codat_expenses.receipts import PSEUDO_FILE_SYSTEMS
+from destination_codat_expenses.redaction import is_postgres, shown
+from destination_codat_expenses.redaction import shown as shown_store
 from destination_codat_expenses.rules import parsed_fallbacks
 
 SECRET_SETTINGS = ("api_key",)
@@ -66,7 +68,7 @@ class Config:
             wait_for_syncs=bool(settings["wait_for_syncs"]),
             sync_wait_timeout_seconds=bounded(settings, "sync_wait_timeout_seconds", 0, 86400),
             max_rejected_share=share(settings["max_rejected_share"]),
-            status_store_path=checked_path(settings["status_store_path"]),
+            status_store_path=checked_store(raw, settings),
             concurrency=bounded(settings, "concurrency", 1, 10),
             upload_receipts=bool(settings["upload_receipts"]),
             receipts_root=checked_receipts_root(settings.get("receipts_root")),
@@ -89,6 +91,7 @@ class Config:
         """The settings as stored with a run: every secret replaced."""
         shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "mapping"}
         shown.update({name: "**********" for name in SECRET_SETTINGS})
+        shown["status_store_path"] = shown_store(self.status_store_path)  # a URL's password
         shown["mapping"] = {
             "shape": self.mapping.shape,
             "zone": str(self.mapping.zone),
@@ -135,10 +138,28 @@ def checked_company(value: Any) -> str | None:
     return canonical
 
 
-def checked_path(value: Any) -> str:
+def checked_store(raw: dict[str, Any], settings: dict[str, Any]) -> str:
+    """`status_store`, else its old name `status_store_path`, else the default file."""
+    name = "status_store" if raw.get("status_store") else "status_store_path"
+    value = raw.get(name) or settings["status_store"]
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError("status_store_path", "must be a file path for the DuckDB store.")
-    return value.strip()
+        raise ConfigError(
+            name, "must be a DuckDB file path or a postgresql://user:password@host:port/db URL."
+        )
+    value = value.strip()
+    if is_postgres(value) and not postgres_url_complete(value):
+        raise ConfigError(
+            name, f"{shown(value)} is not a postgresql://user:password@host:port/db URL."
+        )
+    return value
+
+
+def postgres_url_complete(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        return bool(parts.hostname) and bool(parts.path.strip("/")) and parts.port != 0
+    except ValueError:
+        return False
 
 
 def checked_receipts_root(value: Any) -> str | None:

@@ -104,6 +104,10 @@ class Pipeline:
         self.store.prepare()
         self.store.start_run(self.run_id, self.config.redacted())
         reconcile_in_flight(self.client, self.store, self.run_id)
+        # rows a dead process of a fleet left `sending` that Codat does not have: taken over by
+        # this run (shared store only), so pushing them is its job, whatever its records are
+        for company_id, stream, mapped in self.store.taken_over():
+            self.buffer(company_id, stream, mapped)
         self.follower.complete_unfinished()
         if self.config.wait_for_syncs:
             self.follower.start_following()

@@ -168,7 +168,9 @@ class Pusher:
         if not fresh:
             return
         try:
-            self.mark_sending(company_id, fresh)
+            fresh = self.mark_sending(company_id, fresh)
+            if not fresh:
+                return
             crash_point("before_push")
             if self.settings.flow == "direct":
                 self.push_direct(company_id, fresh)
@@ -254,14 +256,26 @@ class Pusher:
             for _, mapped in batch:
                 self.in_flight.pop((company_id, mapped.transaction_id), None)
 
-    def mark_sending(self, company_id: str, batch: Batch) -> None:
+    def mark_sending(self, company_id: str, batch: Batch) -> Batch:
         """Ledger first: the ids are `sending` before their push leaves. A record of this run
-        brings its content; a retry pushes the content the ledger already holds."""
+        brings its content; a retry pushes the content the ledger already holds. Returns what
+        the ledger let this process claim: on a shared (PostgreSQL) ledger an id another live
+        process holds is its job, not pushed here, and counted as a repeat."""
         if self.settings.retry_of is not None:
-            self.store.mark_retrying(company_id, [m.transaction_id for _, m in batch])
-            return
-        for stream in {s for s, _ in batch}:
-            self.store.mark_sending(company_id, stream, [m for s, m in batch if s == stream])
+            claimed = set(
+                self.store.mark_retrying(company_id, [m.transaction_id for _, m in batch])
+            )
+        else:
+            claimed = set()
+            for stream in {s for s, _ in batch}:
+                ours = [m for s, m in batch if s == stream]
+                claimed.update(self.store.mark_sending(company_id, stream, ours))
+        held_elsewhere = [(s, m) for s, m in batch if m.transaction_id not in claimed]
+        if held_elsewhere:
+            self.release(company_id, held_elsewhere)
+            for _ in held_elsewhere:
+                self.outcomes.repeated()
+        return [(s, m) for s, m in batch if m.transaction_id in claimed]
 
     # -- direct flow ----------------------------------------------------------------------------
     def push_direct(self, company_id: str, batch: Batch) -> None:

@@ -250,7 +250,7 @@ def write_checking_states(config: dict, stream: Stream) -> list[dict]:
     """The write, in this process; at each echoed STATE (the writer paused right there) the
     store must already hold every record before it as accepted by Codat, and every bad one
     before it as a reject. Returns the STATEs echoed, which must be all of them, in order."""
-    store = Path(config["status_store_path"])
+    store = config["status_store_path"]  # a DuckDB path or a PostgreSQL URL
     echoed: list[dict] = []
     for state in iter_write(config, CATALOG, stream.lines()):
         echoed.append(state)

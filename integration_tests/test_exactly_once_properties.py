@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, note, settings
@@ -34,6 +35,7 @@ from integration_tests.exactly_once_support import (
     uuid_key,
     write_checking_states,
 )
+from testing.postgres import new_database
 
 
 # -- the known loss: record #1 again as the first record of the second batch of 50 --------------
@@ -49,9 +51,9 @@ def repeat_in_next_batch(changed: bool) -> Stream:
     return Stream([*firsts[:50], repeat, *firsts[50:], Checkpoint()], push_latency_ms=300)
 
 
-def test_a_repeat_in_the_next_batch_is_recorded_once(sandbox_url, tmp_path):
+def test_a_repeat_in_the_next_batch_is_recorded_once(sandbox_url, store_location):
     stream = repeat_in_next_batch(changed=False)
-    store = tmp_path / "status.duckdb"
+    store = store_location
     fresh_sandbox(sandbox_url, stream)
 
     write_checking_states(destination_settings(sandbox_url, store), stream)
@@ -122,11 +124,31 @@ def shared_sandbox():
         yield url
 
 
-@pytest.fixture(scope="module")
-def store_paths(tmp_path_factory):
-    """A fresh DuckDB file for each example (hypothesis runs many in one test call)."""
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def store_paths(request, tmp_path_factory):
+    """A fresh store for each example (hypothesis runs many in one test call): a DuckDB file,
+    or a database of its own on the throwaway PostgreSQL cluster."""
+    if request.param == "postgres":
+        admin_url = request.getfixturevalue("postgres_url")
+        return (
+            new_database(admin_url, f"streams_{uuid.uuid4().hex[:10]}") for _ in itertools.count()
+        )
     folder = tmp_path_factory.mktemp("streams")
     return (folder / f"status-{n}.duckdb" for n in itertools.count())
+
+
+def fresh_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store_location(request, tmp_path):
+    """A DuckDB file, or a fresh database on the throwaway PostgreSQL cluster."""
+    if request.param == "postgres":
+        return new_database(
+            request.getfixturevalue("postgres_url"), f"store_{uuid.uuid4().hex[:10]}"
+        )
+    return tmp_path / "status.duckdb"
 
 
 def run_and_judge(base_url: str, store, stream: Stream, rerun: bool) -> None:

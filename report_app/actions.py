@@ -24,6 +24,7 @@ from destination_codat_expenses.cli.env import (
     KEY_ENV,
     URL_ENV,  # noqa: F401 (the retry child reads it; tests set it through this module)
 )
+from destination_codat_expenses.redaction import shown
 from report_app.access import OPERATOR_TOKEN_ENV
 
 
@@ -43,7 +44,8 @@ def has_credentials() -> bool:
 
 def retry_command(store_path: str, sync_id: str) -> str:
     """The operator command that does the same retry from a shell with the API key set."""
-    return f"codat-expenses retry --store {shlex.quote(store_path)} --sync {shlex.quote(sync_id)}"
+    shown_store = shlex.quote(shown(store_path))  # a PostgreSQL URL's password masked
+    return f"codat-expenses retry --store {shown_store} --sync {shlex.quote(sync_id)}"
 
 
 def retry_argv(store_path: str, sync_id: str) -> list[str]:

@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -20,7 +19,8 @@ import streamlit as st
 
 from destination_codat_expenses.errors import StoreError
 from destination_codat_expenses.models import FAILED_ITEM
-from destination_codat_expenses.store.db import reading
+from destination_codat_expenses.redaction import shown
+from destination_codat_expenses.store.db import reading, store_exists
 from report_app import explain
 
 LOCK_WAIT_S = 3.0  # a page waits this long for a writer's lock, then says "busy" and retries
@@ -124,8 +124,10 @@ class Dashboard:
 @contextlib.contextmanager
 def views(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short read-only connection; a writer's lock past LOCK_WAIT_S becomes StoreBusy."""
-    if not Path(path).exists():
-        raise StoreError(f"There is no status store at {path} yet: run the destination first.")
+    if not store_exists(path):  # a DuckDB file, or a PostgreSQL URL (read through DuckDB)
+        raise StoreError(
+            f"There is no status store at {shown(path)} yet: run the destination first."
+        )
     try:
         with reading(path, wait_s=LOCK_WAIT_S, read_only=True) as db:
             db.execute("SET TimeZone = 'UTC'")
@@ -138,7 +140,7 @@ def views(path: str) -> Iterator[duckdb.DuckDBPyConnection]:
         raise
     except duckdb.CatalogException:
         raise StoreError(
-            f"{path} is not a status store yet (no views): run the destination first."
+            f"{shown(path)} is not a status store yet (no views): run the destination first."
         ) from None
 
 

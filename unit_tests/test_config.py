@@ -41,7 +41,8 @@ def test_every_setting_the_spec_names_is_a_config_field_or_routed_into_mapping()
         "amount_includes_tax",
         "timezone",
     }
-    assert named - fields == into_mapping
+    # `status_store` is read into the field of its old name, `status_store_path` (its alias)
+    assert named - fields == into_mapping | {"status_store"}
     assert fields - named == {"mapping"}
 
 
@@ -155,3 +156,23 @@ def test_what_is_stored_with_a_run_never_holds_the_key():
 )
 def test_https_anywhere_and_plain_http_only_on_loopback(url):
     assert Config.from_mapping({**BASE, "base_url": url}).base_url == url
+
+
+def test_status_store_takes_a_postgres_url_and_its_old_name_still_works():
+    base = {"api_key": "k", "company_id": "8a210b68-6988-11ed-a1eb-0242ac120002"}
+    url = "postgresql://codat:s3cr3t-pw@db.internal:5432/codat"
+    assert Config.from_mapping({**base, "status_store": url}).status_store_path == url
+    assert Config.from_mapping({**base, "status_store_path": "x.duckdb"}).status_store_path == (
+        "x.duckdb"
+    )
+    both = {**base, "status_store": url, "status_store_path": "x.duckdb"}
+    assert Config.from_mapping(both).status_store_path == url
+    redacted = json.dumps(Config.from_mapping({**base, "status_store": url}).redacted())
+    assert "s3cr3t-pw" not in redacted and "db.internal" in redacted
+
+
+def test_an_incomplete_postgres_url_is_refused_without_its_password():
+    base = {"api_key": "k", "company_id": "8a210b68-6988-11ed-a1eb-0242ac120002"}
+    with pytest.raises(ConfigError) as refused:
+        Config.from_mapping({**base, "status_store": "postgresql://codat:s3cr3t-pw@/"})
+    assert "s3cr3t-pw" not in str(refused.value)

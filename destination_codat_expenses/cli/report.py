@@ -15,7 +15,9 @@ from pathlib import Path
 
 from destination_codat_expenses.cli.env import STORE_ENV
 from destination_codat_expenses.cli.extras import require_extras
+from destination_codat_expenses.cli.views import add_store_argument
 from destination_codat_expenses.errors import CodatExpensesError
+from destination_codat_expenses.redaction import is_postgres, shown
 
 
 def add_report_command(commands) -> None:
@@ -23,7 +25,7 @@ def add_report_command(commands) -> None:
         "report",
         help="Open the Sync Health report on a status store (Streamlit, loopback by default).",
     )
-    report.add_argument("--store", required=True, help="The DuckDB status store file.")
+    add_store_argument(report)
     report.add_argument(
         "--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1)."
     )
@@ -58,13 +60,16 @@ def streamlit_command(host: str, port: int) -> list[str]:
 
 def run_report(args: argparse.Namespace) -> int:
     require_extras("report", "report")
-    store = Path(args.store).expanduser().resolve()
-    if not store.is_file():
+    store = args.store if is_postgres(args.store) else Path(args.store).expanduser().resolve()
+    if not is_postgres(args.store) and not store.is_file():
         raise CodatExpensesError(
             f"There is no status store at {store}: run the destination (or the demo) first."
         )
     env = {**os.environ, STORE_ENV: str(store)}
-    print(f"Sync Health report for {store} on http://{args.host}:{args.port}", file=sys.stderr)
+    print(
+        f"Sync Health report for {shown(str(store))} on http://{args.host}:{args.port}",
+        file=sys.stderr,
+    )
     sys.stderr.flush()
     # this process becomes Streamlit: a SIGTERM or Ctrl-C reaches the server itself, and no
     # wrapper is left waiting on (or orphaning) a child

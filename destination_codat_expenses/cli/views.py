@@ -7,11 +7,12 @@ Every read goes through store/queries.py. A sync code is never printed without i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date
 from typing import Any
 
-from destination_codat_expenses.cli.env import EXIT_NOT_ALL_DONE, EXIT_OK
+from destination_codat_expenses.cli.env import EXIT_NOT_ALL_DONE, EXIT_OK, STORE_ENV
 from destination_codat_expenses.models import status_meaning
 from destination_codat_expenses.store import queries
 
@@ -75,9 +76,21 @@ def add_run_and_reject_views(commands) -> None:
     found.set_defaults(handler=run_rejects_list)
 
 
+STORE_HELP = (
+    "The status store: a DuckDB file, or a postgresql://user:password@host:port/db URL "
+    f"(default ${STORE_ENV}, which keeps the URL's password off the command line)."
+)
+
+
 def with_store(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--store", required=True, help="The DuckDB status store file.")
+    add_store_argument(parser)
     return parser
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    """`--store`, or $CODAT_EXPENSES_STORE when it is not given."""
+    default = os.environ.get(STORE_ENV, "").strip() or None
+    parser.add_argument("--store", required=default is None, default=default, help=STORE_HELP)
 
 
 # -- syncs ----------------------------------------------------------------------------------------

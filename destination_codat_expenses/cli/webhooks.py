@@ -23,6 +23,7 @@ from destination_codat_expenses.cli.env import (
     WEBHOOK_SECRET_ENV,
 )
 from destination_codat_expenses.cli.logs import uvicorn_log_options
+from destination_codat_expenses.cli.views import add_store_argument
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.http import http_client
 from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH, create_receiver
@@ -43,7 +44,7 @@ def add_webhook_commands(commands) -> None:
         f"(never a flag). With ${KEY_ENV} set, each sync a webhook reports ended is read "
         "from Codat (status and items); without it, it is marked to confirm.",
     )
-    serve.add_argument("--store", required=True, help="The status store (DuckDB file).")
+    add_store_argument(serve)
     serve.add_argument("--host", default="127.0.0.1", help="Address to listen on.")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="Port to listen on.")
     serve.add_argument(

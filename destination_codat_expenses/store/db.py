@@ -28,6 +28,8 @@ from pathlib import Path
 import duckdb
 
 from destination_codat_expenses.errors import StoreError
+from destination_codat_expenses.redaction import is_postgres
+from destination_codat_expenses.store import pg, pg_read
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6)]
@@ -192,6 +194,10 @@ def lease_for(path: str) -> Lease:
 
 def release(path: str) -> None:
     """Give the file up now (tests, and a process about to hand over to another)."""
+    if is_postgres(path):
+        pg.backend_for(path).close()
+        pg_read.reader_for(path).forget()
+        return
     lease_for(path).close()
 
 
@@ -203,7 +209,11 @@ def release_all() -> None:
 
 @contextlib.contextmanager
 def transaction(path: str, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """One unit of work on the file: all of it commits, or none of it."""
+    """One unit of work on the store: all of it commits, or none of it."""
+    if is_postgres(path):
+        with pg.backend_for(path).transaction() as db:
+            yield db
+        return
     with lease_for(path).use(wait_s) as connection:
         connection.execute("BEGIN TRANSACTION")
         try:
@@ -221,7 +231,12 @@ def reading(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read. A process that also writes the file reads through its lease (DuckDB refuses two
     configurations of one file in one process); pure readers pass read_only=True and get a
-    connection of their own that is closed at once."""
+    connection of their own that is closed at once. A PostgreSQL store is read through an
+    in-memory DuckDB that attaches it read-only, with the same views (pg_read.py)."""
+    if is_postgres(path):
+        with pg_read.reader_for(path).cursor(MIGRATIONS) as db:
+            yield db
+        return
     if not read_only:
         with lease_for(path).use(wait_s) as connection:
             yield connection
@@ -237,7 +252,10 @@ def reading(
 
 
 def migrate(path: str) -> int:
-    """Bring the file's schema up to the newest version; returns the version it is at."""
+    """Bring the store's schema up to the newest version; returns the version it is at."""
+    if is_postgres(path):
+        pg.backend_for(path).migrate(pg_migrations())
+        return version_of(MIGRATIONS[-1])
     Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     with transaction(path) as connection:
         connection.execute(
@@ -255,6 +273,27 @@ def migrate(path: str) -> int:
             connection.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
             logger.info("status store %s migrated to version %d", path, version)
     return version_of(MIGRATIONS[-1])
+
+
+def pg_migrations() -> list[tuple[int, Path]]:
+    """PostgreSQL's scripts: the same versions; `pg_schema_vN.sql` where DuckDB's `schema_vN.sql`
+    is not valid PostgreSQL (v4 rebuilds a table that views depend on), else DuckDB's own."""
+    scripts = []
+    for script in MIGRATIONS:
+        own = script.with_name(f"pg_{script.name}")
+        scripts.append((version_of(script), own if own.exists() else script))
+    return scripts
+
+
+def ping(path: str) -> None:
+    """Open the PostgreSQL store and read its schema version (StoreError when it cannot)."""
+    with pg.backend_for(path).transaction() as db:
+        db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+
+
+def store_exists(path: str) -> bool:
+    """A DuckDB file that exists; a PostgreSQL URL is taken to exist (opening it tells)."""
+    return is_postgres(path) or Path(path).expanduser().exists()
 
 
 def version_of(script: Path) -> int:

@@ -116,12 +116,12 @@ def write_item_outcomes(db, sync_id: str, outcome: tuple[str, list], attempted_a
     db.execute(
         "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
         "status, message, amount, currency, updated_at) SELECT sync, co, tid, data_type, "
-        f"record_id, status, message, amount, currency, stamp FROM {table}",
+        f"record_id, status, message, amount, currency, stamp FROM {table} v",
         params,
     )
     db.execute(
         "INSERT INTO transaction_attempts SELECT co, tid, sync, status, message, stamp "
-        f"FROM {table} WHERE NOT attempted",
+        f"FROM {table} v WHERE NOT attempted",
         params,
     )
     if attempted_any:  # rare (a refresh); else no statement at all, not even an empty join

@@ -9,7 +9,6 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -24,7 +23,8 @@ from destination_codat_expenses.models import (
     UPLOADED,
     sql_list,
 )
-from destination_codat_expenses.store.db import reading
+from destination_codat_expenses.redaction import shown
+from destination_codat_expenses.store.db import reading, store_exists
 
 SYNC_COLUMNS = (
     "sync_id",
@@ -56,14 +56,14 @@ class SyncFilter:
 def store_views(path: str, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read connection to an existing, migrated store; a clear error otherwise. read_only:
     a connection of its own, closed at once (db.reading), for a process that only reads."""
-    if not Path(path).expanduser().exists():
-        raise StoreError(f"There is no status store at {path}.")
+    if not store_exists(path):
+        raise StoreError(f"There is no status store at {shown(path)}.")
     try:
         with reading(path, read_only=read_only) as db:
             yield db
     except duckdb.CatalogException:
         raise StoreError(
-            f"{path} is not a status store yet (no tables): run the destination "
+            f"{shown(path)} is not a status store yet (no tables): run the destination "
             "or `codat-expenses status refresh` first."
         ) from None
 

@@ -2,7 +2,9 @@
 
 The ledger (`transactions`) is what makes each expense land once: a row is committed as
 `sending` before its push leaves, becomes `sent` with the sync that carries it, then `completed`
-or `failed` from Codat's answer. Every method is one short transaction on the DuckDB file.
+or `failed` from Codat's answer. The store is a DuckDB file or a PostgreSQL database (pg.py):
+the same statements run on both; where they differ, both sit side by side here or in ledger.py.
+On PostgreSQL many processes share the ledger, and `mark_sending` claims ids for real (pg.py).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from destination_codat_expenses.models import (
     is_final,
     sql_list,
 )
+from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.store import ledger as ledger_sql
+from destination_codat_expenses.store import pg, pg_claims
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
 from destination_codat_expenses.store.writer import writer_for
@@ -79,6 +83,7 @@ class StatusStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self.writer = writer_for(path, lambda: transaction(path))
+        self.shared = is_postgres(path)  # a fleet's ledger: claims are real (pg.py)
 
     def prepare(self) -> None:
         migrate(self.path)
@@ -122,6 +127,8 @@ class StatusStore:
             )
 
         self.write(work)
+        if self.shared:  # what this run still holds (pushes that failed) is anyone's to reconcile
+            pg.backend_for(self.path).unlock_all()
 
     def record_rejects(self, run_id: str, rejects: Iterable[tuple[str, str, str, str]]) -> None:
         rows = list(rejects)
@@ -136,7 +143,7 @@ class StatusStore:
 
         def work(db):
             db.execute(
-                f"INSERT INTO rejects SELECT ?, stream, key, field, reason, ? FROM {table}",
+                f"INSERT INTO rejects SELECT ?, stream, key, field, reason, ? FROM {table} v",
                 [run_id, now(), *params],
             )
 
@@ -150,7 +157,12 @@ class StatusStore:
         rows = self.read(lambda db: ledger_sql.ledger_rows(db, company_id, ids))
         return {tid: (row[0], row[1]) for tid, row in rows.items()}
 
-    def mark_sending(self, company_id: str, stream: str, batch: list[MappedTransaction]) -> None:
+    def mark_sending(
+        self, company_id: str, stream: str, batch: list[MappedTransaction]
+    ) -> list[str]:
+        """The ids `sending`, before their push leaves; returns those this process claimed and
+        may push. A DuckDB file has one writing process: all of them. On PostgreSQL, an id
+        another live process holds (or that it recorded first) is not claimed (pg_claims.py)."""
         ids = [t.transaction_id for t in batch]
 
         def work(db):
@@ -170,14 +182,19 @@ class StatusStore:
                 receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
                 fresh=("BOOLEAN", fresh),
             )
+            if pg.is_pg(db):
+                return pg_claims.claim_sending(db, company_id, table, params, ids, fresh, known)
             ledger_sql.write_sending(db, table, params, fresh)
+            return ids
 
-        self.write(work)
+        return self.write(work)
 
     def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
         """Codat accepted the push: remember its sync, and the sync itself."""
 
         def work(db):
+            if pg.is_pg(db):
+                db.release_after_commit(company_id, ids)
             known, source = ledger_sql.sync_source(db, sync["sync_id"])
             if ids:
                 ledger_sql.write_sent(db, company_id, ids, sync["sync_id"], now())
@@ -201,7 +218,7 @@ class StatusStore:
     def link_datasets(self, dataset_ids: list[str], sync_id: str) -> None:
         def work(db):
             db.execute(
-                "UPDATE datasets SET sync_id = ? WHERE dataset_id IN (SELECT unnest(?))",
+                "UPDATE datasets SET sync_id = ? WHERE dataset_id IN (SELECT unnest(?::VARCHAR[]))",
                 [sync_id, dataset_ids],
             )
 
@@ -215,9 +232,9 @@ class StatusStore:
         def work(db):
             return db.execute(
                 "SELECT transaction_id, sync_id FROM transaction_attempts WHERE company_id = ? "
-                "AND transaction_id IN (SELECT unnest(?)) UNION SELECT transaction_id, "
+                "AND transaction_id IN (SELECT unnest(?::VARCHAR[])) UNION SELECT transaction_id, "
                 "last_sync_id FROM transactions WHERE company_id = ? AND transaction_id IN "
-                "(SELECT unnest(?)) AND last_sync_id IS NOT NULL",
+                "(SELECT unnest(?::VARCHAR[])) AND last_sync_id IS NOT NULL",
                 [company_id, ids, company_id, ids],
             ).fetchall()
 
@@ -245,6 +262,8 @@ class StatusStore:
         )
 
         def work(db):
+            if pg.is_pg(db):
+                db.release_after_commit(company_id, ids)
             for sync_id in set(sync_ids):
                 db.execute(
                     "INSERT INTO syncs (sync_id, company_id, flow, initiated_at, updated_at) "
@@ -257,10 +276,12 @@ class StatusStore:
                 f"FROM {table} c WHERE t.company_id = ? AND t.transaction_id = c.tid",
                 [*params, company_id],
             )
+            # PostgreSQL names the conflict's columns; DuckDB's is the primary key already
+            target = "(company_id, transaction_id, sync_id) " if pg.is_pg(db) else ""
             db.execute(
                 "INSERT INTO transaction_attempts SELECT ?, tid, sync, 'Completed', message, "
-                f"changed_at FROM {table} ON CONFLICT DO UPDATE SET status = excluded.status, "
-                "message = excluded.message, recorded_at = excluded.recorded_at",
+                f"changed_at FROM {table} v ON CONFLICT {target}DO UPDATE SET status = "
+                "excluded.status, message = excluded.message, recorded_at = excluded.recorded_at",
                 [company_id, *params],
             )
 
@@ -273,31 +294,40 @@ class StatusStore:
             return
 
         def work(db):
+            if pg.is_pg(db):
+                db.release_after_commit(company_id, ids)
             db.execute(
                 "UPDATE transactions SET state = 'failed', message = ?, updated_at = ? WHERE "
-                "company_id = ? AND transaction_id IN (SELECT unnest(?)) AND state <> 'completed'",
+                "company_id = ? AND transaction_id IN (SELECT unnest(?::VARCHAR[])) "
+                "AND state <> 'completed'",
                 [NOT_COMPLETED, now(), company_id, ids],
             )
 
         self.write(work)
 
-    def mark_retrying(self, company_id: str, ids: list[str]) -> None:
-        """A retry is about to push these failed ids again: in flight, like any push."""
+    def mark_retrying(self, company_id: str, ids: list[str]) -> list[str]:
+        """A retry is about to push these failed ids again: in flight, like any push. Returns
+        the ids claimed (on PostgreSQL, not those another live process holds)."""
 
         def work(db):
+            if pg.is_pg(db):
+                return pg_claims.claim_retrying(db, company_id, ids)
             db.execute(
                 "UPDATE transactions SET state = 'sending', updated_at = ? WHERE "
-                "company_id = ? AND transaction_id IN (SELECT unnest(?)) "
+                "company_id = ? AND transaction_id IN (SELECT unnest(?::VARCHAR[])) "
                 "AND state <> 'completed'",
                 [now(), company_id, ids],
             )
+            return ids
 
-        self.write(work)
+        return self.write(work)
 
     def mark_refused(self, company_id: str, transaction_id: str, message: str) -> None:
         """Codat refused the item itself (its schema check): failed, with Codat's reason."""
 
         def work(db):
+            if pg.is_pg(db):
+                db.release_after_commit(company_id, [transaction_id])
             db.execute(
                 "UPDATE transactions SET state = 'failed', codat_status = 'Refused', "
                 "message = ?, updated_at = ? WHERE company_id = ? AND transaction_id = ?",
@@ -312,7 +342,7 @@ class StatusStore:
 
         def work(db):
             return db.execute(
-                "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
+                "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?::VARCHAR[])) AND "
                 f"(status_source = '{FROM_WEBHOOK}' OR (status_code IS NOT NULL AND "
                 f"status_code NOT IN {OPEN}))",
                 [sync_ids],
@@ -327,7 +357,7 @@ class StatusStore:
 
         def work(db):
             return db.execute(
-                "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?)) AND "
+                "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?::VARCHAR[])) AND "
                 f"status_source IN ('{FROM_CODAT}', '{FROM_PRODUCT}') AND "
                 f"status_code IS NOT NULL AND status_code NOT IN {OPEN}",
                 [sync_ids],
@@ -337,16 +367,28 @@ class StatusStore:
         return {row[0] for row in rows}
 
     def in_flight(self, company_id: str | None = None) -> list[tuple[str, str, str | None]]:
-        """(company, transaction, last sync) of every row left `sending`: to reconcile."""
+        """(company, transaction, last sync) of every row left `sending`: to reconcile. On
+        PostgreSQL only those no live process holds, and this one takes them over (pg.py)."""
 
         def work(db):
+            if pg.is_pg(db):
+                return pg_claims.take_over_in_flight(db, company_id)
             return db.execute(
                 "SELECT company_id, transaction_id, last_sync_id FROM transactions "
-                "WHERE state = 'sending' AND (? IS NULL OR company_id = ?)",
+                "WHERE state = 'sending' AND (CAST(? AS VARCHAR) IS NULL OR company_id = ?)",
                 [company_id, company_id],
             ).fetchall()
 
         return self.read(work)
+
+    def taken_over(self) -> list[tuple[str, str, MappedTransaction]]:
+        """(company, stream, expense as the ledger holds it) of rows this process took over
+        from a dead one and still holds `sending` after reconciling them (Codat has none of
+        them): pushing them is this process's job now, whether its records bring them or not.
+        Always empty on a DuckDB file (one writing process: its records bring them again)."""
+        if not self.shared:
+            return []
+        return self.read(pg_claims.held_in_flight)
 
     # -- syncs ----------------------------------------------------------------------------------
     def open_syncs(
@@ -358,8 +400,8 @@ class StatusStore:
         def work(db):
             return db.execute(
                 "SELECT company_id, sync_id FROM syncs WHERE (status_code IS NULL OR "
-                f"status_code IN {OPEN}) AND (? IS NULL OR company_id = ?) "
-                "AND (? IS NULL OR run_id = ?) "
+                f"status_code IN {OPEN}) AND (CAST(? AS VARCHAR) IS NULL OR company_id = ?) "
+                "AND (CAST(? AS VARCHAR) IS NULL OR run_id = ?) "
                 "ORDER BY coalesce(initiated_at, first_seen_at), sync_id",
                 [company_id, company_id, run_id, run_id],
             ).fetchall()
@@ -449,7 +491,7 @@ class StatusStore:
                 "SELECT DISTINCT s.company_id, s.sync_id FROM syncs s JOIN transactions t ON "
                 "t.company_id = s.company_id AND t.last_sync_id = s.sync_id WHERE t.state = "
                 f"'sent' AND s.status_code IS NOT NULL AND s.status_code NOT IN {OPEN} "
-                "AND (? IS NULL OR s.company_id = ?)",
+                "AND (CAST(? AS VARCHAR) IS NULL OR s.company_id = ?)",
                 [company_id, company_id],
             ).fetchall()
 
@@ -462,7 +504,7 @@ class StatusStore:
         def work(db):
             return db.execute(
                 "SELECT company_id, transaction_id FROM transactions WHERE state = 'failed' "
-                "AND contains(message, ?) AND (? IS NULL OR company_id = ?)",
+                "AND strpos(message, ?) > 0 AND (CAST(? AS VARCHAR) IS NULL OR company_id = ?)",
                 [PREVIOUSLY_PROCESSED, company_id, company_id],
             ).fetchall()
 
@@ -478,8 +520,9 @@ class StatusStore:
         def work(db):
             return db.execute(
                 "SELECT company_id, transaction_id, last_sync_id, receipt FROM transactions "
-                "WHERE state = 'completed' AND receipt IS NOT NULL AND (? IS NULL OR "
-                "company_id = ?) AND (? IS NULL OR last_sync_id = ?)",
+                "WHERE state = 'completed' AND receipt IS NOT NULL AND "
+                "(CAST(? AS VARCHAR) IS NULL OR company_id = ?) AND "
+                "(CAST(? AS VARCHAR) IS NULL OR last_sync_id = ?)",
                 [company_id, company_id, sync_id, sync_id],
             ).fetchall()
 

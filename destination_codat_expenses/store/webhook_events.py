@@ -168,6 +168,6 @@ def to_confirm(db, company_id: str | None = None) -> list[tuple[str, str]]:
     """(company, sync) a webhook reported ended that Codat has not yet confirmed, oldest first."""
     return db.execute(
         "SELECT company_id, sync_id FROM syncs WHERE status_source = 'webhook' "
-        "AND (? IS NULL OR company_id = ?) ORDER BY reported_at, sync_id",
+        "AND (CAST(? AS VARCHAR) IS NULL OR company_id = ?) ORDER BY reported_at, sync_id",
         [company_id, company_id],
     ).fetchall()

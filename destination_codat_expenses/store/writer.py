@@ -22,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 MAX_GROUP = 512  # jobs per commit: bounds how long one transaction holds the file
+TRIES_ALONE = 5  # a job alone that lost to another process (a deadlock) runs again this often
+
+
+class TryAgain(Exception):
+    """The backend rolled the unit of work back for another process's sake (PostgreSQL found a
+    deadlock between two writers): nothing of it was kept, and running it again is safe."""
+
 
 Work = Callable[[Any], Any]
 
@@ -68,7 +75,7 @@ class GroupWriter:
                 group, self.queue = self.queue[:MAX_GROUP], self.queue[MAX_GROUP:]
             self.flush(group)
 
-    def flush(self, group: list[Job]) -> None:
+    def flush(self, group: list[Job], tries: int = 1) -> None:
         """Commit the group in one transaction; only then does any of its jobs get an answer."""
         began = False
         try:
@@ -76,6 +83,9 @@ class GroupWriter:
                 began = True
                 results = [job.work(connection) for job in group]
         except BaseException as error:  # noqa: BLE001 - handed to the waiting threads
+            if len(group) == 1 and isinstance(error, TryAgain) and tries < TRIES_ALONE:
+                self.flush(group, tries + 1)
+                return
             if not began or len(group) == 1:  # the store could not be opened: all fail
                 for job in group:
                     job.future.set_exception(error)

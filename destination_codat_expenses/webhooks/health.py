@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from destination_codat_expenses.errors import StoreError
-from destination_codat_expenses.store.db import reading
+from destination_codat_expenses.redaction import is_postgres, shown
+from destination_codat_expenses.store.db import ping, reading
 from destination_codat_expenses.webhooks.spool import Spool
 
 PROBE_WAIT_S = 0.3
@@ -51,6 +52,26 @@ def duckdb_probe(path: str, wait_s: float = PROBE_WAIT_S) -> StoreProbe:
             return FAILING, str(error)
 
     return probe
+
+
+def postgres_probe(url: str) -> StoreProbe:
+    """Open the PostgreSQL store and read its schema version: there is no lock to be busy on,
+    so anything but an answer is FAILING (the reason with the URL's password masked)."""
+
+    def probe() -> tuple[str, str | None]:
+        try:
+            ping(url)
+        except StoreError as error:
+            return FAILING, str(error)
+        except Exception as error:  # noqa: BLE001 - a probe answers, it does not raise
+            return FAILING, f"the status store {shown(url)} cannot be read ({type(error).__name__})"
+        return OK, None
+
+    return probe
+
+
+def default_probe(location: str) -> StoreProbe:
+    return postgres_probe(location) if is_postgres(location) else duckdb_probe(location)
 
 
 def health(store_probe: StoreProbe, spool: Spool, limits: Limits) -> tuple[bool, dict]:

@@ -42,10 +42,10 @@ from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.errors import WebhookVerificationError, WriterFull
 from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.models import WebhookEvent
-from destination_codat_expenses.redaction import scrub, webhook_secret_forms
+from destination_codat_expenses.redaction import is_postgres, scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
 from destination_codat_expenses.webhooks.confirmer import Confirmer
-from destination_codat_expenses.webhooks.health import Limits, StoreProbe, duckdb_probe, health
+from destination_codat_expenses.webhooks.health import Limits, StoreProbe, default_probe, health
 from destination_codat_expenses.webhooks.metrics import CONTENT_TYPE, ReceiverMetrics
 from destination_codat_expenses.webhooks.payloads import interpret
 from destination_codat_expenses.webhooks.signing import signed_headers, signing_keys, verify
@@ -147,9 +147,10 @@ def create_receiver(
     store_probe: StoreProbe | None = None,
 ) -> Starlette:
     """The receiver app: POST /webhooks/codat, GET /healthz and GET /metrics. `clock` gives Unix
-    seconds; events the store cannot take in time are held in `spool_dir` (default: next to the
-    store); /healthz fails past `limits` of held events. With `codat`, the syncs its webhooks
-    mark to confirm are read from Codat in the background (receipts of inline content too; a
+    seconds; events the store cannot take in time are held in `spool_dir` (default: next to a
+    DuckDB store; `codat-expenses-webhook-spool` in the working folder for a PostgreSQL one);
+    /healthz fails past `limits` of held events. With `codat`, the syncs its webhooks mark to
+    confirm are read from Codat in the background (receipts of inline content too; a
     receipt path is the destination's to read)."""
     keys = signing_keys(secret)
     store = StatusStore(store_path)
@@ -157,7 +158,7 @@ def create_receiver(
     confirmer = None
     if codat is not None:
         confirmer = Confirmer(SyncFollower(codat, store, upload_receipts=True, workers=1), store)
-    spool = Spool(spool_dir or f"{store_path}.webhook-spool")
+    spool = Spool(spool_dir or default_spool(store_path))
     writer = EventWriter(
         store,
         spool,
@@ -165,7 +166,7 @@ def create_receiver(
     )
     metrics = ReceiverMetrics(spool)
     receiver = Receiver(keys, writer, clock, webhook_secret_forms(secret), metrics)
-    probe = store_probe or duckdb_probe(store_path)
+    probe = store_probe or default_probe(store_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -249,3 +250,9 @@ def answer(status: int, reason: str) -> JSONResponse:
 def safe(text: str) -> str:
     """An id fit for one log line: printable, bounded."""
     return ascii(text[:80])
+
+
+def default_spool(store: str) -> str:
+    """Next to a DuckDB file; for a PostgreSQL store (a URL, never a folder name: it carries a
+    password) a folder in the working directory."""
+    return "codat-expenses-webhook-spool" if is_postgres(store) else f"{store}.webhook-spool"

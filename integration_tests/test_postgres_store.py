@@ -1,0 +1,133 @@
+"""The PostgreSQL status store on a real throwaway cluster: its password is a secret that comes
+out nowhere (the destination's output, the stored settings, any table, the operator commands,
+the receiver's /healthz), concurrent migrators are serialised, the CLI reads it, and a wrong
+password is a clear error that does not repeat it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from codat_sandbox.app import SandboxSettings, create_app
+from codat_sandbox.server import ServerThread
+from destination_codat_expenses.cli.env import STORE_ENV
+from destination_codat_expenses.store.db import MIGRATIONS, migrate, release, version_of
+from destination_codat_expenses.webhooks.health import FAILING, OK, postgres_probe
+from integration_tests.destination_support import (
+    API_KEY,
+    XERO,
+    catalog,
+    flat,
+    messages_of,
+    record,
+    run_cli,
+    run_write,
+    settings,
+    states_of,
+    stream_state,
+    write_files,
+)
+
+OPS = Path(sys.executable).with_name("codat-expenses")
+S = "card_spend"
+
+
+def password_of(url: str) -> str:
+    return urlsplit(url).password
+
+
+def with_password(url: str, password: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", f":{password}@")
+
+
+def every_text_in(url: str) -> str:
+    """Every value of every table of the store, as text."""
+    out = []
+    with psycopg.connect(url) as connection:
+        tables = connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        for (table,) in tables:
+            for row in connection.execute(f'SELECT * FROM "{table}"').fetchall():  # noqa: S608
+                out.append(" ".join(str(value) for value in row))
+    return "\n".join(out)
+
+
+def config_for(base_url: str, store: str) -> dict:
+    config = settings(base_url, Path("unused"))
+    del config["status_store_path"]
+    return {**config, "status_store": store}
+
+
+def test_a_run_on_postgres_keeps_its_password_out_of_everything(postgres_database, tmp_path):
+    secret = password_of(postgres_database)
+    lines = [record(S, flat(f"pg-{n}", XERO)) for n in range(5)] + [stream_state(S, 1)]
+    with ServerThread(create_app(SandboxSettings(api_key=API_KEY))) as base_url:
+        paths = write_files(tmp_path, config_for(base_url, postgres_database), catalog(S), lines)
+        checked = run_cli("check", "--config", str(paths["config"]))
+        written = run_write(paths)
+    assert written.returncode == 0, written.stderr.decode()[-2000:]
+    assert [s["id"] for s in states_of(messages_of(written.stdout))] == [1]
+    for output in (checked.stdout, checked.stderr, written.stdout, written.stderr):
+        assert secret not in output.decode()
+    assert '"status":"SUCCEEDED"' in checked.stdout.decode()
+    stored = every_text_in(postgres_database)
+    assert secret not in stored
+    assert "********" in stored  # the run's settings keep the URL, its password masked
+    env = {**os.environ, STORE_ENV: postgres_database}
+    for command in (["syncs", "list"], ["runs", "list"], ["rejects", "list"]):
+        shown = subprocess.run([str(OPS), *command], env=env, capture_output=True, check=False)
+        assert shown.returncode == 0, shown.stderr.decode()
+        assert secret not in (shown.stdout + shown.stderr).decode()
+    listed = subprocess.run([str(OPS), "syncs", "list"], env=env, capture_output=True, check=True)
+    assert "succeeded" in listed.stdout.decode() or "in progress" in listed.stdout.decode()
+
+
+def test_a_wrong_password_is_a_clear_error_that_does_not_repeat_it(postgres_database, tmp_path):
+    wrong = with_password(postgres_database, "Canary-Wrong-Pw-1234")
+    with ServerThread(create_app(SandboxSettings(api_key=API_KEY))) as base_url:
+        paths = write_files(tmp_path, config_for(base_url, wrong), catalog(S), [])
+        checked = run_cli("check", "--config", str(paths["config"]))
+    output = (checked.stdout + checked.stderr).decode()
+    assert '"status":"FAILED"' in output
+    assert "status store" in output and "Canary-Wrong-Pw-1234" not in output
+    env = {**os.environ, STORE_ENV: wrong}
+    listed = subprocess.run([str(OPS), "syncs", "list"], env=env, capture_output=True, check=False)
+    assert listed.returncode != 0
+    assert "Canary-Wrong-Pw-1234" not in (listed.stdout + listed.stderr).decode()
+    state, why = postgres_probe(wrong)()
+    assert state == FAILING and "Canary-Wrong-Pw-1234" not in why
+
+
+def test_the_health_probe_reads_a_live_store(postgres_database):
+    migrate(postgres_database)
+    assert postgres_probe(postgres_database)() == (OK, None)
+    release(postgres_database)
+
+
+def migrate_in_a_process(url: str) -> int:
+    code = (
+        "import sys; from destination_codat_expenses.store.db import migrate; migrate(sys.argv[1])"
+    )
+    return subprocess.run([sys.executable, "-c", code, url], check=False).returncode
+
+
+@pytest.mark.slow
+def test_concurrent_migrators_apply_each_version_once(postgres_database):
+    with ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(migrate_in_a_process, [postgres_database] * 4))
+    assert codes == [0, 0, 0, 0]
+    with psycopg.connect(postgres_database) as connection:
+        versions = connection.execute("SELECT version FROM schema_migrations").fetchall()
+    assert sorted(v for (v,) in versions) == [version_of(m) for m in MIGRATIONS]
+    assert json.dumps(sorted(v for (v,) in versions))  # one row per version, no repeats
