@@ -34,12 +34,10 @@ from destination_codat_expenses.models import ON_ITS_WAY
 from destination_codat_expenses.outcomes import Outcomes
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.streams import EXPENSE, KINDS
+from destination_codat_expenses.updates import Versions
 
 logger = logging.getLogger("airbyte")
-CONFLICT = (
-    "repeats an id already recorded with different content (conflicting duplicate); "
-    "Codat does not update expenses"
-)
 
 
 class Pushable(Protocol):
@@ -77,7 +75,7 @@ Batch = list[tuple[str, Pushable]]  # (stream, expense)
 class PushSettings:
     flow: str  # "direct" or "datasets"
     sync_size: int  # datasets flow: transactions per initiated sync
-    id_field: str  # the record field a conflicting repeat is rejected on
+    id_field: str  # the record field a refused change of an id is rejected on
     retry_of: str | None = None  # set: these pushes carry that sync's failed items again
 
     @classmethod
@@ -135,6 +133,7 @@ class Pusher:
         self.in_flight: dict[tuple[str, str], str] = {}  # (company, id) -> payload hash
         self.pending_datasets: dict[str, list[tuple[str, Batch]]] = defaultdict(list)
         self.opened_syncs: list[str] = []
+        self.versions = Versions(self)  # changed repeats, PUTs and the other kinds' creates
 
     @property
     def syncs_opened(self) -> int:
@@ -146,6 +145,9 @@ class Pusher:
 
     def send(self, company_id: str, fresh: Batch) -> None:
         """Push what `claim` let through; its claims end once the outcome is in the ledger."""
+        if not fresh:
+            return
+        fresh = self.versions.send(company_id, fresh)  # leaves the expense creates
         if not fresh:
             return
         try:
@@ -165,7 +167,7 @@ class Pusher:
     def claim(self, company_id: str, batch: Batch) -> Batch:
         """The ids of `batch` this push may carry: not in flight in this run, not sent or
         completed in the ledger, first in the batch. Every other occurrence is a repeat, judged
-        against the content recorded first for its id (same: skipped; other: a conflict)."""
+        against the content recorded for its id (same: skipped; other: updates.py decides)."""
         with self.lock:
             ledger = self.store.ledger(company_id, [m.transaction_id for _, m in batch])
             first: dict[str, str] = {}  # id -> the payload hash every repeat is judged by
@@ -173,12 +175,18 @@ class Pusher:
             for stream, mapped in batch:
                 tid = mapped.transaction_id
                 if tid not in first:
+                    self.versions.seen(company_id, tid, ledger)
                     first[tid] = self.recorded_hash(company_id, tid, ledger)
                     if first[tid] is None:
                         first[tid] = self.in_flight[(company_id, tid)] = mapped.payload_hash
                         keep.append((stream, mapped))
                         continue
-                self.repeated(stream, mapped, first[tid])
+                if first[tid] != mapped.payload_hash:
+                    if self.versions.changed(company_id, stream, mapped, ledger):
+                        first[tid] = self.in_flight[(company_id, tid)] = mapped.payload_hash
+                        keep.append((stream, mapped))
+                    continue
+                self.repeated(company_id, mapped)
             return keep
 
     def recorded_hash(self, company_id: str, tid: str, ledger: dict) -> str | None:
@@ -189,13 +197,10 @@ class Pusher:
         state, recorded = ledger.get(tid, ("new", None))
         return recorded if state in ON_ITS_WAY else None
 
-    def repeated(self, stream: str, mapped: Pushable, recorded_hash: str | None) -> None:
-        """The same id again: the same content is skipped; other content is a conflict."""
-        if recorded_hash == mapped.payload_hash:
-            self.outcomes.repeated()
-        else:
-            conflict = RecordError(mapped.source_key, self.settings.id_field, CONFLICT)
-            self.outcomes.withdrawn(stream, conflict)
+    def repeated(self, company_id: str, mapped: Pushable) -> None:
+        """The same id with the same content again: skipped."""
+        self.versions.repeated(company_id, mapped.transaction_id)
+        self.outcomes.repeated()
 
     def release(self, company_id: str, batch: Batch) -> None:
         """The push's outcome is in the ledger now (or it failed): the ledger judges repeats."""
@@ -213,19 +218,21 @@ class Pusher:
             self.store.mark_sending(company_id, stream, [m for s, m in batch if s == stream])
 
     # -- direct flow ----------------------------------------------------------------------------
-    def push_direct(self, company_id: str, batch: Batch) -> None:
+    def push_direct(self, company_id: str, batch: Batch, kind: str = EXPENSE) -> None:
         items = [m.body for _, m in batch]
         purpose = f"retry:{self.settings.retry_of}" if self.settings.retry_of else "create"
+        if kind != EXPENSE:  # another endpoint: keys of its own
+            purpose = f"{kind}:{purpose}"
         key = idempotency_key(company_id, purpose, [m.payload_hash for _, m in batch])
         try:
-            sync_id = self.client.create_expense_transactions(company_id, items, key)
+            sync_id = KINDS[kind].create(self.client, company_id, items, key)
         except FatalAPIError as error:
             remaining = self.settle_refusal(company_id, batch, error)
             if remaining is None:
                 self.failed_again(company_id, batch, error)
                 raise
             if remaining and len(remaining) < len(batch):
-                self.push_direct(company_id, remaining)
+                self.push_direct(company_id, remaining, kind)
             return
         crash_point("after_response")
         self.opened(company_id, sync_id, batch, "direct")

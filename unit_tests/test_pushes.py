@@ -21,7 +21,6 @@ from destination_codat_expenses.companies import Companies
 from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError
 from destination_codat_expenses.outcomes import Outcomes, Tally
 from destination_codat_expenses.pushes import (
-    CONFLICT,
     LedgerItem,
     Pusher,
     PushSettings,
@@ -106,17 +105,18 @@ def test_direct_push_commits_sending_before_the_create_and_sent_after(codat, sto
     assert pusher.opened_syncs == [sync_id] and pusher.in_flight == {}
 
 
-def test_an_id_already_sent_is_a_repeat_and_other_content_is_a_conflict(codat, store):
+def test_an_id_already_sent_is_a_repeat_and_other_content_waits_for_its_sync(codat, store):
+    """b's first push is not final yet: its change is held in the store, not pushed, not
+    refused (updates.py sends it once that sync has ended)."""
     pusher = pusher_for(codat, store)
     pusher.push(COMPANY, batch("a", "b"))
     again = [(STREAM, mapped("a")), (STREAM, mapped("b", amount="99.00")), (STREAM, mapped("c"))]
     pusher.push(COMPANY, again)
 
     assert codat.created() == [ids("a", "b"), ids("c")]
-    assert pusher.outcomes.snapshot() == Tally(accepted=-1, rejected=1, repeated=1)
-    (reject,) = pusher.outcomes.rejects
-    assert (reject.stream, reject.record_key, reject.field) == (STREAM, "b", "id")
-    assert reject.reason == CONFLICT
+    assert pusher.outcomes.snapshot() == Tally(repeated=1)
+    assert store.held_ids() == {(COMPANY, ids("b")[0])}
+    assert store.held_ready() == []  # b's sync has not ended
 
 
 def test_a_repeat_within_one_batch_is_judged_against_the_first(codat, store):
@@ -125,7 +125,8 @@ def test_a_repeat_within_one_batch_is_judged_against_the_first(codat, store):
     pusher.push(COMPANY, twice)
     assert codat.created() == [ids("a")]
     tally = pusher.outcomes.snapshot()
-    assert (tally.repeated, tally.rejected) == (1, 1)
+    assert (tally.repeated, tally.rejected) == (1, 0)
+    assert store.held_ids() == {(COMPANY, ids("a")[0])}  # the change waits for the first push
 
 
 def test_a_failed_id_is_pushed_again_under_the_same_id(codat, store):
@@ -193,7 +194,8 @@ def test_a_refusal_of_the_whole_push_leaves_the_ids_sending_and_releases_the_cla
 @pytest.mark.parametrize("amount", ["12.00", "13.00"])
 def test_an_id_in_flight_is_claimed_by_one_push_only(codat, store, amount):
     """While one push's create is on the wire, another push of the same id does not carry it:
-    the same content is a repeat, other content a conflict; the rest of its batch goes on."""
+    the same content is a repeat, other content is held for later; the rest of its batch goes
+    on."""
     pusher = pusher_for(codat, store)
     release_first = threading.Event()
     codat.hold_next_create = release_first
@@ -209,7 +211,8 @@ def test_an_id_in_flight_is_claimed_by_one_push_only(codat, store, amount):
         first.join(10)
 
     tally = pusher.outcomes.snapshot()
-    assert (tally.repeated, tally.rejected) == ((1, 0) if amount == "12.00" else (0, 1))
+    assert (tally.repeated, tally.rejected) == ((1, 0) if amount == "12.00" else (0, 0))
+    assert store.held_ids() == (set() if amount == "12.00" else {(COMPANY, ids("a")[0])})
     assert {row[0] for row in ledger(store).values()} == {"sent"}
     assert len(syncs(store)) == 2 and pusher.in_flight == {}
 
