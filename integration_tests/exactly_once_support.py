@@ -2,10 +2,11 @@
 
 A `Stream` is a list of events: valid expenses for a few companies (a key seen again with the
 same content is a repeat, with other content an update: the books end at the last content),
-records the mapper refuses, lines that are not Airbyte messages at all, and STATEs. From it come the lines the destination reads
-and the oracle (`expect`): what the sandbox's books, the ledger and the rejects table must hold.
-The assertions judge the books first (the sandbox's ground truth) and the store second. The
-hypothesis strategy `streams` builds random streams over the same vocabulary.
+records the mapper refuses, lines that are not Airbyte messages at all, and STATEs. From it come
+the lines the destination reads and the oracle (`expect`): what the sandbox's books, the ledger
+and the rejects table must hold. The assertions judge the books first (the sandbox's ground
+truth) and the store second. The hypothesis strategy `streams` builds random streams over the
+same vocabulary.
 """
 
 from __future__ import annotations

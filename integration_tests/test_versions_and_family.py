@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from destination_codat_expenses.store.db import release
 from integration_tests.destination_support import (
     DYNAMICS,
     QBD,
@@ -24,6 +25,7 @@ from integration_tests.destination_support import (
     txn_id,
     write_in_process,
 )
+from report_app import queries as report_queries
 
 CARDS = "card_spend"
 
@@ -188,6 +190,9 @@ def test_each_updatable_stream_creates_then_updates_one_entry(
         (2, kind, "completed", "Completed"),
     ]
     assert Decimal(versions(store, tid)[-1][4]) == Decimal(total)
+    release(str(store))
+    shown = report_queries.fetch_versions(str(store), tid)  # the report's expense page
+    assert shown["version"].tolist() == [1, 2] and shown["kind"].tolist() == [kind, kind]
 
 
 def test_an_adjustment_is_created_and_a_change_is_refused_here(sandbox_url, tmp_path):
