@@ -47,6 +47,7 @@ from destination_codat_expenses.pushes import Batch, Pusher, PushSettings
 from destination_codat_expenses.receipts import ReceiptProblem, resolve_receipt_path
 from destination_codat_expenses.reconcile import reconcile_in_flight
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.streams import kind_of, map_family
 from destination_codat_expenses.values import canonical_uuid
 
 logger = logging.getLogger("airbyte")
@@ -111,6 +112,7 @@ class Pipeline:
         self.follower.complete_unfinished()
         if self.config.wait_for_syncs:
             self.follower.start_following()
+        self.pusher.versions.release_held()  # changes held behind a push that has ended since
 
     def accept(self, stream: str, data: dict) -> None:
         try:
@@ -146,6 +148,9 @@ class Pipeline:
             settled = self.store.settled_count(self.run_id)
             self.settled_before = max(settled - self.follower.finished, 0)
             self.follower.follow(own, self.config.sync_wait_timeout_seconds)
+            if self.pusher.versions.release_held():  # changes held behind the syncs just ended
+                own = self.store.open_syncs(run_id=self.run_id)
+                self.follower.follow(own, self.config.sync_wait_timeout_seconds)
         self.follower.upload_pending()  # every completed transaction's receipt, however it ended
         self.check_reject_share()
         self.close("succeeded")
@@ -173,7 +178,11 @@ class Pipeline:
 
     # -- records --------------------------------------------------------------------------------
     def mapped(self, stream: str, data: dict) -> tuple[MappedTransaction, str]:
-        mapped = self.receipt_checked(map_record(data, stream, self.config.mapping))
+        kind = kind_of(stream)  # streams.py: which kind of transaction the stream carries
+        if kind.mapper is not None:
+            mapped = map_family(kind, data, stream, self.config.mapping)
+        else:
+            mapped = self.receipt_checked(map_record(data, stream, self.config.mapping))
         company_id = self.company_of(data, mapped.source_key)
         return mapped, company_id
 

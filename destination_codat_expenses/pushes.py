@@ -32,15 +32,13 @@ from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError, RecordError
 from destination_codat_expenses.mapping import ID_NAMESPACE
 from destination_codat_expenses.models import ON_ITS_WAY
-from destination_codat_expenses.outcomes import Outcomes, Reject
+from destination_codat_expenses.outcomes import Outcomes
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.streams import EXPENSE, KINDS
+from destination_codat_expenses.updates import Versions
 
 logger = logging.getLogger("airbyte")
-CONFLICT = (
-    "repeats an id already recorded with different content (conflicting duplicate); "
-    "Codat does not update expenses"
-)
 
 
 class Pushable(Protocol):
@@ -72,7 +70,8 @@ class LedgerItem:
 
 
 Batch = list[tuple[str, Pushable]]  # (stream, expense)
-Judged = tuple[str, Pushable, Reject | None]  # an occurrence and its verdict (None: a repeat)
+REPEATED, HELD = "repeated", "held"  # what became of an occurrence judged in memory
+Judged = tuple[str, Pushable, str]  # an occurrence and its verdict
 
 
 @dataclass
@@ -89,7 +88,7 @@ class Claim:
 class PushSettings:
     flow: str  # "direct" or "datasets"
     sync_size: int  # datasets flow: transactions per initiated sync
-    id_field: str  # the record field a conflicting repeat is rejected on
+    id_field: str  # the record field a refused change of an id is rejected on
     retry_of: str | None = None  # set: these pushes carry that sync's failed items again
 
     @classmethod
@@ -150,6 +149,7 @@ class Pusher:
         self.in_flight: dict[tuple[str, str], Claim] = {}  # (company, id) reserved
         self.pending_datasets: dict[str, list[tuple[str, Batch]]] = defaultdict(list)
         self.opened_syncs: list[str] = []
+        self.versions = Versions(self)  # changed repeats, PUTs and the other kinds' creates
 
     @property
     def syncs_opened(self) -> int:
@@ -165,6 +165,9 @@ class Pusher:
 
     def send(self, company_id: str, fresh: Batch) -> None:
         """Push what `claim` let through; its claims end once the outcome is in the ledger."""
+        if not fresh:
+            return
+        fresh = self.versions.send(company_id, fresh)  # leaves the expense creates
         if not fresh:
             return
         try:
@@ -186,10 +189,11 @@ class Pusher:
     def reserve(self, company_id: str, batch: Batch) -> Batch:
         """What memory can decide, at once and in the order records came (the reading thread,
         which never waits for the store): the first occurrence of an id not in flight in this
-        run is reserved for this batch; any other occurrence is a repeat, judged against the
-        content in flight. That judgment is provisional until the reserving batch's `confirm`
-        has read the ledger, which may hold the id with other content (then it is judged
-        again). Returns the reserved: the batch's candidates for `confirm`."""
+        run is reserved for this batch; any other occurrence is judged against the content in
+        flight (a repeat, or a change held until that push ends). That judgment is provisional
+        until the reserving batch's `confirm` has read the ledger, which may hold the id with
+        other content (then every occurrence is judged again, in order). Returns the reserved:
+        the batch's candidates for `confirm`."""
         with self.lock:
             keep = []
             for stream, mapped in batch:
@@ -199,7 +203,7 @@ class Pusher:
                     self.in_flight[key] = Claim(mapped.payload_hash)
                     keep.append((stream, mapped))
                     continue
-                verdict = self.repeated(stream, mapped, claim.payload_hash)
+                verdict = self.judge_by_claim(company_id, stream, mapped, claim.payload_hash)
                 if not claim.confirmed:
                     claim.judged.append((stream, mapped, verdict))
             return keep
@@ -222,33 +226,52 @@ class Pusher:
                 key = (company_id, mapped.transaction_id)
                 state, recorded = ledger.get(mapped.transaction_id, ("new", None))
                 claim = self.in_flight[key]
-                if state in ON_ITS_WAY:
-                    del self.in_flight[key]  # the ledger judges this id from now on
-                    self.repeated(stream, mapped, recorded)
-                    self.judge_again(claim.judged, recorded)
-                else:
+                self.versions.seen(company_id, mapped.transaction_id, ledger)
+                if state not in ON_ITS_WAY:
                     claim.confirmed, claim.judged = True, []
                     keep.append((stream, mapped))
+                    continue
+                # judged in memory against this run's content, which the ledger's predates:
+                # every occurrence is judged again, in order, against the ledger's
+                del self.in_flight[key]
+                for _, _, verdict in claim.judged:
+                    if verdict == REPEATED:
+                        self.outcomes.undo(None)
+                again = [(stream, mapped)] + [(s, m) for s, m, _ in claim.judged]
+                keep += self.judge_by_ledger(company_id, again, recorded, ledger)
             return keep
 
-    def judge_again(self, judged: list[Judged], recorded_hash: str | None) -> None:
-        """Occurrences judged against content the ledger turned out to predate: judged again
-        against the ledger's (a repeat may become a conflict, and the other way round)."""
-        for stream, mapped, verdict in judged:
-            same = recorded_hash == mapped.payload_hash
-            if same == (verdict is None):
-                continue
-            self.outcomes.undo(verdict)
-            self.repeated(stream, mapped, recorded_hash)
+    def judge_by_claim(self, company_id: str, stream: str, mapped: Pushable, in_flight: str) -> str:
+        """Another occurrence of an id this run has in flight: the same content is a repeat;
+        other content is a change, held until that push has ended (updates.py)."""
+        if mapped.payload_hash == in_flight:
+            self.repeated(company_id, mapped)
+            return REPEATED
+        self.versions.changed(company_id, stream, mapped, {})
+        return HELD
 
-    def repeated(self, stream: str, mapped: Pushable, recorded_hash: str | None) -> Reject | None:
-        """The same id again: the same content is skipped; other content is a conflict.
-        Returns the reject a conflict made (None for a repeat), so it can be undone."""
-        if recorded_hash == mapped.payload_hash:
-            self.outcomes.repeated()
-            return None
-        conflict = RecordError(mapped.source_key, self.settings.id_field, CONFLICT)
-        return self.outcomes.withdrawn(stream, conflict)
+    def judge_by_ledger(
+        self, company_id: str, occurrences: Batch, recorded: str | None, ledger: dict
+    ) -> Batch:
+        """An id's occurrences, in the order they came, judged against the content the ledger
+        has on its way to Codat: the same is a repeat; a change is pushed now (an update on top
+        of a completed version: then later occurrences are judged against it), held, or
+        refused, as updates.py decides. Returns what is to be pushed (one at most)."""
+        current, keep = recorded, []
+        for stream, mapped in occurrences:
+            if mapped.payload_hash == current:
+                self.repeated(company_id, mapped)
+            elif self.versions.changed(company_id, stream, mapped, ledger):
+                current = mapped.payload_hash
+                key = (company_id, mapped.transaction_id)
+                self.in_flight[key] = Claim(current, confirmed=True)
+                keep.append((stream, mapped))
+        return keep
+
+    def repeated(self, company_id: str, mapped: Pushable) -> None:
+        """The same id with the same content again: skipped."""
+        self.versions.repeated(company_id, mapped.transaction_id)
+        self.outcomes.repeated()
 
     def release(self, company_id: str, batch: Batch) -> None:
         """The push's outcome is in the ledger now (or it failed): the ledger judges repeats."""
@@ -278,19 +301,21 @@ class Pusher:
         return [(s, m) for s, m in batch if m.transaction_id in claimed]
 
     # -- direct flow ----------------------------------------------------------------------------
-    def push_direct(self, company_id: str, batch: Batch) -> None:
+    def push_direct(self, company_id: str, batch: Batch, kind: str = EXPENSE) -> None:
         items = [m.body for _, m in batch]
         purpose = f"retry:{self.settings.retry_of}" if self.settings.retry_of else "create"
+        if kind != EXPENSE:  # another endpoint: keys of its own
+            purpose = f"{kind}:{purpose}"
         key = idempotency_key(company_id, purpose, [m.payload_hash for _, m in batch])
         try:
-            sync_id = self.client.create_expense_transactions(company_id, items, key)
+            sync_id = KINDS[kind].create(self.client, company_id, items, key)
         except FatalAPIError as error:
             remaining = self.settle_refusal(company_id, batch, error)
             if remaining is None:
                 self.failed_again(company_id, batch, error)
                 raise
             if remaining and len(remaining) < len(batch):
-                self.push_direct(company_id, remaining)
+                self.push_direct(company_id, remaining, kind)
             return
         crash_point("after_response")
         self.opened(company_id, sync_id, batch, "direct")

@@ -53,17 +53,19 @@ from codat_sandbox.server import free_port
 from destination_codat_expenses.cli.env import LOG_FORMAT_ENV
 from destination_codat_expenses.cli.env import WEBHOOK_SECRET_ENV as SECRET_ENV
 from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH
-from report_app import actions, ui
+from report_app import access, actions, ui
 
 CANARY_KEY = "Canary-KEY-4242-do-not-show"
 CANARY_KEY_B64 = base64.b64encode(CANARY_KEY.encode()).decode()
 CANARY_SECRET = "whsec_" + base64.b64encode(b"canary webhook secret 4242!").decode()
+OPERATOR_TOKEN = "Canary-operator-token-4242"  # noqa: S105 - the report's sign-in secret
 FORMS = [
     CANARY_KEY,
     CANARY_KEY_B64,
     f"Basic {CANARY_KEY_B64}",
     CANARY_SECRET,
     CANARY_SECRET.removeprefix("whsec_"),
+    OPERATOR_TOKEN,
 ]
 OPERATOR_CLI = Path(sys.executable).with_name("codat-expenses")
 APP = Path(__file__).resolve().parents[1] / "report_app" / "app.py"
@@ -285,6 +287,7 @@ def report_pages(seen: World, gateway: str, rules: list[Echo]) -> None:
         patch.setenv(ui.STORE_ENV, str(seen.store))
         patch.setenv(actions.KEY_ENV, CANARY_KEY)
         patch.setenv(actions.URL_ENV, gateway)
+        patch.setenv(access.OPERATOR_TOKEN_ENV, OPERATOR_TOKEN)
         seen.pages["dashboard"] = page_text(open_report())
         for sync_id in [row[0] for row in query(seen.store, "SELECT sync_id FROM syncs")]:
             seen.pages[f"sync {sync_id}"] = page_text(open_report(sync=sync_id))
@@ -293,6 +296,8 @@ def report_pages(seen: World, gateway: str, rules: list[Echo]) -> None:
             seen.pages[f"transaction {key}"] = page_text(at)
         rules[:] = [Echo("POST", "/expense-transactions$", 400)]
         at = open_report(sync=seen.syncs["closed"])
+        at.sidebar.text_input(key="operator_token_input").input(OPERATOR_TOKEN)
+        next(b for b in at.sidebar.button if b.label == "Sign in").click().run()
         next(b for b in at.button if b.label == "Retry failed items").click().run()
         seen.pages["retry refused"] = page_text(at)
         assert ECHOED in "\n".join(w.value for w in at.warning), "no refusal shown"
@@ -385,7 +390,7 @@ def test_the_demo_prints_and_keeps_no_key(tmp_path):
     key = json.loads((folder / "config.json").read_text())["api_key"]
     forms = [key.lower(), base64.b64encode(key.encode()).decode().lower()]
     found = {"stdout": done.stdout.decode(), "stderr": done.stderr.decode()}
-    found |= {p.name: p.read_bytes().decode("latin-1") for p in folder.iterdir()}
+    found |= {p.name: p.read_bytes().decode("latin-1") for p in folder.iterdir() if p.is_file()}
     found |= store_contents(folder / "status.duckdb")
     del found["config.json"]  # the operator's own settings (mode 0600) hold the key
     leaked = {

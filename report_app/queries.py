@@ -449,6 +449,19 @@ def fetch_transaction(path: str, transaction_id: str) -> pd.DataFrame:
         )
 
 
+def fetch_versions(path: str, transaction_id: str) -> pd.DataFrame:
+    """Every version of the transaction, oldest first: those an update superseded, the current
+    one, and a change held until the current one's push is final."""
+    with views(path) as db:
+        return frame(
+            db,
+            "SELECT version, kind, state, codat_status, message, sync_id, currency, "
+            "CAST(total_amount AS VARCHAR) AS total_amount, updated_at, company_id "
+            "FROM v_transaction_versions WHERE transaction_id = ? ORDER BY company_id, version",
+            [transaction_id],
+        )
+
+
 def fetch_attempts(path: str, transaction_id: str) -> pd.DataFrame:
     """Every sync that carried the expense, in the order the syncs happened, with that sync's
     code. Not by recorded_at: reading a sync again (status refresh) rewrites it, which would put
@@ -624,6 +637,7 @@ load_retryable_count = cached(fetch_retryable_count)
 load_transaction_matches = cached(fetch_transaction_matches)
 load_transaction = cached(fetch_transaction)
 load_attempts = cached(fetch_attempts)
+load_versions = cached(fetch_versions)
 load_runs = cached(fetch_runs)
 load_rejects = cached(fetch_rejects)
 load_reject_facets = cached(fetch_reject_facets)

@@ -21,7 +21,6 @@ from destination_codat_expenses.companies import Companies
 from destination_codat_expenses.errors import AlreadyProcessed, FatalAPIError
 from destination_codat_expenses.outcomes import Outcomes, Tally
 from destination_codat_expenses.pushes import (
-    CONFLICT,
     LedgerItem,
     Pusher,
     PushSettings,
@@ -106,17 +105,18 @@ def test_direct_push_commits_sending_before_the_create_and_sent_after(codat, sto
     assert pusher.opened_syncs == [sync_id] and pusher.in_flight == {}
 
 
-def test_an_id_already_sent_is_a_repeat_and_other_content_is_a_conflict(codat, store):
+def test_an_id_already_sent_is_a_repeat_and_other_content_waits_for_its_sync(codat, store):
+    """b's first push is not final yet: its change is held in the store, not pushed, not
+    refused (updates.py sends it once that sync has ended)."""
     pusher = pusher_for(codat, store)
     pusher.push(COMPANY, batch("a", "b"))
     again = [(STREAM, mapped("a")), (STREAM, mapped("b", amount="99.00")), (STREAM, mapped("c"))]
     pusher.push(COMPANY, again)
 
     assert codat.created() == [ids("a", "b"), ids("c")]
-    assert pusher.outcomes.snapshot() == Tally(accepted=-1, rejected=1, repeated=1)
-    (reject,) = pusher.outcomes.rejects
-    assert (reject.stream, reject.record_key, reject.field) == (STREAM, "b", "id")
-    assert reject.reason == CONFLICT
+    assert pusher.outcomes.snapshot() == Tally(repeated=1)
+    assert store.held_ids() == {(COMPANY, ids("b")[0])}
+    assert store.held_ready() == []  # b's sync has not ended
 
 
 def test_a_repeat_within_one_batch_is_judged_against_the_first(codat, store):
@@ -125,27 +125,46 @@ def test_a_repeat_within_one_batch_is_judged_against_the_first(codat, store):
     pusher.push(COMPANY, twice)
     assert codat.created() == [ids("a")]
     tally = pusher.outcomes.snapshot()
-    assert (tally.repeated, tally.rejected) == (1, 1)
+    assert (tally.repeated, tally.rejected) == (1, 0)
+    assert store.held_ids() == {(COMPANY, ids("a")[0])}  # the change waits for the first push
 
 
 def test_occurrences_judged_in_memory_are_judged_again_by_what_the_ledger_holds(codat, store):
     """The reading thread reserves and judges from memory; when the reserving batch's ledger
-    read finds the id already sent (an earlier run's content), every occurrence judged against
-    this run's content meanwhile is judged again against the ledger's."""
+    read finds the id already sent (an earlier run's content), every occurrence is judged again,
+    in the order it came, against the ledger's content: the last one delivered decides."""
     pusher = pusher_for(codat, store)
-    pusher.push(COMPANY, batch("a"))  # an earlier run: "a" sent with 12.00
+    pusher.push(COMPANY, batch("a"))  # an earlier run: "a" sent with 12.00, not yet final
     pusher.outcomes = Outcomes()
     reserved = pusher.reserve(COMPANY, [(STREAM, mapped("a", "99.00"))])  # other content
     assert pusher.reserve(COMPANY, [(STREAM, mapped("a", "99.00"))]) == []  # same as first
-    assert pusher.reserve(COMPANY, batch("a", "a")) == []  # the content the ledger holds
-    assert pusher.outcomes.snapshot() == Tally(accepted=-2, rejected=2, repeated=1)  # so far
+    assert pusher.reserve(COMPANY, batch("a", "a")) == []  # a change of the one in flight
+    assert pusher.outcomes.snapshot() == Tally(repeated=1)  # so far
+    assert store.held_ids() == {(COMPANY, ids("a")[0])}
 
     assert pusher.confirm(COMPANY, reserved) == []
 
-    # 99.00 twice: conflicts with the ledger's 12.00; 12.00 twice: repeats of the ledger's
-    assert pusher.outcomes.snapshot() == Tally(accepted=-2, rejected=2, repeated=2)
-    assert [r.record_key for r in pusher.outcomes.rejects] == ["a", "a"]
+    # 99.00 twice: changes of a push not yet final, held; then 12.00 twice: the ledger's own
+    # content, the last delivered, so nothing is held any more
+    assert pusher.outcomes.snapshot() == Tally(repeated=2)
+    assert store.held_ids() == set()
     assert codat.created() == [ids("a")] and pusher.in_flight == {}
+
+
+def test_a_change_judged_again_on_top_of_a_completed_version_is_pushed_once(codat, store):
+    pusher = pusher_for(codat, store)
+    pusher.push(COMPANY, batch("a"))  # an earlier run: "a" completed with 12.00
+    store.mark_completed_by(COMPANY, {ids("a")[0]: ledger(store)[ids("a")[0]][2]})
+    pusher.outcomes = Outcomes()
+    reserved = pusher.reserve(COMPANY, [(STREAM, mapped("a", "99.00"))])
+    pusher.reserve(COMPANY, [(STREAM, mapped("a", "99.00"))])  # the same again
+    pusher.reserve(COMPANY, batch("a"))  # 12.00 once more, after 99.00
+
+    keep = pusher.confirm(COMPANY, reserved)
+
+    assert [m.payload_hash for _, m in keep] == [mapped("a", "99.00").payload_hash]  # an update
+    assert pusher.outcomes.snapshot() == Tally(repeated=1)
+    assert store.held_ids() == {(COMPANY, ids("a")[0])}  # 12.00 waits for the update to end
 
 
 def test_a_failed_id_is_pushed_again_under_the_same_id(codat, store):
@@ -213,7 +232,8 @@ def test_a_refusal_of_the_whole_push_leaves_the_ids_sending_and_releases_the_cla
 @pytest.mark.parametrize("amount", ["12.00", "13.00"])
 def test_an_id_in_flight_is_claimed_by_one_push_only(codat, store, amount):
     """While one push's create is on the wire, another push of the same id does not carry it:
-    the same content is a repeat, other content a conflict; the rest of its batch goes on."""
+    the same content is a repeat, other content is held for later; the rest of its batch goes
+    on."""
     pusher = pusher_for(codat, store)
     release_first = threading.Event()
     codat.hold_next_create = release_first
@@ -229,7 +249,8 @@ def test_an_id_in_flight_is_claimed_by_one_push_only(codat, store, amount):
         first.join(10)
 
     tally = pusher.outcomes.snapshot()
-    assert (tally.repeated, tally.rejected) == ((1, 0) if amount == "12.00" else (0, 1))
+    assert (tally.repeated, tally.rejected) == ((1, 0) if amount == "12.00" else (0, 0))
+    assert store.held_ids() == (set() if amount == "12.00" else {(COMPANY, ids("a")[0])})
     assert {row[0] for row in ledger(store).values()} == {"sent"}
     assert len(syncs(store)) == 2 and pusher.in_flight == {}
 

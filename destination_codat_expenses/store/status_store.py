@@ -34,6 +34,7 @@ from destination_codat_expenses.models import (
 from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.store import ledger as ledger_sql
 from destination_codat_expenses.store import pg, pg_claims
+from destination_codat_expenses.store import versions as versions_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
 from destination_codat_expenses.store.writer import writer_for
@@ -600,6 +601,80 @@ class StatusStore:
             return webhook_sql.to_confirm(db, company_id)
 
         return self.read(work)
+
+    # -- versions and kinds (store/schema_v7.sql; the deciding is updates.py's) ----------------
+    def versions_of(self, company_id: str, ids: list[str]) -> dict[str, tuple[str, str, int]]:
+        """transaction id -> (state, payload hash, current version) of the company's rows."""
+        if not ids:
+            return {}
+
+        def work(db):
+            return ledger_sql.by_id(db, "transactions", "state, payload_hash, version", ids)
+
+        rows = self.read(work)
+        return {r[1]: (r[2], r[3], r[4] or 1) for r in rows if r[0] == company_id}
+
+    def set_kind(self, company_id: str, ids: list[str], kind: str) -> None:
+        """The rows just marked `sending` are of this kind (a stream other than expenses)."""
+
+        def work(db):
+            db.execute(
+                "UPDATE transactions SET kind = ?, version = coalesce(version, 1) "
+                "WHERE transaction_id IN (SELECT unnest(?::VARCHAR[])) AND company_id = ?",
+                [kind, ids, company_id],
+            )
+
+        self.write(work)
+
+    def begin_version(
+        self, company_id: str, stream: str, kind: str, item: Any, version: int
+    ) -> None:
+        """Ledger first, for a push by PUT: the row becomes `version` with this content,
+        `sending`. The version it supersedes (a lower number) is archived as it ended; a held
+        copy of this very content is no longer waiting."""
+        tid = item.transaction_id
+
+        def work(db):
+            row = versions_sql.current(db, company_id, tid)
+            if row is None:
+                versions_sql.insert_sending(db, company_id, stream, kind, item, version, now())
+                return
+            if row["version"] < version:
+                versions_sql.archive(db, company_id, tid, row, now())
+            versions_sql.update_sending(db, company_id, stream, kind, item, version, now())
+            versions_sql.drop_held(db, company_id, tid, item.payload_hash)
+
+        self.write(work)
+
+    def hold_version(self, company_id: str, stream: str, kind: str, item: Any) -> None:
+        """Content that came while the id's last push is not final: kept (one per id, the
+        newest) to be sent as the next version once that push is final."""
+
+        def work(db):
+            row = versions_sql.current(db, company_id, item.transaction_id)
+            version = (row["version"] if row else 1) + 1
+            versions_sql.drop_held(db, company_id, item.transaction_id)
+            versions_sql.insert_held(db, company_id, stream, kind, item, version, now())
+
+        self.write(work)
+
+    def held_ids(self) -> set[tuple[str, str]]:
+        """(company, transaction) of every held version."""
+
+        def work(db):
+            return db.execute(
+                "SELECT company_id, transaction_id FROM transaction_versions WHERE state = 'held'"
+            ).fetchall()
+
+        return {tuple(row) for row in self.read(work)}
+
+    def held_ready(self) -> list[dict[str, Any]]:
+        """Held versions whose id's last push is final now (completed or failed): to send."""
+        return self.read(versions_sql.held_ready)
+
+    def drop_held(self, company_id: str, transaction_id: str, payload_hash: str | None) -> None:
+        """The held version is sent, or is the content already sent (None: whatever it is)."""
+        self.write(lambda db: versions_sql.drop_held(db, company_id, transaction_id, payload_hash))
 
 
 def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:

@@ -83,6 +83,28 @@ def attempts_table(path: str, transaction_id: str) -> None:
     ui.open_clicked(event, attempts, "sync_id", ui.SYNC_PAGE, "sync")
 
 
+def versions_table(path: str, transaction_id: str) -> None:
+    """What the books were given, version by version: a changed record is an update."""
+    found = queries.load_versions(path, transaction_id)
+    st.subheader("Versions")
+    if len(found) <= 1:
+        st.caption("One version: this transaction was never changed.")
+    ui.show_grid(
+        found,
+        {
+            "version": st.column_config.NumberColumn("Version", format="%d", width="small"),
+            "kind": TEXT("Kind", width="small"),
+            "state": TEXT("State", width="small"),
+            "codat_status": TEXT("Codat status", width="small"),
+            "total_amount": TEXT("Amount", width="small"),
+            "sync_id": TEXT("Sync id", width=150),
+            "message": TEXT("Message", width="large"),
+        },
+        key="versions",
+        height=ui.grid_height(len(found)),
+    )
+
+
 def receipts(path: str, transaction_id: str) -> None:
     found = queries.load_attachments(path, transaction_id)
     found = found[found["transaction_id"] == transaction_id]
@@ -114,5 +136,6 @@ if state.empty:
     st.warning("That expense is not in the status store.")
     st.stop()
 current_state(state)
+versions_table(path, transaction_id)
 attempts_table(path, transaction_id)
 receipts(path, transaction_id)
