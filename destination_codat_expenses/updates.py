@@ -52,6 +52,10 @@ class Versions:
 
     def repeated(self, company_id: str, transaction_id: str) -> None:
         """The same content again: a change held for the id is no longer the last one."""
+        self.forget_held(company_id, transaction_id)
+
+    def forget_held(self, company_id: str, transaction_id: str) -> None:
+        """Content delivered later than the id's held change decides: the held one goes."""
         if (company_id, transaction_id) in self.held_ids():
             self.pusher.store.drop_held(company_id, transaction_id, None)
             self.held.discard((company_id, transaction_id))
@@ -72,6 +76,7 @@ class Versions:
             self.pusher.outcomes.withdrawn(stream, error)
             return False
         self.known.add((company_id, tid))
+        self.forget_held(company_id, tid)  # came before this one: never sent after it
         return True
 
     def held_ids(self) -> set[tuple[str, str]]:

@@ -167,6 +167,21 @@ def test_a_change_judged_again_on_top_of_a_completed_version_is_pushed_once(coda
     assert store.held_ids() == {(COMPANY, ids("a")[0])}  # 12.00 waits for the update to end
 
 
+def test_a_change_pushed_now_drops_the_change_held_before_it(codat, store):
+    """Found by the exactly-once property: 99.00 held behind a push, then 50.00 delivered once
+    that push completed; 50.00 is the last content, so 99.00 must never be sent after it."""
+    pusher = pusher_for(codat, store)
+    pusher.push(COMPANY, batch("a"))  # 12.00 sent
+    assert pusher.claim(COMPANY, [(STREAM, mapped("a", "99.00"))]) == []  # held behind it
+    assert store.held_ids() == {(COMPANY, ids("a")[0])}
+    store.mark_completed_by(COMPANY, {ids("a")[0]: ledger(store)[ids("a")[0]][2]})
+
+    keep = pusher.claim(COMPANY, [(STREAM, mapped("a", "50.00"))])
+
+    assert [m.payload_hash for _, m in keep] == [mapped("a", "50.00").payload_hash]
+    assert store.held_ids() == set()
+
+
 def test_a_failed_id_is_pushed_again_under_the_same_id(codat, store):
     pusher = pusher_for(codat, store)
     codat.refusals.append(validation((ids("a")[0], "lines: account missing")))
