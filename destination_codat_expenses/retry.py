@@ -7,7 +7,7 @@ The report's button calls this too."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import Companies
@@ -87,8 +87,13 @@ def ledger_items(store: StatusStore, plan: RetryPlan) -> Batch:
                 item["source_key"],
                 item["payload"],
                 hashes[item["transaction_id"]],
-                datetime.fromisoformat(item["payload"]["issueDate"]).date(),
+                payload_date(item["payload"]),
             ),
         )
         for item in plan.items
     ]
+
+
+def payload_date(payload: dict) -> date:
+    """An expense or reimbursable carries `issueDate`; a transfer or adjustment `date`."""
+    return datetime.fromisoformat(payload.get("issueDate") or payload["date"]).date()

@@ -259,3 +259,27 @@ def test_any_junk_record_maps_or_is_a_record_error_never_a_crash(record):
         except RecordError:
             continue
         assert isinstance(mapped.total, Decimal)
+
+
+def test_retry_reads_the_date_of_every_kind_from_its_ledger_payload(tmp_path):
+    """A transfer's or adjustment's payload has `date`, not `issueDate`: retry must read both."""
+    from destination_codat_expenses.config import MappingSettings
+    from destination_codat_expenses.retry import RetryPlan, ledger_items
+    from destination_codat_expenses.store.status_store import StatusStore
+    from destination_codat_expenses.streams import kind_of, map_family
+
+    store = StatusStore(str(tmp_path / "status.duckdb"))
+    store.prepare()
+    company = "11111111-1111-4111-8111-111111111111"
+    mapped = map_family(kind_of("transfers"), transfer(), "transfers", MappingSettings())
+    store.mark_sending(company, "transfers", [mapped])
+    item = {
+        "transaction_id": mapped.transaction_id,
+        "source_stream": "transfers",
+        "source_key": mapped.source_key,
+        "payload": jsonwire.loads(jsonwire.dumps(mapped.body)),
+    }
+
+    [(stream, ledger_item)] = ledger_items(store, RetryPlan("sync-1", company, [item]))
+
+    assert (stream, ledger_item.issue_date) == ("transfers", date(2024, 5, 2))
