@@ -22,6 +22,7 @@ from destination_codat_expenses.cli.env import (
     EXIT_OK,
     EXIT_STILL_RUNNING,
     KEY_ENV,
+    STORE_ENV,
     URL_ENV,  # noqa: F401 (the retry child reads it; tests set it through this module)
 )
 from destination_codat_expenses.redaction import shown
@@ -48,17 +49,17 @@ def retry_command(store_path: str, sync_id: str) -> str:
     return f"codat-expenses retry --store {shown_store} --sync {shlex.quote(sync_id)}"
 
 
-def retry_argv(store_path: str, sync_id: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "destination_codat_expenses.cli",
-        "retry",
-        "--store",
-        store_path,
-        "--sync",
-        sync_id,
-    ]
+def retry_argv(sync_id: str) -> list[str]:
+    """The store goes by $CODAT_EXPENSES_STORE (retry_env), never on the command line, where
+    any process list would show a PostgreSQL URL's password."""
+    return [sys.executable, "-m", "destination_codat_expenses.cli", "retry", "--sync", sync_id]
+
+
+def retry_env(store_path: str) -> dict[str, str]:
+    """The child needs the Codat key and the store, never the report's operator token."""
+    env = {k: v for k, v in os.environ.items() if k != OPERATOR_TOKEN_ENV}
+    env.update({STORE_ENV: store_path, "PYTHONUNBUFFERED": "1"})
+    return env
 
 
 def retry_failed_items(
@@ -66,16 +67,13 @@ def retry_failed_items(
 ) -> RetryOutcome:
     """Plan, push the failed items again (same ids) and follow the new sync to its end."""
     started_at = datetime.now(UTC) - timedelta(seconds=5)  # clock skew between processes
-    # the child needs the Codat key, never the report's operator token
-    env = {k: v for k, v in os.environ.items() if k != OPERATOR_TOKEN_ENV}
-    env["PYTHONUNBUFFERED"] = "1"
     lines: list[str] = []
     with subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-        retry_argv(store_path, sync_id),
+        retry_argv(sync_id),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=env,
+        env=retry_env(store_path),
     ) as child:
         for line in child.stdout:
             lines.append(line.rstrip())

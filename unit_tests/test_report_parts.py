@@ -8,7 +8,13 @@ import pytest
 
 from codat_sandbox.engine import SYNC_STATUS_TEXT
 from destination_codat_expenses.cli import report as cli_report
-from destination_codat_expenses.cli.env import EXIT_NOT_ALL_DONE, EXIT_OK, KEY_ENV, URL_ENV
+from destination_codat_expenses.cli.env import (
+    EXIT_NOT_ALL_DONE,
+    EXIT_OK,
+    KEY_ENV,
+    STORE_ENV,
+    URL_ENV,
+)
 from destination_codat_expenses.cli.main import build_parser
 from report_app import access, actions, charts, explain, money, queries, ui
 
@@ -179,7 +185,7 @@ def test_the_retry_child_never_gets_the_operator_token(monkeypatch):
 
     class Child:
         def __init__(self, argv, **kwargs):
-            seen.update(kwargs["env"])
+            seen.update(kwargs["env"], argv=argv)
             self.stdout = iter(())
 
         def __enter__(self):
@@ -193,8 +199,11 @@ def test_the_retry_child_never_gets_the_operator_token(monkeypatch):
 
     monkeypatch.setenv(access.OPERATOR_TOKEN_ENV, "op-token")
     monkeypatch.setattr(actions.subprocess, "Popen", Child)
-    actions.retry_failed_items("store.duckdb", "sync-1", lambda line: None)
+    store = "postgresql://report:pg-Secret-9@db:5432/codat"
+    actions.retry_failed_items(store, "sync-1", lambda line: None)
     assert access.OPERATOR_TOKEN_ENV not in seen and seen["PYTHONUNBUFFERED"] == "1"
+    # the store (a URL's password) goes by the environment, never on a process list
+    assert seen[STORE_ENV] == store and not any("pg-Secret-9" in arg for arg in seen["argv"])
 
 
 def test_retry_command_and_credentials_use_the_cli_names(monkeypatch):
