@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -39,6 +40,7 @@ from integration_tests.destination_support import (
     txn_id,
     write_files,
 )
+from testing.postgres import new_database
 
 S = "card_spend"
 # a guard against hangs, not a speed check: the first test of each group waits for all its
@@ -178,24 +180,25 @@ MAX_HIT = {"before_push": 9, "after_send": 9, "after_response": 9, "after_commit
 CRASH_WORKERS = 3
 
 
-def crash_cases() -> list[tuple[str, str, int]]:
-    """(flow, point, nth hit): each named point in both flows, then random ones (seeded)."""
-    cases = [(flow, point, 2) for point in POINTS for flow in ("direct", "datasets")]
+def crash_cases() -> list[tuple[str, str, str, int]]:
+    """(store, flow, point, nth hit): each named point in both flows, then random ones (seeded),
+    on DuckDB; each named point in the direct flow on PostgreSQL too."""
+    cases = [("duckdb", flow, point, 2) for point in POINTS for flow in ("direct", "datasets")]
     rng = random.Random(20260101)
     while len(cases) < 12:
         point = rng.choice(POINTS)
-        case = (rng.choice(("direct", "datasets")), point, rng.randint(1, MAX_HIT[point]))
+        flow = rng.choice(("direct", "datasets"))
+        case = ("duckdb", flow, point, rng.randint(1, MAX_HIT[point]))
         if case not in cases:
             cases.append(case)
-    return cases
+    return cases + [("postgres", "direct", point, 2) for point in POINTS]
 
 
-def run_crash_case(flow: str, point: str, nth: int, tmp) -> None:
+def run_crash_case(store, flow: str, point: str, nth: int, tmp) -> None:
     """Kill the writer at `point:nth`, check the store, run the same input again."""
     lines = input_lines(
         f"k-{flow}-{point}-{nth}", CRASH_RECORDS, CRASH_COMPANIES, CRASH_STATE_EVERY
     )
-    store = tmp / "status.duckdb"
     with ServerThread(create_app(SandboxSettings(api_key=API_KEY))) as base_url:
         config = routed(base_url, store, push_flow=flow, batch_size=25, sync_size=50)
         paths = write_files(tmp / "run", config, catalog(S), lines)
@@ -219,10 +222,19 @@ def run_crash_case(flow: str, point: str, nth: int, tmp) -> None:
 
 @pytest.fixture(scope="module")
 def crash_outcomes(request, tmp_path_factory):
+    admin_url = request.getfixturevalue("postgres_url")  # resolved here, not on the pool's threads
+
+    def run_case(store_kind: str, flow: str, point: str, nth: int, tmp) -> None:
+        if store_kind == "postgres":
+            store = new_database(admin_url, f"crash_{uuid.uuid4().hex[:12]}")
+        else:
+            store = tmp / "status.duckdb"
+        run_crash_case(store, flow, point, nth, tmp)
+
     return in_parallel(
         request,
         "test_killed_writer_rerun_loses_nothing_and_writes_nothing_twice",
-        run_crash_case,
+        run_case,
         workers=CRASH_WORKERS,
         tmp=tmp_path_factory,
     )
@@ -230,11 +242,11 @@ def crash_outcomes(request, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.timeout(HANG_GUARD_S)
-@pytest.mark.parametrize(("flow", "point", "nth"), crash_cases())
+@pytest.mark.parametrize(("store_kind", "flow", "point", "nth"), crash_cases())
 def test_killed_writer_rerun_loses_nothing_and_writes_nothing_twice(
-    flow, point, nth, crash_outcomes
+    store_kind, flow, point, nth, crash_outcomes
 ):
-    raise_if_failed(crash_outcomes[(flow, point, nth)])
+    raise_if_failed(crash_outcomes[(store_kind, flow, point, nth)])
 
 
 def assert_store_opens_and_covers(store, echoed: list[dict], lines: list[dict]) -> None:
@@ -254,4 +266,6 @@ def assert_store_opens_and_covers(store, echoed: list[dict], lines: list[dict]) 
 
 
 def test_crash_cases_cover_every_named_point():
-    assert {point for _, point, _ in crash_cases()} == set(POINTS)
+    for store_kind in ("duckdb", "postgres"):
+        cases = [c for c in crash_cases() if c[0] == store_kind]
+        assert {point for _, _, point, _ in cases} == set(POINTS)
