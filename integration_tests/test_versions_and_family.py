@@ -4,7 +4,10 @@ then the store (ledger, versions, rejects)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +29,8 @@ from integration_tests.destination_support import (
     write_in_process,
 )
 from report_app import queries as report_queries
+
+CLI = Path(sys.executable).with_name("codat-expenses")
 
 CARDS = "card_spend"
 
@@ -76,6 +81,21 @@ def test_a_changed_expense_is_one_update_and_repeats_do_nothing(sandbox_url, tmp
     assert books(sandbox_url)[tid]["version"] == 2
     assert len(sync_statuses(sandbox_url, XERO)) == syncs_before + 1
     assert len(versions(store, tid)) == 2
+
+    # the operator sees the same history from the command line
+    release(str(store))
+    shown = subprocess.run(
+        [str(CLI), "transactions", "history", "--store", str(store), "--id", tid.upper()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    lines = [line.split() for line in shown.stdout.splitlines()[2:]]
+    assert [(line[1], line[3], line[6], line[7]) for line in lines] == [
+        ("1", "completed", "GBP", "12.000000000"),
+        ("2", "completed", "GBP", "20.000000000"),
+    ]
 
 
 def test_a_change_while_the_first_push_is_open_is_held_then_sent(sandbox_url, tmp_path):

@@ -75,6 +75,18 @@ def add_run_and_reject_views(commands) -> None:
     found.add_argument("--limit", type=int, default=50)
     found.set_defaults(handler=run_rejects_list)
 
+    transactions = commands.add_parser("transactions", help="Show a transaction's versions.")
+    transactions_commands = transactions.add_subparsers(dest="transactions_command", required=True)
+    history = with_store(
+        transactions_commands.add_parser(
+            "history",
+            help="Every version of one transaction (expense, transfer, reimbursable or "
+            "adjustment), oldest first, with its state and Codat's word on it.",
+        )
+    )
+    history.add_argument("--id", required=True, help="The transaction id (a UUID).")
+    history.set_defaults(handler=run_transactions_history)
+
 
 STORE_HELP = (
     "The status store: a DuckDB file, or a postgresql://user:password@host:port/db URL "
@@ -156,6 +168,12 @@ def run_rejects_list(args: argparse.Namespace) -> int:
     rows = queries.list_rejects(args.store, where)
     print(table(rows, queries.REJECT_COLUMNS) if rows else "no rejects match")
     return EXIT_OK
+
+
+def run_transactions_history(args: argparse.Namespace) -> int:
+    rows = queries.transaction_versions(args.store, args.id.strip().lower())
+    print(table(rows, queries.VERSION_COLUMNS) if rows else "no such transaction in the store")
+    return EXIT_OK if rows else EXIT_NOT_ALL_DONE
 
 
 # -- plain-text tables ----------------------------------------------------------------------------

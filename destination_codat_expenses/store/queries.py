@@ -318,6 +318,33 @@ def list_rejects(path: str, where: RejectFilter) -> list[dict[str, Any]]:
         )
 
 
+VERSION_COLUMNS = [
+    "company_id",
+    "version",
+    "kind",
+    "state",
+    "codat_status",
+    "sync_id",
+    "currency",
+    "total_amount",
+    "updated_at",
+    "message",
+]
+
+
+def transaction_versions(path: str, transaction_id: str) -> list[dict[str, Any]]:
+    """Every version of a transaction, oldest first: those an update superseded, the current
+    one, and a change held until the current one's push is final."""
+    with store_views(path) as db:
+        return rows_as_dicts(
+            db.execute(
+                f"SELECT {', '.join(VERSION_COLUMNS)} FROM v_transaction_versions "
+                "WHERE transaction_id = ? ORDER BY company_id, version, updated_at",
+                [transaction_id],
+            )
+        )
+
+
 def ledger_states(path: str, company_id: str, ids: list[str]) -> dict[str, str]:
     """transaction id -> ledger state (sending, sent, completed, failed) of these ids."""
     with store_views(path) as db:
