@@ -42,6 +42,7 @@ from testing.browser import (
     click,
     click_grid_row,
     cut_off,
+    evidence_on_failure,
     grid_rows,
     have_browser,
     link,
@@ -125,7 +126,10 @@ def test_failed_sync_is_found_inspected_and_retried_in_the_browser(
             scroll_to_text(browser, focus, exact)
         screenshot(browser, artifacts / f"{next(shot):02d}-{name}.png")
 
-    with report_server(store, env, cwd=str(tmp_path)) as base_url:
+    with (
+        report_server(store, env, cwd=str(tmp_path)) as base_url,
+        evidence_on_failure(browser, artifacts, "retry-walk"),
+    ):
         # 1. the dashboard: both syncs, one failed
         browser.get(base_url)
         wait_for_text(browser, "Sync health", "Sync history", "2 of 2 matching syncs shown")
@@ -261,7 +265,11 @@ def test_every_page_shows_what_the_store_knows(tmp_path, artifacts, width):
     store = seed.seed_story(str(tmp_path / "status.duckdb"))
     env = {k: v for k, v in os.environ.items() if k != OPERATOR_TOKEN_ENV}
     env |= {"CODAT_API_KEY": "never-used", "CODAT_BASE_URL": "http://127.0.0.1:9"}  # no sign-in
-    with report_server(store, env, cwd=str(tmp_path)) as base_url, chromium((width, 1000)) as web:
+    with (
+        report_server(store, env, cwd=str(tmp_path)) as base_url,
+        chromium((width, 1000)) as web,
+        evidence_on_failure(web, artifacts, f"every-page-{width}"),
+    ):
         visit(web, base_url, "/", "Sync health", "Status codes and what they mean")
         money = {r["Currency"]: r for r in wait_for_rows(web, "Amount written", 5)}
         assert money["USD"]["Amount written"] == "1,234,613.88 USD"

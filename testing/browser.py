@@ -350,6 +350,22 @@ def screenshot(driver: WebDriver, path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def evidence_on_failure(driver: WebDriver, folder: Path, name: str) -> Iterator[None]:
+    """When the block fails, keep what the browser showed: a PNG of the viewport, the page's
+    visible text and its URL (test-artifacts/, so a flaky failure can be read afterwards)."""
+    try:
+        yield
+    except BaseException:
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(WebDriverException):
+            driver.save_screenshot(str(folder / f"FAILED-{name}.png"))
+        with contextlib.suppress(WebDriverException):
+            text = f"{driver.current_url}\n\n{body_text(driver)}"
+            (folder / f"FAILED-{name}.txt").write_text(text)
+        raise
+
+
 def sign_in(driver: WebDriver, token: str) -> None:
     """Sign in with the operator token from the sidebar form, as a person does. A signed-in
     session lasts while the page is not reloaded (Streamlit's session is the tab's
