@@ -125,10 +125,10 @@ def test_charts_are_built_from_frames():
 
 
 def test_every_code_has_who_acts_and_a_colour_of_its_own():
-    from destination_codat_expenses.models import OWN_STATUS_MEANING, STATUS_MEANING
+    from destination_codat_expenses.models import OWN_STATUS_MEANING, STATUS_MEANING, WHO_ACTS
 
     codes = [*STATUS_MEANING, *OWN_STATUS_MEANING]
-    assert set(explain.SEVERITY_OF_CODE) == set(codes)
+    assert set(WHO_ACTS) == set(codes)
     assert {explain.severity(c) for c in codes} == set(explain.SEVERITIES)
     assert explain.severity(None) == explain.WAITING == explain.severity(explain.NO_STATUS)
     colours = [charts.CODE_COLOURS[c] for c in [*codes, explain.NO_STATUS]]
