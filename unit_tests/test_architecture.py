@@ -35,7 +35,15 @@ LAYERS: list[set[str]] = [
         "config",
     },  # pure record -> payload, settings
     {"codat", "store"},  # the only HTTP, the only SQL
-    {"companies", "reconcile", "uploads", "follow", "outcomes", "pushes"},  # one push, one follow
+    {
+        "companies",
+        "company_names",
+        "reconcile",
+        "uploads",
+        "follow",
+        "outcomes",
+        "pushes",
+    },  # one push, one follow
     {"pipeline", "retry", "refresh", "check"},  # what a command does
     {"webhooks", "protocol"},  # edges that are not Airbyte's
     {"destination", "demo", "cli", "run"},  # entry points
