@@ -207,6 +207,11 @@ def with_money(rows: pd.DataFrame, amount: str, currency: str, into: str) -> pd.
     return rows
 
 
+def company(name, company_id) -> str:
+    """'Acme Ltd (1a2b3c4d-…)': the name Codat gives the company, "—" while none is known."""
+    return f"{name if isinstance(name, str) and name else EMPTY_CELL} ({company_id})"
+
+
 def platforms(source, target) -> str:
     """'Airbyte → Xero'; a sync only a webhook named has neither yet."""
     if not isinstance(source, str) and not isinstance(target, str):

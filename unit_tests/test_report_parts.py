@@ -91,10 +91,10 @@ def test_search_text_is_a_literal_pattern():
 def test_filter_becomes_fixed_sql_with_parameters():
     flt = queries.SyncFilter("ab", date(2024, 5, 1), date(2024, 5, 2), (5130, 0))
     where, params = queries.where_syncs(flt)
-    assert "ab" not in where and where.count("?") == len(params) == 5
-    assert params[2].isoformat() == "2024-05-01T00:00:00+00:00"
-    assert params[3].isoformat() == "2024-05-03T00:00:00+00:00"  # `until` is inclusive
-    assert params[4] == [5130, 0]
+    assert "ab" not in where and where.count("?") == len(params) == 6  # the name too
+    assert params[3].isoformat() == "2024-05-01T00:00:00+00:00"
+    assert params[4].isoformat() == "2024-05-03T00:00:00+00:00"  # `until` is inclusive
+    assert params[5] == [5130, 0]
 
 
 def test_history_sorts_only_by_known_columns():

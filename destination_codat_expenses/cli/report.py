@@ -16,6 +16,7 @@ from pathlib import Path
 from destination_codat_expenses.cli.env import STORE_ENV
 from destination_codat_expenses.cli.extras import require_extras
 from destination_codat_expenses.errors import CodatExpensesError
+from destination_codat_expenses.store.db import migrate, release
 
 
 def add_report_command(commands) -> None:
@@ -63,6 +64,10 @@ def run_report(args: argparse.Namespace) -> int:
         raise CodatExpensesError(
             f"There is no status store at {store}: run the destination (or the demo) first."
         )
+    # the report reads the views of the newest schema: a store an older version wrote is
+    # brought up to it first (a short write; the running destination's lock is waited for)
+    migrate(str(store))
+    release(str(store))
     env = {**os.environ, STORE_ENV: str(store)}
     print(f"Sync Health report for {store} on http://{args.host}:{args.port}", file=sys.stderr)
     sys.stderr.flush()

@@ -141,6 +141,7 @@ WIDTHS = {
     "initiated_at": 160,
     "duration_s": 95,
     "company_id": 150,
+    "company_name": 170,
 }
 
 

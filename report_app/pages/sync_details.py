@@ -29,16 +29,17 @@ def pick_sync(path: str) -> str | None:
     return ui.pick_from_url(
         "sync",
         lambda text: sync_choices(queries.load_sync_matches(path, text)),
-        ("Find a sync", "sync or company id, or part of one"),
+        ("Find a sync", "sync id, company id or company name, or part of one"),
         ("Sync", "Choose a sync"),
     )
 
 
 def sync_choices(matches: pd.DataFrame) -> dict[str, str]:
-    """Each sync with its company, accounting software, status and start, as the picker shows."""
+    """Each sync with its company's name, accounting software, status and start, as the picker
+    shows ("—" for a company whose name is not known)."""
     return {
-        row.sync_id: f"{row.sync_id} · company {row.company_id}"
-        f"{f' ({row.target_platform})' if isinstance(row.target_platform, str) else ''} · "
+        row.sync_id: f"{row.sync_id} · {ui.company(row.company_name, row.company_id)}"
+        f"{f' · {row.target_platform}' if isinstance(row.target_platform, str) else ''} · "
         f"{explain.status_label(row.status_code, row.outcome)} · {ui.fmt_time(row.initiated_at)}"
         for row in matches.itertuples()
     }
@@ -81,7 +82,7 @@ def header(sync: dict) -> None:
 
 def facts(sync: dict) -> None:
     rows = {
-        "Company": sync["company_id"],
+        "Company": ui.company(sync["company_name"], sync["company_id"]),
         "Platforms": ui.platforms(sync["source_platform"], sync["target_platform"]),
         "Status code and text": f"{explain.as_code(sync['status_code']) or '—'} "
         f"{sync['status_text'] or ''}",

@@ -24,7 +24,8 @@ def pick_transaction(path: str) -> str | None:
 def expense_choices(matches: pd.DataFrame) -> dict[str, str]:
     """Each expense with its company, amount and date, as the picker shows it."""
     return {
-        row.transaction_id: f"{row.transaction_id} · company {row.company_id} · "
+        row.transaction_id: f"{row.transaction_id} · "
+        f"{ui.company(row.company_name, row.company_id)} · "
         f"{money.format_amount(row.total_amount, row.currency)} · "
         f"dated {ui.fmt_date(row.issue_date)} · {row.state}"
         for row in matches.itertuples()
@@ -41,7 +42,8 @@ def current_state(state: pd.DataFrame) -> None:
             "Amount", money.format_amount(row["total_amount"], row["currency"]), border=True
         )
         st.text(
-            f"Company {row['company_id']} · source {row['source_stream'] or 'not known'} / "
+            f"Company {ui.company(row['company_name'], row['company_id'])} · "
+            f"source {row['source_stream'] or 'not known'} / "
             f"{row['source_key'] or 'not known'} · dated {ui.fmt_date(row['issue_date'])}"
         )
         ui.show_raw("Latest message", row["message"])
