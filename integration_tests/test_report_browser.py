@@ -52,6 +52,7 @@ from testing.browser import (
     sign_in,
     tab,
     type_into,
+    wait_for_fonts,
     wait_for_metrics,
     wait_for_rows,
     wait_for_text,
@@ -255,6 +256,7 @@ def no_none(driver) -> None:
 def visit(driver, base_url: str, path: str, *texts: str) -> str:
     driver.get(base_url + path)
     page = wait_for_text(driver, *texts)
+    wait_for_fonts(driver)
     assert not cut_off(driver), cut_off(driver)  # no metric tile cut off ("2026-11-29 ...")
     no_none(driver)
     return page
@@ -278,7 +280,8 @@ def test_every_page_shows_what_the_store_knows(tmp_path, artifacts, width):
         codes = wait_for_rows(web, "Who acts", 8)  # every code seen, no scroll box
         numbers = [r["Code"] for r in codes[1:]]
         assert codes[0]["Code"] == "No status yet" and numbers == sorted(numbers, key=int)
-        history = grid_rows(web, "Sync id")
+        # the history grid draws after the figures above it: wait for its rows, never read once
+        history = wait_until(lambda: grid_rows(web, "Sync id"), 30, "the history's rows")
         assert {"Started (UTC)", "Code", "Outcome", "Items", "Failed"} <= set(history[0])
         screenshot(web, artifacts / f"page-dashboard-{width}.png")
 

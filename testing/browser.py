@@ -380,6 +380,14 @@ def sign_in(driver: WebDriver, token: str) -> None:
     wait_for_text(driver, "Signed in as operator")
 
 
+def wait_for_fonts(driver: WebDriver, timeout: float = 30) -> None:
+    """Until the page's web fonts are in: text laid out in a fallback font is wider, so a tile
+    measured before then can look cut off when it is not."""
+    wait_until(
+        lambda: driver.execute_script("return document.fonts.status") == "loaded", timeout, "fonts"
+    )
+
+
 def cut_off(driver: WebDriver) -> list[str]:
     """The metric values the page draws cut off (wider than their tile)."""
     return driver.execute_script(
