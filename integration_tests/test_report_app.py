@@ -683,6 +683,8 @@ def test_runs_page_lists_failed_runs_first_with_why(store):
     assert len(runs) == seed.EXPECTED["runs"]
     assert runs["run_id"].iloc[0] == seed.FAILED_RUN and runs["outcome"].iloc[0] == "failed"
     assert runs["error"].iloc[0] == seed.RUN_ERROR
+    # the error above the grid, as recorded: a code box (its `commands` not escaped Markdown)
+    assert [c.value for c in at.code] == [seed.RUN_ERROR] and "`" in seed.RUN_ERROR
     assert metrics(at)["Failed"] == "1" and metrics(at)["Running"] == "1"
     assert metrics(at)["Records rejected"] == str(seed.EXPECTED["rejects"])
     at.session_state["runs"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
