@@ -173,7 +173,7 @@ def test_long_running_and_stuck_syncs_stand_out(store):
     assert "1 sync(s) are long running (1010)" in texts(at.info)
     rows = history(at).set_index("sync_id")
     assert rows.loc[seed.S_STUCK_US, "attention"] == "⚠ stuck"
-    assert rows.loc[seed.S_LONG_EU, "attention"] == "⏳ long running"
+    assert rows.loc[seed.S_LONG_EU, "attention"] == "◷ long running"
     assert rows.loc[seed.S_OK_GB, "attention"] == ""
     at.number_input(key="stuck_after").set_value(600).run()  # 10 hours: nothing is stuck now
     assert "stuck" not in texts(calm(at).warning)
@@ -731,4 +731,6 @@ def test_webhook_events_page_says_what_each_delivery_did(store):
     assert len(events) == seed.EXPECTED["webhook_events"]
     assert events.loc["msg-0002", "effect"] == "ignored (signature did not hold)"
     assert events.loc["msg-0001", "effect"] == "sync marked to confirm with Codat"
+    assert events.loc["msg-0001", "company_name"] == "Globex Corporation"
+    assert events["company_name"].isna()["msg-0002"]  # never named: the grid shows "—"
     assert metrics(at)["Not verified"] == "1"

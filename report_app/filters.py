@@ -30,7 +30,7 @@ COLUMN_LABELS = {
     "company_name": "Company",
     "initiated_at": "Started (UTC)",
     "completed_at": "Finished (UTC)",
-    "duration_s": "Duration (s)",
+    "duration_s": "Duration",
     "status_code": "Code",
     "status_meaning": "Meaning",
     "outcome": "Outcome",

@@ -593,7 +593,8 @@ def fetch_webhook_events(path: str, search: str = "", limit: int = 1000) -> pd.D
         return frame(
             db,
             "SELECT received_at, event_type, verified, applied, sync_id, company_id, "  # noqa: S608
-            f"webhook_id FROM v_webhook_events WHERE {' AND '.join(clauses)} "
+            f"webhook_id, {COMPANY_NAME.format(alias='w')} FROM v_webhook_events w "
+            f"WHERE {' AND '.join(clauses)} "
             "ORDER BY received_at DESC, webhook_id LIMIT ?",
             [*params, limit],
         )

@@ -167,12 +167,20 @@ def running(driver: WebDriver) -> bool:
     return bool(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
 
 
+def drawing(driver: WebDriver) -> bool:
+    """Streamlit draws a grey skeleton in place of an element whose code is still loading
+    (metrics, widgets, grids, charts): their text may be on the page before they are."""
+    return bool(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]'))
+
+
 def wait_for_text(driver: WebDriver, *texts: str, timeout: float = 60) -> str:
-    """Wait until every text is visible and the script has finished running; the page text."""
+    """Wait until every text is visible, the script has finished running and no element is
+    still a skeleton; the page text."""
 
     def shown() -> str | None:
         text = body_text(driver)
-        return text if all(t in text for t in texts) and not running(driver) else None
+        done = all(t in text for t in texts) and not running(driver) and not drawing(driver)
+        return text if done else None
 
     return wait_until(shown, timeout, f"{texts!r} on {driver.current_url}")
 
@@ -378,6 +386,21 @@ def sign_in(driver: WebDriver, token: str) -> None:
     )
     click(driver, submit)
     wait_for_text(driver, "Signed in as operator")
+
+
+DRAWN_JS = """
+const grids = [...document.querySelectorAll('[data-testid="stDataFrame"]')];
+const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+return document.fonts.status === "loaded"
+  && grids.every((g) => g.querySelector('[data-testid="data-grid-canvas"]'))
+  && charts.every((c) => c.querySelector("canvas, svg"));
+"""
+
+
+def wait_until_drawn(driver: WebDriver, timeout: float = 30) -> None:
+    """Until every grid has its canvas, every chart its drawing and the fonts are in (what a
+    screenshot must wait for after the page's text is there)."""
+    wait_until(lambda: driver.execute_script(DRAWN_JS) and not drawing(driver), timeout, "drawn")
 
 
 def wait_for_fonts(driver: WebDriver, timeout: float = 30) -> None:

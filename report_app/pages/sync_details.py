@@ -12,12 +12,13 @@ from report_app import access, actions, explain, queries, ui
 
 OPEN_SYNC_REFRESH_S = 5
 TEXT = st.column_config.TextColumn
+# narrow keys and a wide message: at 1280 px Codat's message gets most of the row
 ITEM_COLUMNS = {
-    "status": TEXT("Item status", width=130),
-    "transaction_id": TEXT("Transaction id", width=150),
-    "amount_shown": TEXT("Amount", alignment="right", width=130),
-    "reason": TEXT("Reason", width=210),
-    "message": TEXT("Message", width="large"),
+    "status": TEXT("Item status", width=115),
+    "transaction_id": TEXT("Transaction id", width=115),
+    "amount_shown": TEXT("Amount", alignment="right", width=110),
+    "reason": TEXT("Reason", width=170),
+    "message": TEXT("Message", width=420),
     "data_type": TEXT("Written as", width="small"),
     "record_id": TEXT("Record in the books", width="small"),
     "source_key": TEXT("Source record", width="small"),
@@ -245,7 +246,10 @@ def push_items_tab(path: str, sync_id: str) -> None:
         "Search items", key="item_search", placeholder="transaction id, record id or data type"
     )
     statuses = st.multiselect(
-        "Item status", queries.load_push_statuses(path, sync_id), key="item_status"
+        "Item status",
+        queries.load_push_statuses(path, sync_id),
+        key="item_status",
+        placeholder="All item statuses",
     )
     items = queries.load_push_items(path, sync_id, search, tuple(statuses))
     items["reason"] = items["message"].map(explain.short_reason)

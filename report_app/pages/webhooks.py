@@ -14,6 +14,7 @@ COLUMNS = {
     "effect": TEXT("Effect", width=260),
     "sync_id": TEXT("Sync id", width=150),
     "event_type": TEXT("Event", width=140),
+    "company_name": TEXT("Company", width=170),
     "company_id": TEXT("Company id", width="medium"),
     "webhook_id": TEXT("Delivery id", width="medium"),
 }
