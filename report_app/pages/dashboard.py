@@ -133,8 +133,8 @@ def highlight(row: pd.Series) -> list[str]:
 
 # pixels: the key columns (through Failed) fit beside the sidebar at 1280 px
 WIDTHS = {
-    "attention": 95,
-    "sync_id": 150,
+    "attention": 115,
+    "sync_id": 140,
     "status_code": 55,
     "status_meaning": 175,
     "outcome": 95,

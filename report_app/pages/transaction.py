@@ -112,7 +112,7 @@ def receipts(path: str, transaction_id: str) -> None:
 RECEIPT_COLUMNS = {
     "status": TEXT("Upload", width="small"),
     "file_name": TEXT("File", width="medium"),
-    "message": TEXT("Reason / message", width="large"),
+    "message": TEXT("Reason / message", width=320),
     "sync_id": TEXT("Sync id", width="medium"),
     "size_bytes": st.column_config.NumberColumn("Size (bytes)", format="%d", width="small"),
     "recorded_at": st.column_config.DatetimeColumn("Recorded (UTC)", format="YYYY-MM-DD HH:mm"),
