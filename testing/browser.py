@@ -411,9 +411,15 @@ def wait_for_fonts(driver: WebDriver, timeout: float = 30) -> None:
     )
 
 
+CUT_OFF_JS = """
+return [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+  .filter((value) => [value, ...value.querySelectorAll("*")]
+    .some((e) => e.scrollWidth > e.clientWidth + 1))
+  .map((value) => value.textContent);
+"""
+
+
 def cut_off(driver: WebDriver) -> list[str]:
-    """The metric values the page draws cut off (wider than their tile)."""
-    return driver.execute_script(
-        "return [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
-        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent);"
-    )
+    """The metric values the page draws cut off (wider than their tile): the value or any
+    element inside it (Streamlit puts the ellipsis on an inner one)."""
+    return driver.execute_script(CUT_OFF_JS)
