@@ -35,6 +35,7 @@ MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()<>#!|~:$]")
 BUSY_TOTAL = "store_busy_total"
 EMPTY_CELL = "—"  # what a grid shows for a missing value (never "None")
 GRID_ROW_PX, GRID_MAX_ROWS = 35, 14
+SCROLLBAR_PX = 12  # a grid wider than the page draws a scrollbar over its last row
 
 
 def store_path() -> str:
@@ -178,8 +179,9 @@ def parse_json(value) -> object | None:
 
 # -- grids -----------------------------------------------------------------------------------------
 def grid_height(rows: int, max_rows: int = GRID_MAX_ROWS) -> int:
-    """Tall enough for every row up to max_rows (no scroll box for a dozen status codes)."""
-    return GRID_ROW_PX * (min(max(rows, 1), max_rows) + 1) + 3
+    """Tall enough for every row up to max_rows (no scroll box for a dozen status codes), and
+    for a horizontal scrollbar under the last one."""
+    return GRID_ROW_PX * (min(max(rows, 1), max_rows) + 1) + 3 + SCROLLBAR_PX
 
 
 def show_grid(rows: pd.DataFrame, columns: dict, key: str, **options):

@@ -57,6 +57,11 @@ st.caption(
     "`codat-expenses status refresh`). Click one to open its expense."
 )
 event = ui.show_grid(
-    receipts, RECEIPTS, key="receipts", on_select="rerun", selection_mode="single-row"
+    receipts,
+    RECEIPTS,
+    key="receipts",
+    on_select="rerun",
+    selection_mode="single-row",
+    height=ui.grid_height(len(receipts)),
 )
 ui.open_clicked(event, receipts, "transaction_id", ui.TRANSACTION_PAGE, "transaction")

@@ -54,7 +54,7 @@ if rejects.empty:
     st.info("No rejected records match." if flt != queries.RejectFilter() else "No rejects yet.")
     st.stop()
 st.caption(f"{len(rejects):,} rejected record(s) shown, newest first (at most 1,000).")
-ui.show_grid(rejects, COLUMNS, key="rejects")
+ui.show_grid(rejects, COLUMNS, key="rejects", height=ui.grid_height(len(rejects)))
 st.download_button(
     "Download these rejects (CSV)",
     data=lambda: queries.fetch_rejects(path, flt, limit=None).to_csv(index=False),
