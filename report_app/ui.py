@@ -35,7 +35,6 @@ MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]()<>#!|~:$]")
 BUSY_TOTAL = "store_busy_total"
 EMPTY_CELL = "—"  # what a grid shows for a missing value (never "None")
 GRID_ROW_PX, GRID_MAX_ROWS = 35, 14
-SCROLLBAR_PX = 12  # a grid wider than the page draws a scrollbar over its last row
 
 
 def store_path() -> str:
@@ -178,10 +177,12 @@ def parse_json(value) -> object | None:
 
 
 # -- grids -----------------------------------------------------------------------------------------
-def grid_height(rows: int, max_rows: int = GRID_MAX_ROWS) -> int:
-    """Tall enough for every row up to max_rows (no scroll box for a dozen status codes), and
-    for a horizontal scrollbar under the last one."""
-    return GRID_ROW_PX * (min(max(rows, 1), max_rows) + 1) + 3 + SCROLLBAR_PX
+def grid_height(rows: int, max_rows: int = GRID_MAX_ROWS) -> int | str:
+    """Every row up to max_rows ("content": Streamlit also leaves room for a horizontal
+    scrollbar, which a fixed height hid the last row under at 1280 px), then a scroll box."""
+    if rows <= max_rows:
+        return "content"
+    return GRID_ROW_PX * (max_rows + 1) + 3
 
 
 def show_grid(rows: pd.DataFrame, columns: dict, key: str, **options):
