@@ -13,8 +13,8 @@ COLUMNS = {
     "signature": TEXT("Signature", width=110),
     "effect": TEXT("Effect", width=260),
     "sync_id": TEXT("Sync id", width=150),
-    "event_type": TEXT("Event", width=140),
     "company_name": TEXT("Company", width=170),
+    "event_type": TEXT("Event", width=140),
     "company_id": TEXT("Company id", width="medium"),
     "webhook_id": TEXT("Delivery id", width="medium"),
 }
