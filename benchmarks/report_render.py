@@ -8,7 +8,7 @@ it. Repeated `--repeats` times with Streamlit's caches cleared in between; print
 the median and the worst per step, and the exact command.
 
     python -m benchmarks.report_render [--syncs 100000] [--transactions 1000000] [--repeats 3]
-        [--store PATH] [--browser]
+        [--store PATH] [--browser] [--small-syncs 1000]
 
 AppTest runs the page script in this process: the DuckDB queries, pandas, the charts' specs and
 the Arrow/protobuf serialisation of every element. It does not include the WebSocket hop or the
@@ -19,6 +19,11 @@ history row AppTest produced for the same step (polled every 20 ms, one script c
 also reports the start-up (the first page a cold server sends a fresh browser, on the sync
 page: mostly Streamlit's frontend and the report's imports, not the store). The date range is
 set by AppTest only: the date picker takes no typed input.
+
+With `--browser` it also seeds a small store (`--small-syncs`, 1,000 by default, ten
+transactions each) and times its first render in Chromium in the same rounds, alternating with
+the big store's, so both see the same load: the ratio big / small says how much of the first
+render grows with the store (target <= 1.5).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from testing.report_seed import seed_bulk
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "report_app" / "app.py"
 TARGET_S = 2.0
+TARGET_RATIO = 1.5  # first render on the big store / on the small one
 SEARCH = "company-0042"  # one company in 500: 200 of 100,000 syncs
 CODE = 5130
 FIRST = "first render"
@@ -166,7 +172,7 @@ return {
 """
 
 
-def browser_round(store: str, expected: dict[str, Shown]) -> dict[str, float]:
+def browser_round(store: str, expected: dict[str, Shown], changes: bool = True) -> dict[str, float]:
     """One round in Chromium on a freshly started report server: nothing cached, so the
     dashboard's first render runs every query, as for the first visitor after a start."""
     from testing import browser as web
@@ -197,7 +203,7 @@ def browser_round(store: str, expected: dict[str, Shown]) -> dict[str, float]:
         started = time.perf_counter()
         driver.get(url)
         results[FIRST] = until_drawn(driver, expected[FIRST], started)
-        for name, act in browser_steps().items():
+        for name, act in (browser_steps() if changes else {}).items():
             driver.get(url)  # the unfiltered dashboard again (cached by now)
             web.wait_until(lambda: drawn(driver, expected[FIRST]), 600, "the dashboard")
             started = time.perf_counter()
@@ -214,6 +220,9 @@ def main() -> None:
     parser.add_argument("--store", help="Use (and keep) this store file instead of a temp one.")
     parser.add_argument(
         "--browser", action="store_true", help="Also time the real server in headless Chromium."
+    )
+    parser.add_argument(
+        "--small-syncs", type=int, default=1_000, help="The small store's syncs (--browser)."
     )
     args = parser.parse_args()
     st.config.set_option("logger.level", "error")  # AppTest's "no runtime" notices
@@ -232,10 +241,27 @@ def main() -> None:
                 f"{took:.1f} s ({mib:.0f} MiB)"
             )
         os.environ[STORE_ENV] = store
-        measure(store, args.repeats, args.browser)
+        small = None
+        if args.browser:
+            small = str(Path(tmp) / "small.duckdb")
+            seed_bulk(small, args.small_syncs, args.small_syncs * 10)
+            print(f"small:   {args.small_syncs:,} syncs, {args.small_syncs * 10:,} transactions")
+        measure(store, args.repeats, small)
 
 
-def measure(store: str, repeats: int, browser: bool) -> None:
+def first_render_of(store: str) -> Shown:
+    """What the first render shows on `store` (AppTest), for the browser to wait for."""
+    before = os.environ[STORE_ENV]
+    os.environ[STORE_ENV] = store
+    try:
+        st.cache_data.clear()
+        return shown(timed_run(new_session())[1])
+    finally:
+        os.environ[STORE_ENV] = before
+        st.cache_data.clear()
+
+
+def measure(store: str, repeats: int, small: str | None) -> None:
     steps = changes()
     components()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -247,14 +273,32 @@ def measure(store: str, repeats: int, browser: bool) -> None:
             last[name] = what
             print(f"AppTest round {round_}: {name:<32} {seconds:6.3f} s   ({what})")
     in_browser: dict[str, list[float]] = {}
-    for round_ in range(1, repeats + 1 if browser else 1):
+    on_small: list[float] = []
+    small_first = first_render_of(small) if small else None
+    for round_ in range(1, repeats + 1 if small else 1):
         for name, seconds in browser_round(store, last).items():
             in_browser.setdefault(name, []).append(seconds)
             print(f"browser round {round_}: {name:<32} {seconds:6.3f} s")
+        seconds = browser_round(small, {FIRST: small_first}, changes=False)[FIRST]
+        on_small.append(seconds)
+        print(f"browser round {round_}: {'first render, small store':<32} {seconds:6.3f} s")
     print(f"load average {os.getloadavg()[0]:.1f} at end")
     summary("AppTest (page script, queries, serialisation)", timings)
     if in_browser:
         summary("Chromium on the real server (request or change -> drawn)", in_browser)
+        ratio(in_browser[FIRST], on_small)
+
+
+def ratio(big: list[float], small: list[float]) -> None:
+    """The big store's first render over the small one's: medians, and round by round."""
+    per_round = [b / s for b, s in zip(big, small, strict=True)]
+    middle = statistics.median(big) / statistics.median(small)
+    verdict = "ok" if middle <= TARGET_RATIO else "OVER"
+    print(
+        f"\nfirst render, big / small store: median {middle:.2f} (small store median "
+        f"{statistics.median(small):.3f} s); per round "
+        f"{', '.join(f'{r:.2f}' for r in per_round)}   target <= {TARGET_RATIO}   {verdict}"
+    )
 
 
 def summary(title: str, timings: dict[str, list[float]]) -> None:

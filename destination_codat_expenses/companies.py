@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,11 @@ class Companies:
     it routes the company's first record, before any push for it; a push recording the sync it
     opened reads the same answer. No lock is held while Codat is asked."""
 
-    def __init__(self, client: CodatClient) -> None:
+    def __init__(
+        self, client: CodatClient, learned: Callable[[CompanyInfo], None] | None = None
+    ) -> None:
         self.client = client
+        self.learned = learned  # told of each company once, when first learned (its name)
         self.known: dict[str, CompanyInfo] = {}
         self.lock = threading.Lock()
 
@@ -63,4 +67,7 @@ class Companies:
             return known
         learned = learn_company(self.client, company_id)
         with self.lock:
-            return self.known.setdefault(company_id, learned)
+            known = self.known.setdefault(company_id, learned)
+        if known is learned and self.learned:
+            self.learned(learned)
+        return known

@@ -57,6 +57,47 @@ NOT_FOUND_AT_CODAT_TEXT = "NotFoundAtCodat"
 OWN_STATUS_MEANING = {NOT_FOUND_AT_CODAT: "Not found at Codat"}
 
 
+# -- who has to act on a sync's code -----------------------------------------------------------
+# Nobody (success), nobody yet (waiting), the customer (their connection, subscription,
+# configuration or closed period), us (the data we sent), or Codat. The report colours and groups
+# codes by these; every code above has one (a unit test checks). A code with no status yet waits;
+# a code nobody documents is Codat's to explain.
+WhoActs = Literal["Success", "Waiting", "Customer action", "Our data", "Codat"]
+ACTS_NOBODY: WhoActs = "Success"
+ACTS_LATER: WhoActs = "Waiting"
+ACTS_CUSTOMER: WhoActs = "Customer action"
+ACTS_OUR_DATA: WhoActs = "Our data"
+ACTS_CODAT: WhoActs = "Codat"
+WHO_ACTS_ORDER: tuple[WhoActs, ...] = (
+    ACTS_NOBODY,
+    ACTS_LATER,
+    ACTS_CUSTOMER,
+    ACTS_OUR_DATA,
+    ACTS_CODAT,
+)
+WHO_ACTS: dict[int, WhoActs] = {
+    2000: ACTS_NOBODY,
+    2040: ACTS_NOBODY,
+    **{code: ACTS_LATER for code in IN_PROGRESS},
+    4000: ACTS_CUSTOMER,
+    4040: ACTS_CUSTOMER,
+    4220: ACTS_CUSTOMER,
+    4260: ACTS_CUSTOMER,
+    5130: ACTS_CUSTOMER,  # the accounting software refused (closed period, locked books)
+    5080: ACTS_OUR_DATA,  # ids Codat had processed before
+    5120: ACTS_OUR_DATA,
+    5000: ACTS_CODAT,
+    NOT_FOUND_AT_CODAT: ACTS_CODAT,
+}
+
+
+def who_acts(code: int | None) -> WhoActs:
+    """Who acts on a sync's code: no status yet waits; an unknown code is Codat's."""
+    if code is None:
+        return ACTS_LATER
+    return WHO_ACTS.get(code, ACTS_CODAT)
+
+
 def status_meaning(code: int | None) -> str:
     """What a sync code means, for a person: Codat's words, or this product's for its markers."""
     if code is None:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from destination_codat_expenses import stopping
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import Companies
+from destination_codat_expenses.company_names import remember_company
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.errors import RecordError, TooManyRejectsError
 from destination_codat_expenses.follow import SyncFollower
@@ -73,7 +74,7 @@ class Pipeline:
         self.run_id = run_id or str(uuid.uuid4())
         self.started = time.monotonic()
         self.outcomes = Outcomes()
-        self.companies = Companies(client)
+        self.companies = Companies(client, lambda info: remember_company(client, store, info))
         self.buffers: dict[str, Batch] = defaultdict(list)
         self.pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="push")
         self.in_flight: list[Future] = []  # the lanes' push threads

@@ -57,7 +57,8 @@ def served_then_terminated(tmp_path_factory) -> Finished:
     """The same seed again, this time serving the report, until a SIGTERM."""
     base = tmp_path_factory.mktemp("served")
     run = start_demo(base, True, "--port", str(free_port("127.0.0.1")))
-    run.until(lambda: "Sync Health report:" in run.stdout(), 600, "the report served")
+    # the line on signing in to Retry follows the report's address
+    run.until(lambda: "Retry failed items" in run.stdout(), 600, "the report served")
     assert any("streamlit" in seen.command for seen in run.seen.values())
     run.process.send_signal(signal.SIGTERM)
     return Finished(run, run.wait(120), base / "run")
@@ -161,6 +162,10 @@ def test_sigterm_while_serving_stops_everything_it_started(served_then_terminate
     assert finished.returncode == 130, finished.stdout[-2000:]
     assert finished.run.left_running() == []
     assert tracebacks(finished) == []
+    # no terminal to print a one-off token on: Retry stays off, and the demo says how to turn it on
+    assert "Retry failed items is off" in finished.stdout
+    assert "CODAT_EXPENSES_OPERATOR_TOKEN" in finished.stdout
+    assert "operator token:" not in finished.stdout
 
 
 def syncs_opened(workdir: Path) -> bool:

@@ -9,6 +9,7 @@ import base64
 import os
 import re
 
+import httpx
 import pytest
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -40,6 +41,7 @@ from integration_tests.destination_support import (
     txn_id,
     write_in_process,
 )
+from testing.sandbox import auth_header
 
 S = "card_spend"
 CATALOG = catalog(S)
@@ -314,6 +316,18 @@ def test_records_are_routed_by_a_record_field(sandbox_url, tmp_path):
         ("unknown-co", "company"),
     ]
     assert "does not exist in Codat" in rejects[2][2]
+    # each company's name as Codat gives it, then the store's copy for the report
+    named = {c: codat_company(sandbox_url, c) for c in HEALTHY}
+    assert all(named.values()), named
+    stored = query(store, "SELECT company_id, name, target_platform FROM v_companies")
+    assert {r[0]: r[1] for r in stored} == {c: named[c]["name"] for c in HEALTHY}
+    assert {r[0]: r[2] for r in stored} == {c: named[c]["platform"] for c in HEALTHY}
+
+
+def codat_company(sandbox_url: str, company_id: str) -> dict:
+    answer = httpx.get(f"{sandbox_url}/companies/{company_id}", headers=auth_header(API_KEY))
+    answer.raise_for_status()
+    return answer.json()
 
 
 # -- retry and repeat --------------------------------------------------------------------------

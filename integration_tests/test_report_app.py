@@ -173,7 +173,7 @@ def test_long_running_and_stuck_syncs_stand_out(store):
     assert "1 sync(s) are long running (1010)" in texts(at.info)
     rows = history(at).set_index("sync_id")
     assert rows.loc[seed.S_STUCK_US, "attention"] == "⚠ stuck"
-    assert rows.loc[seed.S_LONG_EU, "attention"] == "⏳ long running"
+    assert rows.loc[seed.S_LONG_EU, "attention"] == "◷ long running"
     assert rows.loc[seed.S_OK_GB, "attention"] == ""
     at.number_input(key="stuck_after").set_value(600).run()  # 10 hours: nothing is stuck now
     assert "stuck" not in texts(calm(at).warning)
@@ -189,6 +189,22 @@ def test_search_finds_partial_sync_and_company_ids(store):
     assert set(history(calm(at))["sync_id"]) == {seed.S_OK_US, seed.S_INVALID_US, seed.S_STUCK_US}
     at.text_input(key="search").set_value("no-such%id").run()
     assert metrics(calm(at))["Syncs"] == "0" and "No syncs match the filter" in texts(at.info)
+
+
+def test_companies_are_named_in_the_history_and_found_by_name(store):
+    """The name Codat gives each company (v_companies) beside its id; "—" (no value) for the
+    company whose name was never read; a search finds a company by part of its name."""
+    at = calm(open_report())
+    table = history_table(at)
+    assert table.proto.column_order[:9][-1] == "company_name"  # visible by default
+    names = history(at).set_index("sync_id")["company_name"]
+    assert names[seed.S_OK_GB] == "Acme Widgets Ltd" and names[seed.S_OK_US] == "Globex Corporation"
+    assert names.isna()[seed.S_DEAUTH]  # the grid shows its placeholder, "—"
+    at.text_input(key="search").set_value("globex").run()
+    assert set(history(calm(at))["sync_id"]) == {seed.S_OK_US, seed.S_INVALID_US, seed.S_STUCK_US}
+    at = calm(open_report(sync=seed.S_DEAUTH))
+    facts = frame_by_column(at, "value").set_index("field")["value"]
+    assert facts["Company"] == f"— ({seed.GONE})"
 
 
 def test_date_range_narrows_history_and_totals(store, seeded):
@@ -294,7 +310,8 @@ def test_sync_details_by_url_show_times_platforms_notes_and_raw_messages(store):
     assert shown["Failed items"] == "2"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", shown["Started (UTC)"])
     facts = frame_by_column(at, "value").set_index("field")["value"]
-    assert facts["Platforms"] == "Airbyte → Xero" and facts["Company"] == seed.GB
+    assert facts["Platforms"] == "Airbyte → Xero"
+    assert facts["Company"] == f"Acme Widgets Ltd ({seed.GB})"
     assert facts["Expenses dated"] == "2023-06-01 to 2024-05-01"
     assert facts["Status code and text"] == "5130 PushError"
     notes = texts(at.warning)
@@ -341,9 +358,14 @@ def test_sync_is_picked_from_the_sidebar_search(store):
     at.sidebar.text_input[0].set_value("5120").run()
     picker = at.sidebar.selectbox[0]
     assert len(picker.options) == 1  # the id with its company, software and status
-    assert picker.options[0].startswith(f"{seed.S_INVALID_US} · company {seed.US}")
-    assert "(QuickBooks Online) · 5120 · Data processing error" in picker.options[0]
-    picker.set_value(seed.S_INVALID_US).run()
+    assert picker.options[0].startswith(
+        f"{seed.S_INVALID_US} · Globex Corporation ({seed.US}) · QuickBooks Online · "
+        "5120 · Data processing error"
+    )
+    at.sidebar.text_input[0].set_value("Acme Widg").run()  # a company's name finds its syncs
+    assert len(at.sidebar.selectbox[0].options) == 5
+    at.sidebar.text_input[0].set_value("5120").run()
+    at.sidebar.selectbox[0].set_value(seed.S_INVALID_US).run()
     assert calm(at).title[0].value == f"Sync {seed.S_INVALID_US}"
     assert at.query_params["sync"] == seed.S_INVALID_US
 
@@ -565,6 +587,11 @@ def test_transaction_view_finds_an_expense_by_source_key(store):
     at = calm(open_report())
     at.switch_page("pages/transaction.py").run()
     at.sidebar.text_input[0].set_value("src-us-0006").run()
+    assert (
+        at.sidebar.selectbox[0]
+        .options[0]
+        .startswith(f"txn-us-0006 · Globex Corporation ({seed.US}) · 70.00 EUR")
+    )
     at.sidebar.selectbox[0].set_value("txn-us-0006").run()
     assert calm(at).title[0].value == "Expense txn-us-0006"
     assert "**Currency rate missing.**" in texts(at.warning)
@@ -656,6 +683,8 @@ def test_runs_page_lists_failed_runs_first_with_why(store):
     assert len(runs) == seed.EXPECTED["runs"]
     assert runs["run_id"].iloc[0] == seed.FAILED_RUN and runs["outcome"].iloc[0] == "failed"
     assert runs["error"].iloc[0] == seed.RUN_ERROR
+    # the error above the grid, as recorded: a code box (its `commands` not escaped Markdown)
+    assert [c.value for c in at.code] == [seed.RUN_ERROR] and "`" in seed.RUN_ERROR
     assert metrics(at)["Failed"] == "1" and metrics(at)["Running"] == "1"
     assert metrics(at)["Records rejected"] == str(seed.EXPECTED["rejects"])
     at.session_state["runs"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
@@ -702,4 +731,6 @@ def test_webhook_events_page_says_what_each_delivery_did(store):
     assert len(events) == seed.EXPECTED["webhook_events"]
     assert events.loc["msg-0002", "effect"] == "ignored (signature did not hold)"
     assert events.loc["msg-0001", "effect"] == "sync marked to confirm with Codat"
+    assert events.loc["msg-0001", "company_name"] == "Globex Corporation"
+    assert events["company_name"].isna()["msg-0002"]  # never named: the grid shows "—"
     assert metrics(at)["Not verified"] == "1"

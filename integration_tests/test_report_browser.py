@@ -42,6 +42,7 @@ from testing.browser import (
     click,
     click_grid_row,
     cut_off,
+    evidence_on_failure,
     grid_rows,
     have_browser,
     link,
@@ -51,6 +52,7 @@ from testing.browser import (
     sign_in,
     tab,
     type_into,
+    wait_for_fonts,
     wait_for_metrics,
     wait_for_rows,
     wait_for_text,
@@ -125,7 +127,10 @@ def test_failed_sync_is_found_inspected_and_retried_in_the_browser(
             scroll_to_text(browser, focus, exact)
         screenshot(browser, artifacts / f"{next(shot):02d}-{name}.png")
 
-    with report_server(store, env, cwd=str(tmp_path)) as base_url:
+    with (
+        report_server(store, env, cwd=str(tmp_path)) as base_url,
+        evidence_on_failure(browser, artifacts, "retry-walk"),
+    ):
         # 1. the dashboard: both syncs, one failed
         browser.get(base_url)
         wait_for_text(browser, "Sync health", "Sync history", "2 of 2 matching syncs shown")
@@ -251,6 +256,7 @@ def no_none(driver) -> None:
 def visit(driver, base_url: str, path: str, *texts: str) -> str:
     driver.get(base_url + path)
     page = wait_for_text(driver, *texts)
+    wait_for_fonts(driver)
     assert not cut_off(driver), cut_off(driver)  # no metric tile cut off ("2026-11-29 ...")
     no_none(driver)
     return page
@@ -261,7 +267,11 @@ def test_every_page_shows_what_the_store_knows(tmp_path, artifacts, width):
     store = seed.seed_story(str(tmp_path / "status.duckdb"))
     env = {k: v for k, v in os.environ.items() if k != OPERATOR_TOKEN_ENV}
     env |= {"CODAT_API_KEY": "never-used", "CODAT_BASE_URL": "http://127.0.0.1:9"}  # no sign-in
-    with report_server(store, env, cwd=str(tmp_path)) as base_url, chromium((width, 1000)) as web:
+    with (
+        report_server(store, env, cwd=str(tmp_path)) as base_url,
+        chromium((width, 1000)) as web,
+        evidence_on_failure(web, artifacts, f"every-page-{width}"),
+    ):
         visit(web, base_url, "/", "Sync health", "Status codes and what they mean")
         money = {r["Currency"]: r for r in wait_for_rows(web, "Amount written", 5)}
         assert money["USD"]["Amount written"] == "1,234,613.88 USD"
@@ -270,7 +280,8 @@ def test_every_page_shows_what_the_store_knows(tmp_path, artifacts, width):
         codes = wait_for_rows(web, "Who acts", 8)  # every code seen, no scroll box
         numbers = [r["Code"] for r in codes[1:]]
         assert codes[0]["Code"] == "No status yet" and numbers == sorted(numbers, key=int)
-        history = grid_rows(web, "Sync id")
+        # the history grid draws after the figures above it: wait for its rows, never read once
+        history = wait_until(lambda: grid_rows(web, "Sync id"), 30, "the history's rows")
         assert {"Started (UTC)", "Code", "Outcome", "Items", "Failed"} <= set(history[0])
         screenshot(web, artifacts / f"page-dashboard-{width}.png")
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 from conftest import wait_for
@@ -28,6 +29,7 @@ def free_port() -> int:
 @pytest.fixture
 def report_server(tmp_path):
     store = seed.seed_story(str(tmp_path / "status.duckdb"))
+    as_an_older_version_left_it(store)
     port = free_port()
     process = subprocess.Popen(
         [str(CLI), "report", "--store", store, "--port", str(port)],
@@ -45,6 +47,13 @@ def report_server(tmp_path):
         process.wait(timeout=30)
 
 
+def as_an_older_version_left_it(store: str) -> None:
+    """The store as a destination before schema v8 wrote it (no companies, no v_companies)."""
+    with duckdb.connect(store) as db:
+        db.execute("DROP VIEW v_companies; DROP TABLE companies")
+        db.execute("DELETE FROM schema_migrations WHERE version = 8")
+
+
 def healthy(base_url: str) -> bool:
     try:
         return httpx.get(f"{base_url}/_stcore/health", timeout=2).text == "ok"
@@ -58,6 +67,10 @@ def test_report_serves_on_loopback(report_server):
     assert process.poll() is None, process.stdout.read()
     page = httpx.get(f"{base_url}/sync?sync={seed.S_CLOSED_GB}", timeout=10)
     assert page.status_code == 200 and "<noscript>" in page.text
+    # the report brought the older store up to the views it reads
+    store = Path(process.args[3])
+    with duckdb.connect(str(store), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM v_companies").fetchone()[0] == 0
 
 
 def test_sigterm_to_the_report_command_stops_the_server(report_server):

@@ -16,7 +16,10 @@ import os
 
 import streamlit as st
 
-OPERATOR_TOKEN_ENV = "CODAT_EXPENSES_OPERATOR_TOKEN"  # noqa: S105 - a variable name
+from destination_codat_expenses.cli.env import OPERATOR_TOKEN_ENV
+
+__all__ = ["OPERATOR_TOKEN_ENV"]  # tests and the demo name it through here or cli/env.py
+
 SIGNED_IN = "operator_signed_in"
 HOW_TO_ENABLE = (
     "Retrying is off because nobody can sign in to this report. To turn it on, configure "

@@ -17,12 +17,15 @@ import re
 from dataclasses import dataclass
 
 from destination_codat_expenses.models import (
+    ACTS_LATER,
     FROM_CODAT,
     FROM_PRODUCT,
     NOT_FOUND_AT_CODAT,
     STATUS_MEANING,  # noqa: F401  (the report's table of Codat's codes: a test compares it)
     UNCONFIRMED,
+    WHO_ACTS_ORDER,
     is_final,
+    who_acts,
 )
 from destination_codat_expenses.models import status_meaning as code_meaning
 
@@ -30,33 +33,9 @@ NO_STATUS = 0  # stands for "no status recorded yet" in filters (status_code IS 
 ITEM_FAILURE_CODES = (5120, 5130)  # the codes whose items failed one by one
 UNCONFIRMED_LABEL = "Reported by webhook, not yet confirmed with Codat"
 
-# Who has to act on a sync's code, from the notes below: nobody (success), nobody yet
-# (waiting), the customer (their connection, subscription, configuration or closed period),
-# us (the data we sent), or Codat. Charts colour codes by these; every code in
-# models.STATUS_MEANING and OWN_STATUS_MEANING has one (a unit test checks).
-SUCCESS, WAITING, CUSTOMER, OUR_DATA, CODAT = (
-    "Success",
-    "Waiting",
-    "Customer action",
-    "Our data",
-    "Codat",
-)
-SEVERITIES = (SUCCESS, WAITING, CUSTOMER, OUR_DATA, CODAT)
-SEVERITY_OF_CODE = {
-    2000: SUCCESS,
-    2040: SUCCESS,
-    1000: WAITING,
-    1010: WAITING,
-    4000: CUSTOMER,
-    4040: CUSTOMER,
-    4220: CUSTOMER,
-    4260: CUSTOMER,
-    5130: CUSTOMER,  # the accounting software refused (closed period, locked books)
-    5080: OUR_DATA,  # ids Codat had processed before
-    5120: OUR_DATA,
-    5000: CODAT,
-    404: CODAT,  # NOT_FOUND_AT_CODAT
-}
+# Who acts on a code (models.WHO_ACTS): the charts colour and order codes by it.
+SEVERITIES = WHO_ACTS_ORDER
+WAITING = ACTS_LATER
 
 
 @dataclass(frozen=True)
@@ -385,6 +364,4 @@ def fits(note: Note, code: int) -> bool:
 def severity(code) -> str:
     """Who acts on this code (no status yet, or an unknown code: waiting / Codat)."""
     code = as_code(code)
-    if code is None or code == NO_STATUS:
-        return WAITING
-    return SEVERITY_OF_CODE.get(code, CODAT)
+    return who_acts(None if code == NO_STATUS else code)

@@ -31,6 +31,7 @@ HISTORY_COLUMNS = (
     "attention",
     "sync_id",
     "company_id",
+    "company_name",
     "initiated_at",
     "completed_at",
     "duration_s",
@@ -57,6 +58,7 @@ SORTABLE = {
     "duration_s": "duration_s",
     "status_code": "status_code",
     "company_id": "company_id",
+    "company_name": "company_name",
     "sync_id": "sync_id",
     "item_count": "item_count",
     "failed_count": "failed_count",
@@ -79,6 +81,12 @@ DERIVED = (
     f"CASE WHEN {STUCK} THEN 'stuck' WHEN status_code = 1010 THEN 'long running' "
     "ELSE '' END AS attention"
 )
+# the name Codat gives the row's company (v_companies, schema v8), NULL while none is known
+COMPANY_NAME = (
+    "(SELECT c.name FROM v_companies c WHERE c.company_id = {alias}.company_id) AS company_name"
+)
+# a search finds a company by (part of) its name too
+NAMED_LIKE = "company_id IN (SELECT company_id FROM v_companies WHERE name ILIKE ? ESCAPE '\\')"
 
 
 class StoreBusy(StoreError):
@@ -168,8 +176,10 @@ def where_syncs(flt: SyncFilter) -> tuple[str, list]:
     """The WHERE clause (fixed SQL fragments only) and its parameters for a SyncFilter."""
     clauses, params = ["TRUE"], []
     if flt.search.strip():
-        clauses.append("(sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\')")
-        params += [like(flt.search.strip())] * 2
+        clauses.append(
+            f"(sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\' OR {NAMED_LIKE})"
+        )
+        params += [like(flt.search.strip())] * 3
     if flt.since:
         clauses.append("initiated_at >= ?")
         params.append(utc_midnight(flt.since))
@@ -283,8 +293,9 @@ def history_sql(flt: SyncFilter, order_by: str, descending: bool) -> tuple[str, 
     direction = "DESC" if descending else "ASC"
     then = ", initiated_at DESC" if order_by == "failed_first" else ""
     sql = (
-        f"SELECT {', '.join(SQL_HISTORY_COLUMNS)} FROM (SELECT {SYNC_FIELDS}, {DERIVED} "  # noqa: S608
-        f"FROM v_syncs WHERE {where}) ORDER BY {SORTABLE[order_by]} {direction} NULLS LAST"
+        f"SELECT {', '.join(SQL_HISTORY_COLUMNS)} FROM (SELECT {SYNC_FIELDS}, {DERIVED}, "  # noqa: S608
+        f"{COMPANY_NAME.format(alias='s')} FROM v_syncs s WHERE {where}) "
+        f"ORDER BY {SORTABLE[order_by]} {direction} NULLS LAST"
         f"{then}, sync_id"
     )
     return sql, [flt.stuck_after_min, *params]
@@ -324,23 +335,24 @@ def fetch_sync(path: str, sync_id: str, stuck_after_min: int = 30) -> dict | Non
     with views(path) as db:
         rows = frame(
             db,
-            f"SELECT {SYNC_FIELDS}, config_snapshot, {DERIVED} FROM v_syncs "  # noqa: S608
-            "WHERE sync_id = ?",
+            f"SELECT {SYNC_FIELDS}, config_snapshot, {DERIVED}, "  # noqa: S608
+            f"{COMPANY_NAME.format(alias='s')} FROM v_syncs s WHERE sync_id = ?",
             [stuck_after_min, sync_id],
         )
     return rows.iloc[0].to_dict() if len(rows) else None
 
 
 def fetch_sync_matches(path: str, text: str, limit: int = 50) -> pd.DataFrame:
-    """Recent syncs whose sync or company id contains `text` (all recent ones when empty)."""
+    """Recent syncs whose sync id, company id or company name contains `text` (all recent
+    ones when empty)."""
     with views(path) as db:
         return frame(
             db,
-            "SELECT sync_id, company_id, target_platform, status_code, outcome, initiated_at "
-            "FROM v_syncs "
-            "WHERE sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\' "
+            "SELECT sync_id, company_id, target_platform, status_code, outcome, initiated_at, "  # noqa: S608
+            f"{COMPANY_NAME.format(alias='s')} FROM v_syncs s "
+            f"WHERE sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\' OR {NAMED_LIKE} "
             "ORDER BY initiated_at DESC NULLS LAST, sync_id LIMIT ?",
-            [like(text), like(text), limit],
+            [like(text), like(text), like(text), limit],
         )
 
 
@@ -428,9 +440,10 @@ def fetch_transaction_matches(path: str, text: str, limit: int = 50) -> pd.DataF
     with views(path) as db:
         return frame(
             db,
-            "SELECT transaction_id, company_id, source_key, state, currency, "
-            "CAST(total_amount AS VARCHAR) AS total_amount, issue_date, updated_at "
-            "FROM v_transactions WHERE transaction_id ILIKE ? ESCAPE '\\' "
+            "SELECT transaction_id, company_id, source_key, state, currency, "  # noqa: S608
+            "CAST(total_amount AS VARCHAR) AS total_amount, issue_date, updated_at, "
+            f"{COMPANY_NAME.format(alias='t')} "
+            "FROM v_transactions t WHERE transaction_id ILIKE ? ESCAPE '\\' "
             "OR source_key ILIKE ? ESCAPE '\\' ORDER BY updated_at DESC, transaction_id LIMIT ?",
             [like(text), like(text), limit],
         )
@@ -443,8 +456,9 @@ def fetch_transaction(path: str, transaction_id: str) -> pd.DataFrame:
             db,
             "SELECT company_id, transaction_id, source_stream, source_key, state, codat_status, "
             "message, last_sync_id, attempts, issue_date, currency, "
-            "CAST(total_amount AS VARCHAR) AS total_amount, updated_at "
-            "FROM v_transactions WHERE transaction_id = ? ORDER BY company_id",
+            "CAST(total_amount AS VARCHAR) AS total_amount, updated_at, "  # noqa: S608
+            f"{COMPANY_NAME.format(alias='t')} "
+            "FROM v_transactions t WHERE transaction_id = ? ORDER BY company_id",
             [transaction_id],
         )
 
@@ -594,7 +608,8 @@ def fetch_webhook_events(path: str, search: str = "", limit: int = 1000) -> pd.D
         return frame(
             db,
             "SELECT received_at, event_type, verified, applied, sync_id, company_id, "  # noqa: S608
-            f"webhook_id FROM v_webhook_events WHERE {' AND '.join(clauses)} "
+            f"webhook_id, {COMPANY_NAME.format(alias='w')} FROM v_webhook_events w "
+            f"WHERE {' AND '.join(clauses)} "
             "ORDER BY received_at DESC, webhook_id LIMIT ?",
             [*params, limit],
         )

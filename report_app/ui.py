@@ -177,9 +177,12 @@ def parse_json(value) -> object | None:
 
 
 # -- grids -----------------------------------------------------------------------------------------
-def grid_height(rows: int, max_rows: int = GRID_MAX_ROWS) -> int:
-    """Tall enough for every row up to max_rows (no scroll box for a dozen status codes)."""
-    return GRID_ROW_PX * (min(max(rows, 1), max_rows) + 1) + 3
+def grid_height(rows: int, max_rows: int = GRID_MAX_ROWS) -> int | str:
+    """Every row up to max_rows ("content": Streamlit also leaves room for a horizontal
+    scrollbar, which a fixed height hid the last row under at 1280 px), then a scroll box."""
+    if rows <= max_rows:
+        return "content"
+    return GRID_ROW_PX * (max_rows + 1) + 3
 
 
 def show_grid(rows: pd.DataFrame, columns: dict, key: str, **options):
@@ -205,6 +208,11 @@ def with_money(rows: pd.DataFrame, amount: str, currency: str, into: str) -> pd.
         for a, c in zip(rows[amount].tolist(), rows[currency].tolist(), strict=True)
     ]
     return rows
+
+
+def company(name, company_id) -> str:
+    """'Acme Ltd (1a2b3c4d-…)': the name Codat gives the company, "—" while none is known."""
+    return f"{name if isinstance(name, str) and name else EMPTY_CELL} ({company_id})"
 
 
 def platforms(source, target) -> str:

@@ -8,8 +8,8 @@ receipts, webhook events) at 1280x1000 and 1600x1000. The store is the tests' st
 an operator token and a placeholder $CODAT_API_KEY, signed in, so the retry button shows as it
 does for an operator; nothing is pressed, so no request is ever made with the key.
 
-Needs /usr/bin/chromium and /usr/bin/chromedriver (`make browser`); fonts-noto-color-emoji
-draws the ⏳ and ⚠ marks.
+Needs /usr/bin/chromium and /usr/bin/chromedriver (`make browser`). The ◷ and ⚠ marks are
+plain symbols (DejaVu has them), not emoji: no emoji font is needed.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def take(driver, base_url: str, name: str, width: int, out: Path, token: str) ->
     if name == "sync-retry":
         web.sign_in(driver, token)
     web.wait_for_text(driver, *texts)
+    web.wait_until_drawn(driver)
     if focus:
         web.scroll_to_text(driver, focus, exact=True)
     return web.screenshot(driver, out / f"report-{name}-{width}.png")

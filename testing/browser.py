@@ -167,12 +167,20 @@ def running(driver: WebDriver) -> bool:
     return bool(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]'))
 
 
+def drawing(driver: WebDriver) -> bool:
+    """Streamlit draws a grey skeleton in place of an element whose code is still loading
+    (metrics, widgets, grids, charts): their text may be on the page before they are."""
+    return bool(driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]'))
+
+
 def wait_for_text(driver: WebDriver, *texts: str, timeout: float = 60) -> str:
-    """Wait until every text is visible and the script has finished running; the page text."""
+    """Wait until every text is visible, the script has finished running and no element is
+    still a skeleton; the page text."""
 
     def shown() -> str | None:
         text = body_text(driver)
-        return text if all(t in text for t in texts) and not running(driver) else None
+        done = all(t in text for t in texts) and not running(driver) and not drawing(driver)
+        return text if done else None
 
     return wait_until(shown, timeout, f"{texts!r} on {driver.current_url}")
 
@@ -350,6 +358,22 @@ def screenshot(driver: WebDriver, path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def evidence_on_failure(driver: WebDriver, folder: Path, name: str) -> Iterator[None]:
+    """When the block fails, keep what the browser showed: a PNG of the viewport, the page's
+    visible text and its URL (test-artifacts/, so a flaky failure can be read afterwards)."""
+    try:
+        yield
+    except BaseException:
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(WebDriverException):
+            driver.save_screenshot(str(folder / f"FAILED-{name}.png"))
+        with contextlib.suppress(WebDriverException):
+            text = f"{driver.current_url}\n\n{body_text(driver)}"
+            (folder / f"FAILED-{name}.txt").write_text(text)
+        raise
+
+
 def sign_in(driver: WebDriver, token: str) -> None:
     """Sign in with the operator token from the sidebar form, as a person does. A signed-in
     session lasts while the page is not reloaded (Streamlit's session is the tab's
@@ -364,9 +388,38 @@ def sign_in(driver: WebDriver, token: str) -> None:
     wait_for_text(driver, "Signed in as operator")
 
 
-def cut_off(driver: WebDriver) -> list[str]:
-    """The metric values the page draws cut off (wider than their tile)."""
-    return driver.execute_script(
-        "return [...document.querySelectorAll('[data-testid=\"stMetricValue\"]')]"
-        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent);"
+DRAWN_JS = """
+const grids = [...document.querySelectorAll('[data-testid="stDataFrame"]')];
+const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')];
+return document.fonts.status === "loaded"
+  && grids.every((g) => g.querySelector('[data-testid="data-grid-canvas"]'))
+  && charts.every((c) => c.querySelector("canvas, svg"));
+"""
+
+
+def wait_until_drawn(driver: WebDriver, timeout: float = 30) -> None:
+    """Until every grid has its canvas, every chart its drawing and the fonts are in (what a
+    screenshot must wait for after the page's text is there)."""
+    wait_until(lambda: driver.execute_script(DRAWN_JS) and not drawing(driver), timeout, "drawn")
+
+
+def wait_for_fonts(driver: WebDriver, timeout: float = 30) -> None:
+    """Until the page's web fonts are in: text laid out in a fallback font is wider, so a tile
+    measured before then can look cut off when it is not."""
+    wait_until(
+        lambda: driver.execute_script("return document.fonts.status") == "loaded", timeout, "fonts"
     )
+
+
+CUT_OFF_JS = """
+return [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+  .filter((value) => [value, ...value.querySelectorAll("*")]
+    .some((e) => e.scrollWidth > e.clientWidth + 1))
+  .map((value) => value.textContent);
+"""
+
+
+def cut_off(driver: WebDriver) -> list[str]:
+    """The metric values the page draws cut off (wider than their tile): the value or any
+    element inside it (Streamlit puts the ellipsis on an inner one)."""
+    return driver.execute_script(CUT_OFF_JS)

@@ -24,6 +24,13 @@ GB = "1a2b3c4d-aaaa-4000-8000-000000000001"  # Xero, GBP
 US = "1a2b3c4d-bbbb-4000-8000-000000000002"  # QuickBooks Online, USD
 EU = "1a2b3c4d-cccc-4000-8000-000000000003"  # Dynamics 365 Business Central, EUR
 GONE = "1a2b3c4d-dddd-4000-8000-000000000004"  # Zoho Books, de-authorized
+# the names Codat gave (v8's companies table); the de-authorized company's could not be read
+COMPANY_NAMES = {
+    GB: ("Acme Widgets Ltd", "Xero"),
+    US: ("Globex Corporation", "QuickBooks Online"),
+    EU: ("Initech GmbH", "Dynamics 365 Business Central"),
+    GONE: (None, "Zoho Books"),
+}
 
 S_OK_GB, S_DUP_GB, S_OK_US = "sync-2000-gb", "sync-5080-gb", "sync-2000-us"
 S_NODATA_EU, S_CLOSED_GB = "sync-2040-eu", "sync-5130-gb"
@@ -332,7 +339,16 @@ def seed_story(path: str, now: datetime | None = None) -> str:
                 insert_item(db, sync, item, by_id[item.transaction_id])
             insert_run(db, sync)
         insert_extras(db, {s.sync_id: s.started for s in syncs})
+        insert_companies(db, {c: (name, "Airbyte", t) for c, (name, t) in COMPANY_NAMES.items()})
     return path
+
+
+def insert_companies(db: duckdb.DuckDBPyConnection, named: dict[str, tuple]) -> None:
+    """company id -> (name, source platform, target platform), as the destination records."""
+    for company_id, (name, source, target) in named.items():
+        db.execute(
+            "INSERT INTO companies VALUES (?, ?, ?, ?, now())", [company_id, name, source, target]
+        )
 
 
 def insert_run(db: duckdb.DuckDBPyConnection, sync: Sync) -> None:
@@ -509,6 +525,7 @@ def seed_bulk(path: str, syncs: int = 100_000, transactions: int = 1_000_000, da
         db.execute(BULK_TRANSACTIONS, [per_sync, transactions])
         db.execute(BULK_ITEMS)
         db.execute(BULK_ATTEMPTS)
+        db.execute(BULK_COMPANIES)
     return path
 
 
@@ -548,6 +565,10 @@ INSERT INTO push_items SELECT last_sync_id, company_id, transaction_id,
     CASE WHEN state = 'failed' THEN 'The transaction date is in a closed period.' END,
     total_amount, currency, updated_at
 FROM transactions WHERE transaction_id LIKE 'bulk-txn-%'
+"""
+BULK_COMPANIES = """
+INSERT INTO companies SELECT DISTINCT company_id, 'Company ' || company_id[9:] || ' Ltd',
+    'Airbyte', 'Xero', now() FROM syncs
 """
 BULK_ATTEMPTS = """
 INSERT INTO transaction_attempts SELECT company_id, transaction_id, sync_id, status, message,

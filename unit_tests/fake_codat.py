@@ -24,6 +24,8 @@ MISSING_COMPANY = "22222222-2222-4222-8222-222222222222"
 KEY = "unit-test-key"
 STREAM = "card_spend"
 EXPENSES = re.compile(r"^/companies/(?P<company>[^/]+)/sync/expenses(?P<rest>/.*)$")
+ONE_COMPANY = re.compile(r"^/companies/(?P<company>[^/]+)$")
+COMPANY_NAME = "Fake Books Ltd"
 
 
 def settings(**changes) -> Config:
@@ -57,6 +59,7 @@ class FakeCodat:
         self.hold_next_create: threading.Event | None = None  # set: the next create waits
         self.create_entered = threading.Event()
         self.completed: dict[str, str] = {}  # transaction id -> the sync Codat completed it in
+        self.company_name_status = 200  # what GET /companies/{id} answers
         self.lock = threading.Lock()
 
     def client(self) -> CodatClient:
@@ -82,10 +85,18 @@ class FakeCodat:
         path = request.url.path
         if path.endswith("/connections"):
             return self.connections(path)
+        if ONE_COMPANY.match(path) and MISSING_COMPANY not in path:
+            return self.company(path)
         match = EXPENSES.match(path)
         if match is None:
             return httpx.Response(404, json={"error": "Not found"})
         return self.expenses(request, match["rest"])
+
+    def company(self, path: str) -> httpx.Response:
+        if self.company_name_status != 200:  # a test makes the name unreadable
+            return httpx.Response(self.company_name_status, json={"error": "Forbidden"})
+        company_id = ONE_COMPANY.match(path)["company"]
+        return httpx.Response(200, json={"id": company_id, "name": COMPANY_NAME})
 
     def connections(self, path: str) -> httpx.Response:
         if MISSING_COMPANY in path:

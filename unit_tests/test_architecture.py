@@ -37,6 +37,7 @@ LAYERS: list[set[str]] = [
     {"codat", "store"},  # the only HTTP, the only SQL
     {
         "companies",
+        "company_names",
         "reconcile",
         "uploads",
         "follow",
@@ -167,6 +168,7 @@ WORDS = {
     "previously been processed": "destination_codat_expenses/codat/errors.py",
     "MAX_ID_CHARS =": "destination_codat_expenses/models.py",
     "Success (Data written)": "destination_codat_expenses/models.py",
+    '"Customer action"': "destination_codat_expenses/models.py",  # who acts on a code
 }
 
 

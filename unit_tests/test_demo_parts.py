@@ -117,3 +117,34 @@ def test_summary_is_the_same_whatever_order_the_rows_come_in():
 def test_summary_names_no_sync_id():
     text = "\n".join(summary_lines(store_counts(), codat_side()))
     assert "s-ok" not in text and "s-4040" not in text
+
+
+# -- signing in to retry in the demo's report ------------------------------------------------------
+def test_the_demo_makes_a_one_off_operator_token_for_a_terminal(monkeypatch):
+    from destination_codat_expenses.demo import run
+
+    monkeypatch.delenv(run.OPERATOR_TOKEN_ENV, raising=False)
+    monkeypatch.setattr(run.sys.stdout, "isatty", lambda: True)
+    env, line = run.operator_access()
+    token = env[run.OPERATOR_TOKEN_ENV]
+    assert len(token) >= 24 and line.endswith(f"operator token: {token}")
+    assert run.operator_access()[0][run.OPERATOR_TOKEN_ENV] != token  # one-off: new each time
+
+
+def test_the_demo_passes_a_token_the_person_set_on_and_never_prints_it(monkeypatch):
+    from destination_codat_expenses.demo import run
+
+    monkeypatch.setenv(run.OPERATOR_TOKEN_ENV, "my-own-token-3f9a")
+    monkeypatch.setattr(run.sys.stdout, "isatty", lambda: True)
+    env, line = run.operator_access()
+    assert env == {} and "my-own-token-3f9a" not in line  # the child inherits the person's env
+    assert f"${run.OPERATOR_TOKEN_ENV}" in line
+
+
+def test_without_a_terminal_the_demo_prints_no_token_and_says_how_to_enable_retry(monkeypatch):
+    from destination_codat_expenses.demo import run
+
+    monkeypatch.delenv(run.OPERATOR_TOKEN_ENV, raising=False)
+    monkeypatch.setattr(run.sys.stdout, "isatty", lambda: False)
+    env, line = run.operator_access()
+    assert env == {} and "is off" in line and run.OPERATOR_TOKEN_ENV in line

@@ -11,6 +11,7 @@ import time
 import pytest
 from fake_codat import (
     COMPANY,
+    COMPANY_NAME,
     MISSING_COMPANY,
     STREAM,
     FakeCodat,
@@ -195,6 +196,12 @@ def test_records_are_routed_by_their_company_field_and_each_company_is_learned_o
     assert "does not exist in Codat" in reasons["c"]
     assert "must hold a Codat company id" in reasons["d"]
     assert query(store, "SELECT DISTINCT company_id FROM transactions") == [(COMPANY,)]
+    # the company Codat knows is named once for the report; the missing one is not recorded
+    named = [r for r in codat.requests if r.url.path == f"/companies/{COMPANY}"]
+    assert len(named) == 1
+    assert query(store, "SELECT company_id, name, target_platform FROM v_companies") == [
+        (COMPANY, COMPANY_NAME, "Xero")
+    ]
 
 
 OTHER = "33333333-3333-4333-8333-333333333333"
@@ -239,3 +246,17 @@ def test_each_company_has_its_own_pushes_in_flight_up_to_concurrency(store):
     assert sorted(i for batch in codat.created() for i in batch) == sorted(
         ids(*[f"a{n}" for n in range(8)], *[f"b{n}" for n in range(8)])
     )
+
+
+def test_a_company_name_codat_will_not_give_keeps_the_one_read_before(codat, store):
+    """A name is for people: a refusal neither stops the run nor forgets the earlier name."""
+    started(codat, store).accept(STREAM, flat("a"))
+    codat.company_name_status = 403
+    second = Pipeline(
+        settings(status_store_path=store.path, wait_for_syncs=False), codat.client(), store, "r2"
+    )
+    second.start()
+    second.accept(STREAM, flat("b"))
+    second.checkpoint()
+    assert codat.created()[-1] == ids("b")
+    assert query(store, "SELECT name FROM v_companies") == [(COMPANY_NAME,)]

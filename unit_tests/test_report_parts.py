@@ -97,10 +97,10 @@ def test_search_text_is_a_literal_pattern():
 def test_filter_becomes_fixed_sql_with_parameters():
     flt = queries.SyncFilter("ab", date(2024, 5, 1), date(2024, 5, 2), (5130, 0))
     where, params = queries.where_syncs(flt)
-    assert "ab" not in where and where.count("?") == len(params) == 5
-    assert params[2].isoformat() == "2024-05-01T00:00:00+00:00"
-    assert params[3].isoformat() == "2024-05-03T00:00:00+00:00"  # `until` is inclusive
-    assert params[4] == [5130, 0]
+    assert "ab" not in where and where.count("?") == len(params) == 6  # the name too
+    assert params[3].isoformat() == "2024-05-01T00:00:00+00:00"
+    assert params[4].isoformat() == "2024-05-03T00:00:00+00:00"  # `until` is inclusive
+    assert params[5] == [5130, 0]
 
 
 def test_history_sorts_only_by_known_columns():
@@ -131,10 +131,10 @@ def test_charts_are_built_from_frames():
 
 
 def test_every_code_has_who_acts_and_a_colour_of_its_own():
-    from destination_codat_expenses.models import OWN_STATUS_MEANING, STATUS_MEANING
+    from destination_codat_expenses.models import OWN_STATUS_MEANING, STATUS_MEANING, WHO_ACTS
 
     codes = [*STATUS_MEANING, *OWN_STATUS_MEANING]
-    assert set(explain.SEVERITY_OF_CODE) == set(codes)
+    assert set(WHO_ACTS) == set(codes)
     assert {explain.severity(c) for c in codes} == set(explain.SEVERITIES)
     assert explain.severity(None) == explain.WAITING == explain.severity(explain.NO_STATUS)
     colours = [charts.CODE_COLOURS[c] for c in [*codes, explain.NO_STATUS]]

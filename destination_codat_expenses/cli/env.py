@@ -16,6 +16,7 @@ SANDBOX_KEY_ENV = "CODAT_SANDBOX_API_KEY"  # the key the sandbox asks of clients
 STORE_ENV = "CODAT_EXPENSES_STORE"  # the store `codat-expenses report` hands to the report app
 DEMO_SERVE_ENV = "DEMO_SERVE"  # 0/false/no: the demo stops after its summary
 LOG_FORMAT_ENV = "CODAT_EXPENSES_LOG_FORMAT"  # json: one JSON object per log line (cli/logs.py)
+OPERATOR_TOKEN_ENV = "CODAT_EXPENSES_OPERATOR_TOKEN"  # noqa: S105 (a name) the report's sign-in
 
 # -- exit codes --------------------------------------------------------------------------------
 EXIT_OK = 0

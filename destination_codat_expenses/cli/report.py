@@ -18,6 +18,7 @@ from destination_codat_expenses.cli.extras import require_extras
 from destination_codat_expenses.cli.views import add_store_argument
 from destination_codat_expenses.errors import CodatExpensesError
 from destination_codat_expenses.redaction import is_postgres, shown
+from destination_codat_expenses.store.db import migrate, release
 
 
 def add_report_command(commands) -> None:
@@ -65,6 +66,10 @@ def run_report(args: argparse.Namespace) -> int:
         raise CodatExpensesError(
             f"There is no status store at {store}: run the destination (or the demo) first."
         )
+    # the report reads the views of the newest schema: a store an older version wrote is
+    # brought up to it first (a short write; the running destination's lock is waited for)
+    migrate(str(store))
+    release(str(store))
     env = {**os.environ, STORE_ENV: str(store)}
     print(
         f"Sync Health report for {shown(str(store))} on http://{args.host}:{args.port}",

@@ -183,6 +183,10 @@ class CodatClient:
         """One page of companies (check uses it to prove the key and the address work)."""
         return self._send("GET", "/companies", query={"page": 1, "pageSize": page_size})
 
+    def get_company(self, company_id: str) -> dict:
+        """The company as Codat describes it (its name, among others)."""
+        return self._send("GET", "/companies/{companyId}", companyId=company_id)
+
     def list_connections(self, company_id: str) -> list[dict]:
         return list(self._pages("/companies/{companyId}/connections", companyId=company_id))
 

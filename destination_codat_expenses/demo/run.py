@@ -33,6 +33,7 @@ from destination_codat_expenses.cli.env import (
     EXIT_NOT_ALL_DONE,
     EXIT_OK,
     KEY_ENV,
+    OPERATOR_TOKEN_ENV,
     SANDBOX_KEY_ENV,
     STORE_ENV,
     URL_ENV,
@@ -366,12 +367,33 @@ def serve_report(
 ) -> None:
     """Streamlit itself, as `codat-expenses report` runs it, as the demo's own child: SIGTERM
     stops it cleanly, with no wrapper process in between to outlive."""
+    token, how_to_sign_in = operator_access()
     child = processes.start(
         streamlit_command(HOST, port),
-        {STORE_ENV: str(store), KEY_ENV: api_key, URL_ENV: sandbox_url},
+        {STORE_ENV: str(store), KEY_ENV: api_key, URL_ENV: sandbox_url, **token},
         workdir / "report.log",
     )
     url = f"http://{HOST}:{port}"
     wait_until_up(lambda: answers(url, "/_stcore/health"), "report", child)
     logger.info("\nSync Health report: %s   (Ctrl-C stops the report, receiver and sandbox)", url)
+    # straight to the terminal, never through logging: the line may hold the one-off token
+    print(how_to_sign_in, flush=True)
     child.wait()
+
+
+def operator_access() -> tuple[dict[str, str], str]:
+    """The report's operator token (the env to add) and how the person signs in to retry.
+    A token the person set is passed on and never printed. Otherwise, on a terminal, a one-off
+    token is made for this demo and printed there only (not logged, not in the store); with no
+    terminal to print it on, retrying stays off and the line says how to turn it on."""
+    if os.environ.get(OPERATOR_TOKEN_ENV, "").strip():
+        return {}, f"Retry failed items: sign in (sidebar) with your ${OPERATOR_TOKEN_ENV}."
+    if not sys.stdout.isatty():
+        return {}, (
+            f"Retry failed items is off: run the demo with ${OPERATOR_TOKEN_ENV} set to a "
+            "token of your choice, then sign in with it in the report's sidebar."
+        )
+    token = secrets.token_urlsafe(18)
+    return {OPERATOR_TOKEN_ENV: token}, (
+        f"Retry failed items: sign in (sidebar) with this one-off operator token: {token}"
+    )

@@ -32,7 +32,7 @@ from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.store import pg, pg_read
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
-MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6, 7)]
+MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6, 7, 8)]
 LOCK_WAIT_S = 30.0
 IDLE_S, POLL_CAP_S, YIELD_CAP_S = 0.25, 0.05, 2.0
 WRITER_MEMORY = "256MB"

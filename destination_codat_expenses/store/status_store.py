@@ -676,6 +676,32 @@ class StatusStore:
         """The held version is sent, or is the content already sent (None: whatever it is)."""
         self.write(lambda db: versions_sql.drop_held(db, company_id, transaction_id, payload_hash))
 
+    # -- companies ------------------------------------------------------------------------------
+    def record_company(
+        self, company_id: str, name: str | None, source: str | None, target: str | None
+    ) -> None:
+        """What Codat calls the company and its platforms, for the report. A name that could
+        not be read this time (None) leaves the one read before."""
+
+        def work(db):
+            db.execute(
+                "INSERT INTO companies (company_id, name, source_platform, target_platform, "
+                "updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (company_id) DO UPDATE SET "
+                "name = coalesce(excluded.name, companies.name), "
+                "source_platform = coalesce(excluded.source_platform, companies.source_platform), "
+                "target_platform = coalesce(excluded.target_platform, companies.target_platform), "
+                "updated_at = excluded.updated_at",
+                [
+                    company_id,
+                    storable(name, 300) if name else None,
+                    storable(source, 100) if source else None,
+                    storable(target, 100) if target else None,
+                    now(),
+                ],
+            )
+
+        self.write(work)
+
 
 def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
     db.execute(

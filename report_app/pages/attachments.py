@@ -19,7 +19,7 @@ RECEIPTS = {
     "status": TEXT("Upload", width="small"),
     "transaction_id": TEXT("Transaction id", width=130),
     "file_name": TEXT("File", width=150),
-    "message": TEXT("Reason / message", width="large"),
+    "message": TEXT("Reason / message", width=320),
     "sync_id": TEXT("Sync id", width="medium"),
     "size_bytes": NUMBER("Size (bytes)", format="%d", width="small"),
     "recorded_at": st.column_config.DatetimeColumn("Recorded (UTC)", format="YYYY-MM-DD HH:mm"),
@@ -57,6 +57,11 @@ st.caption(
     "`codat-expenses status refresh`). Click one to open its expense."
 )
 event = ui.show_grid(
-    receipts, RECEIPTS, key="receipts", on_select="rerun", selection_mode="single-row"
+    receipts,
+    RECEIPTS,
+    key="receipts",
+    on_select="rerun",
+    selection_mode="single-row",
+    height=ui.grid_height(len(receipts)),
 )
 ui.open_clicked(event, receipts, "transaction_id", ui.TRANSACTION_PAGE, "transaction")

@@ -8,8 +8,8 @@ import streamlit as st
 from report_app import charts, explain, filters, queries, ui
 
 HIGHLIGHT = {"stuck": "background-color: #fdecea", "long running": "background-color: #fff4e5"}
-STYLE_MAX_ROWS = 1000  # colouring rows costs ~0.4 ms a row; bigger tables keep the ⚠/⏳ column
-ATTENTION_LABELS = {"stuck": "⚠ stuck", "long running": "⏳ long running", "": ""}
+STYLE_MAX_ROWS = 1000  # colouring rows costs ~0.4 ms a row; bigger tables keep the ⚠/◷ column
+ATTENTION_LABELS = {"stuck": "⚠ stuck", "long running": "◷ long running", "": ""}
 
 
 def summary(board: queries.Dashboard) -> None:
@@ -37,34 +37,33 @@ def attention(board: queries.Dashboard, flt: queries.SyncFilter) -> None:
         )
     if board.long_running:
         st.info(
-            f"{board.long_running:,} sync(s) are long running (1010). They are marked ⏳.",
+            f"{board.long_running:,} sync(s) are long running (1010). They are marked ◷.",
             icon=":material/hourglass_top:",
         )
 
 
 def breakdowns(board: queries.Dashboard) -> None:
-    """The day-by-day chart, the codes chart beside the codes table, the money per currency.
-    (The outcome tiles above already count syncs by outcome: no chart repeats them.)"""
+    """The day-by-day chart, the codes chart, the codes table, the money per currency, one
+    under the other: beside the chart the table's "Who acts" was cut off at 1280 px. (The
+    outcome tiles above already count syncs by outcome: no chart repeats them.)"""
     st.altair_chart(charts.syncs_per_day(board.per_day), width="stretch")
-    left, right = st.columns([3, 2])
-    left.altair_chart(charts.syncs_by_code(board.codes), width="stretch")
-    with right:
-        st.markdown("**Status codes and what they mean**")
-        codes = board.codes.assign(
-            code=[explain.code_label(c).split(" · ")[0] for c in board.codes["status_code"]],
-            who=[explain.severity(c) for c in board.codes["status_code"]],
-        )
-        ui.show_grid(
-            codes,
-            {
-                "code": st.column_config.TextColumn("Code", width="small"),
-                "status_meaning": st.column_config.TextColumn("Meaning", width="medium"),
-                "who": st.column_config.TextColumn("Who acts", width="small"),
-                "syncs": st.column_config.NumberColumn("Syncs", format="%d", width="small"),
-            },
-            key="codes_table",
-            height=ui.grid_height(len(codes), max_rows=20),
-        )
+    st.altair_chart(charts.syncs_by_code(board.codes), width="stretch")
+    st.markdown("**Status codes and what they mean**")
+    codes = board.codes.assign(
+        code=[explain.code_label(c).split(" · ")[0] for c in board.codes["status_code"]],
+        who=[explain.severity(c) for c in board.codes["status_code"]],
+    )
+    ui.show_grid(
+        codes,
+        {
+            "code": st.column_config.TextColumn("Code", width=110),
+            "status_meaning": st.column_config.TextColumn("Meaning", width=280),
+            "who": st.column_config.TextColumn("Who acts", width=150),
+            "syncs": st.column_config.NumberColumn("Syncs", format="%d", width=80),
+        },
+        key="codes_table",
+        height=ui.grid_height(len(codes), max_rows=20),
+    )
     currencies(board.currencies)
 
 
@@ -99,6 +98,8 @@ def history(path: str, flt: queries.SyncFilter, total: int) -> None:
     options = filters.table_options()
     rows = queries.load_history(path, flt, options.order_by, options.descending, options.limit)
     rows["attention"] = rows["attention"].map(ATTENTION_LABELS)
+    # "2 min 0 s", not 120 (sorting by duration is the SQL sort above; the CSV keeps seconds)
+    rows["duration_s"] = [ui.fmt_duration(s) for s in rows["duration_s"]]
     st.caption(f"{len(rows):,} of {total:,} matching syncs shown. Click a row to open that sync.")
     labels = filters.COLUMN_LABELS
     event = st.dataframe(
@@ -110,6 +111,7 @@ def history(path: str, flt: queries.SyncFilter, total: int) -> None:
         on_select="rerun",
         selection_mode="single-row",
         placeholder=ui.EMPTY_CELL,
+        height=ui.grid_height(len(rows), max_rows=15),
     )
     st.download_button(
         "Export filtered history (CSV)",
@@ -131,8 +133,8 @@ def highlight(row: pd.Series) -> list[str]:
 
 # pixels: the key columns (through Failed) fit beside the sidebar at 1280 px
 WIDTHS = {
-    "attention": 95,
-    "sync_id": 150,
+    "attention": 115,
+    "sync_id": 140,
     "status_code": 55,
     "status_meaning": 175,
     "outcome": 95,
@@ -141,6 +143,7 @@ WIDTHS = {
     "initiated_at": 160,
     "duration_s": 95,
     "company_id": 150,
+    "company_name": 170,
 }
 
 
@@ -150,7 +153,9 @@ def history_column(name: str, label: str):
     width = WIDTHS.get(name)
     if name in ("initiated_at", "completed_at"):
         return column.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss", width=width)
-    if name in ("duration_s", "status_code", "item_count", "failed_count"):
+    if name == "duration_s":
+        return column.TextColumn(label, width=width, alignment="right")
+    if name in ("status_code", "item_count", "failed_count"):
         return column.NumberColumn(label, format="%d", width=width)
     if name in ("expenses_from", "expenses_to"):
         return column.DateColumn(label)

@@ -8,13 +8,16 @@ import streamlit as st
 from report_app import queries, ui
 
 TEXT = st.column_config.TextColumn
+# the record, its field and the reason first (the run has its own picker above)
 COLUMNS = {
-    "rejected_at": st.column_config.DatetimeColumn("Rejected (UTC)", format="YYYY-MM-DD HH:mm:ss"),
-    "stream": TEXT("Stream", width="small"),
-    "record_key": TEXT("Record", width="small"),
-    "field": TEXT("Field", width="small"),
-    "reason": TEXT("Reason", width="large"),
-    "run_id": TEXT("Run id", width="medium"),
+    "rejected_at": st.column_config.DatetimeColumn(
+        "Rejected (UTC)", format="YYYY-MM-DD HH:mm:ss", width=150
+    ),
+    "record_key": TEXT("Record", width=120),
+    "field": TEXT("Field", width=100),
+    "reason": TEXT("Reason", width=300),
+    "stream": TEXT("Stream", width=120),
+    "run_id": TEXT("Run id", width=170),
 }
 ALL = ""
 
@@ -51,7 +54,7 @@ if rejects.empty:
     st.info("No rejected records match." if flt != queries.RejectFilter() else "No rejects yet.")
     st.stop()
 st.caption(f"{len(rejects):,} rejected record(s) shown, newest first (at most 1,000).")
-ui.show_grid(rejects, COLUMNS, key="rejects")
+ui.show_grid(rejects, COLUMNS, key="rejects", height=ui.grid_height(len(rejects)))
 st.download_button(
     "Download these rejects (CSV)",
     data=lambda: queries.fetch_rejects(path, flt, limit=None).to_csv(index=False),

@@ -20,6 +20,22 @@ COLUMNS = {
     "run_id": TEXT("Run id", width="medium"),
 }
 
+
+def failed_run(row) -> None:
+    """A failed run and its error, the error as it was recorded: plain text in a code box, so
+    its `codat-expenses ...` commands read as written (not as Markdown, not escaped)."""
+    with st.container(border=True):
+        st.markdown(
+            f":red[:material/error:] **Run {ui.md(row.run_id)} failed** "
+            f"({ui.fmt_time(row.started_at)})"
+        )
+        st.code(
+            row.error if isinstance(row.error, str) and row.error else "No reason was recorded.",
+            language=None,
+            wrap_lines=True,
+        )
+
+
 path = ui.store_path()
 st.title("Runs")
 ui.reload_button()
@@ -38,11 +54,7 @@ runs["duration"] = [
     for s, o in zip(runs["duration_s"], runs["outcome"], strict=True)
 ]
 for row in runs[failed].head(5).itertuples():  # the whole error, not a cut-off cell
-    st.warning(
-        f"Run {ui.md(row.run_id)} failed ({ui.fmt_time(row.started_at)}): "
-        f"{ui.md(row.error or 'no reason was recorded')}",
-        icon=":material/error:",
-    )
+    failed_run(row)
 st.caption("Failed runs first, then newest. Click a run to see its rejected records.")
 event = ui.show_grid(
     runs,

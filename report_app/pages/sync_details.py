@@ -12,12 +12,13 @@ from report_app import access, actions, explain, queries, ui
 
 OPEN_SYNC_REFRESH_S = 5
 TEXT = st.column_config.TextColumn
+# narrow keys and a wide message: at 1280 px Codat's message gets most of the row
 ITEM_COLUMNS = {
-    "status": TEXT("Item status", width=130),
-    "transaction_id": TEXT("Transaction id", width=150),
-    "amount_shown": TEXT("Amount", alignment="right", width=130),
-    "reason": TEXT("Reason", width=210),
-    "message": TEXT("Message", width="large"),
+    "status": TEXT("Item status", width=115),
+    "transaction_id": TEXT("Transaction id", width=115),
+    "amount_shown": TEXT("Amount", alignment="right", width=110),
+    "reason": TEXT("Reason", width=170),
+    "message": TEXT("Message", width=420),
     "data_type": TEXT("Written as", width="small"),
     "record_id": TEXT("Record in the books", width="small"),
     "source_key": TEXT("Source record", width="small"),
@@ -29,16 +30,17 @@ def pick_sync(path: str) -> str | None:
     return ui.pick_from_url(
         "sync",
         lambda text: sync_choices(queries.load_sync_matches(path, text)),
-        ("Find a sync", "sync or company id, or part of one"),
+        ("Find a sync", "sync id, company id or company name, or part of one"),
         ("Sync", "Choose a sync"),
     )
 
 
 def sync_choices(matches: pd.DataFrame) -> dict[str, str]:
-    """Each sync with its company, accounting software, status and start, as the picker shows."""
+    """Each sync with its company's name, accounting software, status and start, as the picker
+    shows ("—" for a company whose name is not known)."""
     return {
-        row.sync_id: f"{row.sync_id} · company {row.company_id}"
-        f"{f' ({row.target_platform})' if isinstance(row.target_platform, str) else ''} · "
+        row.sync_id: f"{row.sync_id} · {ui.company(row.company_name, row.company_id)}"
+        f"{f' · {row.target_platform}' if isinstance(row.target_platform, str) else ''} · "
         f"{explain.status_label(row.status_code, row.outcome)} · {ui.fmt_time(row.initiated_at)}"
         for row in matches.itertuples()
     }
@@ -81,7 +83,7 @@ def header(sync: dict) -> None:
 
 def facts(sync: dict) -> None:
     rows = {
-        "Company": sync["company_id"],
+        "Company": ui.company(sync["company_name"], sync["company_id"]),
         "Platforms": ui.platforms(sync["source_platform"], sync["target_platform"]),
         "Status code and text": f"{explain.as_code(sync['status_code']) or '—'} "
         f"{sync['status_text'] or ''}",
@@ -244,7 +246,10 @@ def push_items_tab(path: str, sync_id: str) -> None:
         "Search items", key="item_search", placeholder="transaction id, record id or data type"
     )
     statuses = st.multiselect(
-        "Item status", queries.load_push_statuses(path, sync_id), key="item_status"
+        "Item status",
+        queries.load_push_statuses(path, sync_id),
+        key="item_status",
+        placeholder="All item statuses",
     )
     items = queries.load_push_items(path, sync_id, search, tuple(statuses))
     items["reason"] = items["message"].map(explain.short_reason)

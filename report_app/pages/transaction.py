@@ -24,7 +24,8 @@ def pick_transaction(path: str) -> str | None:
 def expense_choices(matches: pd.DataFrame) -> dict[str, str]:
     """Each expense with its company, amount and date, as the picker shows it."""
     return {
-        row.transaction_id: f"{row.transaction_id} · company {row.company_id} · "
+        row.transaction_id: f"{row.transaction_id} · "
+        f"{ui.company(row.company_name, row.company_id)} · "
         f"{money.format_amount(row.total_amount, row.currency)} · "
         f"dated {ui.fmt_date(row.issue_date)} · {row.state}"
         for row in matches.itertuples()
@@ -33,23 +34,38 @@ def expense_choices(matches: pd.DataFrame) -> dict[str, str]:
 
 def current_state(state: pd.DataFrame) -> None:
     for _, row in state.iterrows():
-        status, codat, tries, amount = st.columns(4)
+        # two tiles a row: "ValidationError" and "1,234,567.89 USD" are cut in a quarter row
+        status, codat = st.columns(2)
         status.metric("Current state", row["state"], border=True)
         codat.metric("Codat status", row["codat_status"] or "—", border=True)
-        tries.metric("Pushes", ui.fmt_count(row["attempts"]), border=True)
+        amount, tries = st.columns(2)
         amount.metric(
             "Amount", money.format_amount(row["total_amount"], row["currency"]), border=True
         )
-        st.text(
-            f"Company {row['company_id']} · source {row['source_stream'] or 'not known'} / "
-            f"{row['source_key'] or 'not known'} · dated {ui.fmt_date(row['issue_date'])}"
-        )
+        tries.metric("Pushes", ui.fmt_count(row["attempts"]), border=True)
+        expense_facts(row)
         ui.show_raw("Latest message", row["message"])
         note = explain.note_for_message(row["message"])
         if note and row["state"] != "completed":
             ui.show_note(note, failed=row["state"] == "failed")
         if row["last_sync_id"]:
             ui.sync_link(row["last_sync_id"], f"Latest sync {row['last_sync_id']}")
+
+
+def expense_facts(row: pd.Series) -> None:
+    facts = {
+        "Company": ui.company(row["company_name"], row["company_id"]),
+        "Source record": f"{row['source_stream'] or 'not known'} / "
+        f"{row['source_key'] or 'not known'}",
+        "Dated": ui.fmt_date(row["issue_date"]),
+        "Last changed": ui.fmt_time(row["updated_at"]),
+    }
+    ui.show_grid(
+        pd.DataFrame({"field": list(facts), "value": list(facts.values())}),
+        {"field": TEXT("Fact", width="small"), "value": TEXT("Value", width="large")},
+        key=f"expense_facts_{row['company_id']}",
+        height=ui.grid_height(len(facts)),
+    )
 
 
 def attempts_table(path: str, transaction_id: str) -> None:
@@ -118,7 +134,7 @@ def receipts(path: str, transaction_id: str) -> None:
 RECEIPT_COLUMNS = {
     "status": TEXT("Upload", width="small"),
     "file_name": TEXT("File", width="medium"),
-    "message": TEXT("Reason / message", width="large"),
+    "message": TEXT("Reason / message", width=320),
     "sync_id": TEXT("Sync id", width="medium"),
     "size_bytes": st.column_config.NumberColumn("Size (bytes)", format="%d", width="small"),
     "recorded_at": st.column_config.DatetimeColumn("Recorded (UTC)", format="YYYY-MM-DD HH:mm"),

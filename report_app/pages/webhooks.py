@@ -13,6 +13,7 @@ COLUMNS = {
     "signature": TEXT("Signature", width=110),
     "effect": TEXT("Effect", width=260),
     "sync_id": TEXT("Sync id", width=150),
+    "company_name": TEXT("Company", width=170),
     "event_type": TEXT("Event", width=140),
     "company_id": TEXT("Company id", width="medium"),
     "webhook_id": TEXT("Delivery id", width="medium"),
@@ -44,6 +45,11 @@ total.metric("Events", ui.fmt_count(len(events)), border=True)
 bad.metric("Not verified", ui.fmt_count((~events["verified"]).sum()), border=True)
 st.caption("Newest first (at most 1,000). Click one to open the sync it named.")
 event = ui.show_grid(
-    events, COLUMNS, key="webhook_events", on_select="rerun", selection_mode="single-row"
+    events,
+    COLUMNS,
+    key="webhook_events",
+    on_select="rerun",
+    selection_mode="single-row",
+    height=ui.grid_height(len(events)),
 )
 ui.open_clicked(event, events, "sync_id", ui.SYNC_PAGE, "sync")
