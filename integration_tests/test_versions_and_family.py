@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from destination_codat_expenses.store.db import release
 from integration_tests.destination_support import (
@@ -28,9 +29,10 @@ from integration_tests.destination_support import (
     txn_id,
     write_in_process,
 )
-from report_app import queries as report_queries
+from report_app import ui
 
 CLI = Path(sys.executable).with_name("codat-expenses")
+REPORT_APP = Path(__file__).resolve().parents[1] / "report_app" / "app.py"
 
 CARDS = "card_spend"
 
@@ -195,7 +197,7 @@ def journal(key: str, amount: str = "50.00", account: str = "401") -> dict:
     ids=["transfers", "reimbursable expenses"],
 )
 def test_each_updatable_stream_creates_then_updates_one_entry(
-    sandbox_url, tmp_path, stream, company, kind, first, changed, total
+    sandbox_url, tmp_path, monkeypatch, stream, company, kind, first, changed, total
 ):
     store = tmp_path / "status.duckdb"
     tid = txn_id(stream, first["id"])
@@ -211,8 +213,19 @@ def test_each_updatable_stream_creates_then_updates_one_entry(
     ]
     assert Decimal(versions(store, tid)[-1][4]) == Decimal(total)
     release(str(store))
-    shown = report_queries.fetch_versions(str(store), tid)  # the report's expense page
-    assert shown["version"].tolist() == [1, 2] and shown["kind"].tolist() == [kind, kind]
+    page = expense_page(store, tid, monkeypatch)  # what the report's expense page shows
+    [grid] = [d.value for d in page.dataframe if "version" in d.value.columns]
+    assert grid["version"].tolist() == [1, 2] and grid["kind"].tolist() == [kind, kind]
+    assert [Decimal(a) for a in grid["total_amount"]][-1] == Decimal(total)
+
+
+def expense_page(store, transaction_id: str, monkeypatch) -> AppTest:
+    monkeypatch.setenv(ui.STORE_ENV, str(store))
+    page = AppTest.from_file(str(REPORT_APP), default_timeout=60)
+    page.query_params["transaction"] = transaction_id
+    page.run()
+    assert not page.exception, [e.message for e in page.exception]
+    return page
 
 
 def test_an_adjustment_is_created_and_a_change_is_refused_here(sandbox_url, tmp_path):
