@@ -57,25 +57,27 @@ def archive(db, company_id: str, transaction_id: str, row: dict[str, Any], stamp
     )
 
 
+def content(item, stamp) -> list:
+    """payload, payload_hash, issue_date, currency, total_amount, and the time: what a version
+    holds, in the order every statement below lists those columns."""
+    return [
+        jsonwire.dumps(item.body),
+        item.payload_hash,
+        item.issue_date,
+        getattr(item, "currency", None),
+        getattr(item, "total", None),
+        stamp,
+    ]
+
+
 def insert_sending(db, company_id: str, stream: str, kind: str, item, version: int, stamp):
     db.execute(
         "INSERT INTO transactions (company_id, transaction_id, source_stream, source_key, "
         "state, payload, payload_hash, issue_date, currency, total_amount, updated_at, kind, "
         "version) VALUES (?, ?, ?, ?, 'sending', ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            company_id,
-            item.transaction_id,
-            stream,
-            item.source_key,
-            jsonwire.dumps(item.body),
-            item.payload_hash,
-            item.issue_date,
-            getattr(item, "currency", None),
-            getattr(item, "total", None),
-            stamp,
-            kind,
-            version,
-        ],
+        [company_id, item.transaction_id, stream, item.source_key]
+        + content(item, stamp)
+        + [kind, version],
     )
 
 
@@ -87,20 +89,8 @@ def update_sending(db, company_id: str, stream: str, kind: str, item, version: i
         "payload = ?, payload_hash = ?, issue_date = ?, currency = coalesce(?, currency), "
         "total_amount = coalesce(?, total_amount), updated_at = ?, source_stream = ?, "
         "source_key = ?, kind = ?, version = ? WHERE transaction_id = ? AND company_id = ?",
-        [
-            jsonwire.dumps(item.body),
-            item.payload_hash,
-            item.issue_date,
-            getattr(item, "currency", None),
-            getattr(item, "total", None),
-            stamp,
-            stream,
-            item.source_key,
-            kind,
-            version,
-            item.transaction_id,
-            company_id,
-        ],
+        content(item, stamp)
+        + [stream, item.source_key, kind, version, item.transaction_id, company_id],
     )
 
 
@@ -109,20 +99,8 @@ def insert_held(db, company_id: str, stream: str, kind: str, item, version: int,
         "INSERT INTO transaction_versions (company_id, transaction_id, version, kind, state, "
         "source_stream, source_key, payload, payload_hash, issue_date, currency, total_amount, "
         "recorded_at) VALUES (?, ?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            company_id,
-            item.transaction_id,
-            version,
-            kind,
-            stream,
-            item.source_key,
-            jsonwire.dumps(item.body),
-            item.payload_hash,
-            item.issue_date,
-            getattr(item, "currency", None),
-            getattr(item, "total", None),
-            stamp,
-        ],
+        [company_id, item.transaction_id, version, kind, stream, item.source_key]
+        + content(item, stamp),
     )
 
 
