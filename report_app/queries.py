@@ -561,15 +561,18 @@ def fetch_reject_facets(path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs, fields
 
 
+def matching(search: str, columns: list[str]) -> tuple[list[str], list[str]]:
+    """WHERE clauses and their parameters: any of `columns` holds the searched text (matched
+    literally, case-insensitive); no clause narrows anything when nothing is searched."""
+    if not search.strip():
+        return ["TRUE"], []
+    either = " OR ".join(f"{column} ILIKE ? ESCAPE '\\'" for column in columns)
+    return [f"({either})"], [like(search.strip())] * len(columns)
+
+
 def fetch_attachments(path: str, search: str = "", limit: int = 1000) -> pd.DataFrame:
     """Receipt uploads; ones that did not upload first (refused, rejected, pending)."""
-    clauses, params = ["TRUE"], []
-    if search.strip():
-        clauses.append(
-            "(sync_id ILIKE ? ESCAPE '\\' OR transaction_id ILIKE ? ESCAPE '\\' "
-            "OR company_id ILIKE ? ESCAPE '\\' OR file_name ILIKE ? ESCAPE '\\')"
-        )
-        params += [like(search.strip())] * 4
+    clauses, params = matching(search, ["sync_id", "transaction_id", "company_id", "file_name"])
     with views(path) as db:
         return frame(
             db,
@@ -597,13 +600,7 @@ def fetch_attachments_per_sync(path: str) -> pd.DataFrame:
 
 def fetch_webhook_events(path: str, search: str = "", limit: int = 1000) -> pd.DataFrame:
     """Webhook deliveries received, newest first (unverified ones are kept, never applied)."""
-    clauses, params = ["TRUE"], []
-    if search.strip():
-        clauses.append(
-            "(sync_id ILIKE ? ESCAPE '\\' OR company_id ILIKE ? ESCAPE '\\' "
-            "OR event_type ILIKE ? ESCAPE '\\' OR webhook_id ILIKE ? ESCAPE '\\')"
-        )
-        params += [like(search.strip())] * 4
+    clauses, params = matching(search, ["sync_id", "company_id", "event_type", "webhook_id"])
     with views(path) as db:
         return frame(
             db,
