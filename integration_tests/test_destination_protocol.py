@@ -118,7 +118,7 @@ class TestStandardDestinationSuite(DestinationTestSuiteBase):
 
 
 # -- spec through the console script -------------------------------------------------------------
-def test_spec_marks_the_api_key_secret():
+def test_spec_marks_the_api_key_and_the_store_url_secret():
     done = run_cli("spec")
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     messages = messages_of(done.stdout)
@@ -127,7 +127,8 @@ def test_spec_marks_the_api_key_secret():
     properties = specs[0]["connectionSpecification"]["properties"]
     assert properties["api_key"]["airbyte_secret"] is True
     secret = [name for name, prop in properties.items() if prop.get("airbyte_secret")]
-    assert secret == ["api_key"]
+    # a PostgreSQL store's URL carries its password (either name of the setting)
+    assert secret == ["api_key", "status_store", "status_store_path"]
     assert set(specs[0]["supported_destination_sync_modes"]) >= {"append"}
 
 
