@@ -101,18 +101,11 @@ def sync_source(db, sync_id: str) -> tuple[bool, str | None]:
     return (row is not None, row[0] if row else None)
 
 
-def has_items(db, sync_id: str) -> bool:
-    row = db.execute("SELECT 1 FROM push_items WHERE sync_id = ? LIMIT 1", [sync_id]).fetchone()
-    return row is not None
-
-
-def write_item_outcomes(db, sync_id: str, outcome: tuple[str, list], attempted_any: bool) -> None:
+def insert_item_outcomes(db, outcome: tuple[str, list], attempted_any: bool) -> None:
     """Push items, attempts and ledger states from `outcome` (a derived table with tid,
     data_type, record_id, status, message, state, amount, currency, co, sync, stamp, and
-    attempted: whether an attempt row for this sync exists already)."""
+    attempted: whether an attempt row for this sync exists already), of one sync or many."""
     table, params = outcome
-    if has_items(db, sync_id):  # recorded before (a refresh): Codat's list replaces it
-        db.execute("DELETE FROM push_items WHERE sync_id = ?", [sync_id])
     db.execute(
         "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
         "status, message, amount, currency, updated_at) SELECT sync, co, tid, data_type, "

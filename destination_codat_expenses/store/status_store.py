@@ -23,11 +23,9 @@ from destination_codat_expenses.models import (
     FROM_PRODUCT,
     FROM_WEBHOOK,
     IN_PROGRESS,
-    ITEM_LEDGER_STATE,
     NOT_FOUND_AT_CODAT,
     NOT_FOUND_AT_CODAT_TEXT,
     PENDING,
-    SENT,
     is_final,
     sql_list,
 )
@@ -37,6 +35,7 @@ from destination_codat_expenses.store import pg, pg_claims
 from destination_codat_expenses.store import versions as versions_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
+from destination_codat_expenses.store.sync_outcomes import SyncOutcomes
 from destination_codat_expenses.store.writer import writer_for
 
 OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
@@ -85,6 +84,7 @@ class StatusStore:
         self.path = path
         self.writer = writer_for(path, lambda: transaction(path))
         self.shared = is_postgres(path)  # a fleet's ledger: claims are real (pg.py)
+        self.outcomes = OUTCOMES  # the writer runs a flush's sync outcomes together
 
     def prepare(self) -> None:
         migrate(self.path)
@@ -474,14 +474,7 @@ class StatusStore:
         settled it (the store had no final status from Codat before): whoever settles a sync
         uploads its receipts, so two processes confirming it at once do not both upload."""
 
-        def work(db):
-            first = not settled_in(db, status["syncId"])
-            write_status(db, status)
-            if items:
-                write_outcomes(db, company_id, status["syncId"], items, now())
-            return first
-
-        return self.write(work)
+        return self.writer.run_merged(self.outcomes, (company_id, status, items))
 
     def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
@@ -714,15 +707,6 @@ def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> N
     )
 
 
-def settled_in(db, sync_id: str) -> bool:
-    row = db.execute(
-        "SELECT count(*) FROM syncs WHERE sync_id = ? AND status_source = ? "
-        f"AND status_code IS NOT NULL AND status_code NOT IN {OPEN}",
-        [sync_id, FROM_CODAT],
-    ).fetchone()
-    return row[0] > 0
-
-
 def write_status(db, status: dict[str, Any]) -> None:
     """Codat's own status for the sync. A running one stays to confirm if a webhook said it
     ended (Codat has not caught up yet); a final one is Codat's word from now on."""
@@ -744,42 +728,6 @@ def write_status(db, status: dict[str, Any]) -> None:
             final,
             status["syncId"],
         ],
-    )
-
-
-def write_outcomes(db, company_id: str, sync_id: str, items: list[dict], stamp) -> None:
-    """Push items, attempts, ledger states and the sync's counts, from Codat's list of the
-    sync's transactions and what the ledger holds of their ids (amount, currency)."""
-    ids = [i["transactionId"] for i in items]
-    held = ledger_sql.ledger_rows(db, company_id, ids)
-    attempted = {
-        tid
-        for company, tid, sync in ledger_sql.by_id(db, "transaction_attempts", "sync_id", ids)
-        if company == company_id and sync == sync_id
-    }
-    produced = [produced_record(i.get("message")) for i in items]
-    n = len(items)
-    outcome = columns(
-        tid=("VARCHAR", ids),
-        data_type=("VARCHAR", [p[0] for p in produced]),
-        record_id=("VARCHAR", [p[1] for p in produced]),
-        status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
-        message=("VARCHAR", [i.get("message") for i in items]),
-        state=("VARCHAR", [ITEM_LEDGER_STATE.get(i.get("status"), SENT) for i in items]),
-        amount=("DECIMAL(38,9)", [held.get(tid, (None,) * 4)[2] for tid in ids]),
-        currency=("VARCHAR", [held.get(tid, (None,) * 4)[3] for tid in ids]),
-        co=("VARCHAR", [company_id] * n),
-        sync=("VARCHAR", [sync_id] * n),
-        stamp=("TIMESTAMPTZ", [stamp] * n),
-        attempted=("BOOLEAN", [tid in attempted for tid in ids]),
-    )
-    ledger_sql.write_item_outcomes(db, sync_id, outcome, bool(attempted))
-    # Codat's list of the sync's transactions is its item count (a sync a webhook or the
-    # company's sync list told of has no count of its own)
-    count, failed = ledger_sql.item_counts(items)
-    db.execute(
-        "UPDATE syncs SET failed_count = ?, item_count = ? WHERE sync_id = ?",
-        [failed, count, sync_id],
     )
 
 
@@ -813,3 +761,6 @@ def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str
             "initiated_at": parse_utc(status.get("syncUtc")) or now(),
         },
     )
+
+
+OUTCOMES = SyncOutcomes(columns, parse_utc, now, produced_record)
