@@ -159,32 +159,40 @@ class StatusStore:
         return {tid: (row[0], row[1]) for tid, row in rows.items()}
 
     def mark_sending(
-        self, company_id: str, stream: str, batch: list[MappedTransaction]
+        self,
+        company_id: str,
+        stream: str,
+        batch: list[MappedTransaction],
+        known: set[str] | None = None,
     ) -> list[str]:
         """The ids `sending`, before their push leaves; returns those this process claimed and
         may push. A DuckDB file has one writing process: all of them. On PostgreSQL, an id
-        another live process holds (or that it recorded first) is not claimed (pg_claims.py)."""
+        another live process holds (or that it recorded first) is not claimed (pg_claims.py).
+        `known`: the ids the company's ledger holds, as the caller read them while no one else
+        could write them (a DuckDB file's one process): the ledger is not read again."""
         ids = [t.transaction_id for t in batch]
+        rows = {  # built here, on the pusher's thread: the writer's time is the store's
+            "tid": ("VARCHAR", ids),
+            "co": ("VARCHAR", [company_id] * len(batch)),
+            "stream": ("VARCHAR", [stream] * len(batch)),
+            "source_key": ("VARCHAR", [t.source_key for t in batch]),
+            "payload": ("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
+            "hash": ("VARCHAR", [t.payload_hash for t in batch]),
+            "issued": ("DATE", [t.issue_date for t in batch]),
+            "currency": ("VARCHAR", [t.currency for t in batch]),
+            "total": ("DECIMAL(38,9)", [t.total for t in batch]),
+            "stamp": ("TIMESTAMPTZ", [now()] * len(batch)),
+            "receipt": ("JSON", [receipt_json(t.receipt) for t in batch]),
+        }
 
         def work(db):
-            known = ledger_sql.ledger_rows(db, company_id, ids)
-            fresh = [tid not in known for tid in ids]
-            table, params = columns(
-                tid=("VARCHAR", ids),
-                co=("VARCHAR", [company_id] * len(batch)),
-                stream=("VARCHAR", [stream] * len(batch)),
-                source_key=("VARCHAR", [t.source_key for t in batch]),
-                payload=("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
-                hash=("VARCHAR", [t.payload_hash for t in batch]),
-                issued=("DATE", [t.issue_date for t in batch]),
-                currency=("VARCHAR", [t.currency for t in batch]),
-                total=("DECIMAL(38,9)", [t.total for t in batch]),
-                stamp=("TIMESTAMPTZ", [now()] * len(batch)),
-                receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
-                fresh=("BOOLEAN", fresh),
-            )
+            held = known
+            if held is None or pg.is_pg(db):  # a fleet's ledger changes under its readers
+                held = ledger_sql.ledger_rows(db, company_id, ids)
+            fresh = [tid not in held for tid in ids]
+            table, params = columns(**rows, fresh=("BOOLEAN", fresh))
             if pg.is_pg(db):
-                return pg_claims.claim_sending(db, company_id, table, params, ids, fresh, known)
+                return pg_claims.claim_sending(db, company_id, table, params, ids, fresh, held)
             ledger_sql.write_sending(db, table, params, fresh)
             return ids
 
