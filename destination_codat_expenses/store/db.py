@@ -35,6 +35,7 @@ logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6, 7)]
 LOCK_WAIT_S = 30.0
 IDLE_S, POLL_CAP_S, YIELD_CAP_S = 0.25, 0.05, 2.0
+WAITER_CHECK_S = 0.05  # how often an open, unused file looks for a waiting process
 WRITER_MEMORY = "256MB"
 
 
@@ -164,9 +165,15 @@ class Lease:
 
     def close_when_idle(self) -> None:
         while True:
-            time.sleep(IDLE_S / 2)
+            time.sleep(WAITER_CHECK_S)
             with self.lock:
                 if self.connection is None:
+                    return
+                # idle, or another process waits: it need not wait for the idle timeout
+                if others_waiting(self.path):
+                    self.close()
+                    self.yields += 1
+                    let_waiters_in(self.path)  # this process's threads wait; the file is free
                     return
                 if time.monotonic() - self.last_used >= IDLE_S:
                     self.close()

@@ -19,6 +19,7 @@ context manager that yields a connection and commits on leaving), the backend's.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -26,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_GROUP = 512  # jobs per commit: bounds how long one transaction holds the file
+MAX_GROUP = 512  # jobs per commit
+FLUSH_BUDGET_S = 0.2  # jobs not begun by then wait for the next flush (a waiting reader's turn)
+DEFERRED = object()  # a job's place in the answers of a flush that left it for the next
 TRIES_ALONE = 5  # a job alone that lost to another process (a deadlock) runs again this often
 
 
@@ -58,15 +61,17 @@ class Job:
     payload: Any = None
 
 
-def execute(connection: Any, group: list[Job]) -> list[Any]:
-    """Every job's answer: plain jobs in order, then each kind of merged job together."""
-    results: list[Any] = [None] * len(group)
+def execute(connection: Any, group: list[Job], deadline: float) -> list[Any]:
+    """Every job's answer: plain jobs in order, then each kind of merged job together. Plain
+    jobs not begun by `deadline` are left out (answered DEFERRED): a flush holds the file for a
+    bounded time, so a process waiting for it gets in between two flushes."""
+    results: list[Any] = [DEFERRED] * len(group)
     kinds: dict[Merge, list[int]] = {}
     for position, job in enumerate(group):
-        if job.merge is None:
-            results[position] = job.work(connection)
-        else:
+        if job.merge is not None:
             kinds.setdefault(job.merge, []).append(position)
+        elif position == 0 or time.monotonic() < deadline:
+            results[position] = job.work(connection)
     for merge, positions in kinds.items():
         payloads = [group[p].payload for p in positions]
         for part in merge.parts(payloads):
@@ -126,7 +131,7 @@ class GroupWriter:
         try:
             with self.unit_of_work() as connection:
                 began = True
-                results = execute(connection, group)
+                results = execute(connection, group, time.monotonic() + FLUSH_BUDGET_S)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting threads
             if len(group) == 1 and isinstance(error, TryAgain) and tries < TRIES_ALONE:
                 self.flush(group, tries + 1)
@@ -139,8 +144,13 @@ class GroupWriter:
                 self.flush([job])
             return
         self.commits += 1
+        deferred = [job for job, result in zip(group, results, strict=True) if result is DEFERRED]
+        if deferred:  # first in the queue: the next flush (after any waiter's turn) runs them
+            with self.ready:
+                self.queue[:0] = deferred
         for job, result in zip(group, results, strict=True):
-            job.future.set_result(result)
+            if result is not DEFERRED:
+                job.future.set_result(result)
 
 
 WRITERS: dict[str, GroupWriter] = {}
