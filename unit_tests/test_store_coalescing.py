@@ -137,3 +137,27 @@ def test_outcomes_that_share_a_transaction_are_not_merged(store):
             "GROUP BY ALL ORDER BY 1"
         ).fetchall()
     assert carried == [("sync-3", PER_SYNC), ("sync-4", 1)]
+
+
+def test_the_accepted_pushes_of_one_flush_cost_a_fixed_number_of_statements(store):
+    status_store, statements = store
+    batches = [[mapped(f"new{n}-r{i}") for i in range(PER_SYNC)] for n in range(SYNCS)]
+    for batch in batches:
+        status_store.mark_sending(COMPANY, STREAM, batch)
+    statements.clear()
+    calls = [
+        lambda n=n: status_store.mark_sent(
+            COMPANY, [m.transaction_id for m in batches[n]], {"sync_id": f"new-sync-{n}"}
+        )
+        for n in range(SYNCS)
+    ]
+    assert in_one_flush(status_store, calls) == [None] * SYNCS
+    # read the syncs, mark every push's ids sent, upsert every sync (one push alone runs 3)
+    assert len(statements) <= 3, statements
+    with reading(status_store.path) as connection:
+        rows = connection.execute(
+            "SELECT s.sync_id, s.item_count, count(t.transaction_id) FILTER (WHERE t.state = "
+            "'sent') FROM syncs s LEFT JOIN transactions t ON t.last_sync_id = s.sync_id "
+            "WHERE s.sync_id LIKE 'new-sync-%' GROUP BY ALL"
+        ).fetchall()
+    assert sorted(rows) == [(f"new-sync-{n}", PER_SYNC, PER_SYNC) for n in range(SYNCS)]

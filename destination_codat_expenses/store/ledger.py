@@ -11,7 +11,6 @@ a recount. Unit tests check the plans (rows scanned) on a big ledger.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from destination_codat_expenses.models import FAILED_ITEM
@@ -75,30 +74,14 @@ def write_sending(db, table: str, params: list, fresh: list[bool]) -> None:
         )
 
 
-def write_sent(db, company_id: str, ids: list[str], sync_id: str, stamp: datetime) -> None:
-    db.execute(
-        "UPDATE transactions t SET "
-        + guarded(
-            "t",
-            "t.company_id = v.co",
-            {
-                "state": "'sent'",
-                "codat_status": "'Pending'",
-                "last_sync_id": "v.sync",
-                "attempts": "t.attempts + 1",
-                "updated_at": "v.stamp",
-            },
-        )
-        + " FROM (SELECT unnest(?::VARCHAR[]) AS tid, ?::VARCHAR AS co, ?::VARCHAR AS sync, "
-        "?::TIMESTAMPTZ AS stamp) v WHERE t.transaction_id = v.tid",
-        [ids, company_id, sync_id, stamp],
-    )
-
-
-def sync_source(db, sync_id: str) -> tuple[bool, str | None]:
-    """(the store knows the sync, where its status came from): a primary-key lookup."""
-    row = db.execute("SELECT status_source FROM syncs WHERE sync_id = ?", [sync_id]).fetchone()
-    return (row is not None, row[0] if row else None)
+# a push Codat accepted: its ids are `sent`, carried by the sync (a table of tid, co, sync, stamp)
+SENT = {
+    "state": "'sent'",
+    "codat_status": "'Pending'",
+    "last_sync_id": "v.sync",
+    "attempts": "t.attempts + 1",
+    "updated_at": "v.stamp",
+}
 
 
 def insert_item_outcomes(db, outcome: tuple[str, list], attempted_any: bool) -> None:

@@ -35,6 +35,7 @@ from destination_codat_expenses.store import pg, pg_claims
 from destination_codat_expenses.store import versions as versions_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
+from destination_codat_expenses.store.sent_syncs import SentSyncs
 from destination_codat_expenses.store.sync_outcomes import SyncOutcomes
 from destination_codat_expenses.store.writer import writer_for
 
@@ -84,7 +85,6 @@ class StatusStore:
         self.path = path
         self.writer = writer_for(path, lambda: transaction(path))
         self.shared = is_postgres(path)  # a fleet's ledger: claims are real (pg.py)
-        self.outcomes = OUTCOMES  # the writer runs a flush's sync outcomes together
 
     def prepare(self) -> None:
         migrate(self.path)
@@ -199,21 +199,9 @@ class StatusStore:
         return self.write(work)
 
     def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
-        """Codat accepted the push: remember its sync, and the sync itself."""
-
-        def work(db):
-            if pg.is_pg(db):
-                db.release_after_commit(company_id, ids)
-            known, source = ledger_sql.sync_source(db, sync["sync_id"])
-            if ids:
-                ledger_sql.write_sent(db, company_id, ids, sync["sync_id"], now())
-            upsert_sync(db, company_id, sync, len(ids))
-            if ids and known and source == FROM_CODAT:
-                # the receiver confirmed the sync from Codat before this commit: its items'
-                # outcomes are recorded, and these transactions move to them now
-                webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
-
-        self.write(work)
+        """Codat accepted the push: remember its sync, and the sync itself (a flush's accepted
+        pushes are recorded together: store/sent_syncs.py)."""
+        self.writer.run_merged(SENT_SYNCS, (company_id, ids, sync))
 
     def mark_dataset(self, company_id: str, dataset_id: str, run_id: str, count: int) -> None:
         def work(db):
@@ -482,7 +470,7 @@ class StatusStore:
         settled it (the store had no final status from Codat before): whoever settles a sync
         uploads its receipts, so two processes confirming it at once do not both upload."""
 
-        return self.writer.run_merged(self.outcomes, (company_id, status, items))
+        return self.writer.run_merged(OUTCOMES, (company_id, status, items))
 
     def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
@@ -678,43 +666,6 @@ class StatusStore:
         self.write(lambda db: versions_sql.drop_held(db, company_id, transaction_id, payload_hash))
 
 
-def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
-    db.execute(
-        "INSERT INTO syncs (sync_id, company_id, run_id, retry_of, flow, initiated_at, "
-        "source_platform, target_platform, expenses_from, expenses_to, item_count, "
-        "config_snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (sync_id) DO UPDATE SET "
-        # kept as it goes, never recounted: the ids this call linked to the sync are added
-        "item_count = coalesce(syncs.item_count, 0) + excluded.item_count, "
-        "expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
-        " expenses_to = greatest(syncs.expenses_to, excluded.expenses_to), updated_at = "
-        "excluded.updated_at, "
-        # a webhook may have recorded the sync first, knowing only its company: fill the rest
-        "run_id = coalesce(syncs.run_id, excluded.run_id), "
-        "retry_of = coalesce(syncs.retry_of, excluded.retry_of), "
-        "flow = coalesce(syncs.flow, excluded.flow), "
-        "initiated_at = coalesce(syncs.initiated_at, excluded.initiated_at), "
-        "source_platform = coalesce(syncs.source_platform, excluded.source_platform), "
-        "target_platform = coalesce(syncs.target_platform, excluded.target_platform), "
-        "config_snapshot = coalesce(syncs.config_snapshot, excluded.config_snapshot)",
-        [
-            sync["sync_id"],
-            company_id,
-            sync.get("run_id"),
-            sync.get("retry_of"),
-            sync.get("flow"),
-            sync.get("initiated_at") or now(),
-            sync.get("source_platform"),
-            sync.get("target_platform"),
-            sync.get("expenses_from"),
-            sync.get("expenses_to"),
-            item_count,
-            json.dumps(sync.get("config_snapshot")),
-            now(),
-        ],
-    )
-
-
 def write_status(db, status: dict[str, Any]) -> None:
     """Codat's own status for the sync. A running one stays to confirm if a webhook said it
     ended (Codat has not caught up yet); a final one is Codat's word from now on."""
@@ -772,3 +723,4 @@ def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str
 
 
 OUTCOMES = SyncOutcomes(columns, parse_utc, now, produced_record)
+SENT_SYNCS = SentSyncs(columns, now)
