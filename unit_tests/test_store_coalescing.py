@@ -161,3 +161,27 @@ def test_the_accepted_pushes_of_one_flush_cost_a_fixed_number_of_statements(stor
             "WHERE s.sync_id LIKE 'new-sync-%' GROUP BY ALL"
         ).fetchall()
     assert sorted(rows) == [(f"new-sync-{n}", PER_SYNC, PER_SYNC) for n in range(SYNCS)]
+
+
+def test_the_claims_and_ledger_reads_of_one_flush_cost_a_fixed_number_of_statements(store):
+    status_store, statements = store
+    batches = [[mapped(f"claim{n}-r{i}") for i in range(PER_SYNC)] for n in range(SYNCS)]
+    batches[0].append(mapped("s0-r0"))  # known to the ledger already: updated, not inserted
+    statements.clear()
+    calls = [
+        lambda n=n: status_store.mark_sending(COMPANY, STREAM, batches[n]) for n in range(SYNCS)
+    ]
+    answers = in_one_flush(status_store, calls)
+    assert answers == [[m.transaction_id for m in batch] for batch in batches]
+    # read the ledger for every batch at once, insert the new ids, update the known one
+    assert len(statements) <= 3, statements
+    statements.clear()
+    reads = [
+        lambda n=n: status_store.ledger(COMPANY, [m.transaction_id for m in batches[n]])
+        for n in range(SYNCS)
+    ]
+    seen = in_one_flush(status_store, reads)
+    assert len(statements) == 1, statements
+    assert [sorted(s for s, _ in answer.values()) for answer in seen] == [
+        ["sending"] * len(batch) for batch in batches
+    ]

@@ -189,13 +189,19 @@ class Lease:
 
 LEASES: dict[str, Lease] = {}
 LEASES_LOCK = threading.Lock()
+BY_ABSOLUTE_PATH: dict[str, Lease] = {}
 
 
 def lease_for(path: str) -> Lease:
+    lease = BY_ABSOLUTE_PATH.get(path)  # resolving a path costs syscalls at every use
+    if lease is not None:
+        return lease
     key = str(Path(path).expanduser().resolve())
     with LEASES_LOCK:
         if key not in LEASES:
             LEASES[key] = Lease(path)
+        if os.path.isabs(path):  # a relative one would change meaning with the directory
+            BY_ABSOLUTE_PATH[path] = LEASES[key]
         return LEASES[key]
 
 

@@ -35,6 +35,7 @@ from destination_codat_expenses.store import pg, pg_claims
 from destination_codat_expenses.store import versions as versions_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
+from destination_codat_expenses.store.ledger_merges import LedgerReads, SendingClaims
 from destination_codat_expenses.store.sent_syncs import SentSyncs
 from destination_codat_expenses.store.sync_outcomes import SyncOutcomes
 from destination_codat_expenses.store.writer import writer_for
@@ -155,7 +156,7 @@ class StatusStore:
         """State and payload hash of each known id: what decides push, skip or refuse."""
         if not ids:
             return {}
-        rows = self.read(lambda db: ledger_sql.ledger_rows(db, company_id, ids))
+        rows = self.writer.run_merged(LEDGER_READS, (company_id, ids))  # a flush's, together
         return {tid: (row[0], row[1]) for tid, row in rows.items()}
 
     def mark_sending(
@@ -185,18 +186,8 @@ class StatusStore:
             "receipt": ("JSON", [receipt_json(t.receipt) for t in batch]),
         }
 
-        def work(db):
-            held = known
-            if held is None or pg.is_pg(db):  # a fleet's ledger changes under its readers
-                held = ledger_sql.ledger_rows(db, company_id, ids)
-            fresh = [tid not in held for tid in ids]
-            table, params = columns(**rows, fresh=("BOOLEAN", fresh))
-            if pg.is_pg(db):
-                return pg_claims.claim_sending(db, company_id, table, params, ids, fresh, held)
-            ledger_sql.write_sending(db, table, params, fresh)
-            return ids
-
-        return self.write(work)
+        # a flush's claims run together (store/ledger_merges.py)
+        return self.writer.run_merged(SENDING_CLAIMS, (company_id, ids, rows, known))
 
     def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
         """Codat accepted the push: remember its sync, and the sync itself (a flush's accepted
@@ -724,3 +715,4 @@ def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str
 
 OUTCOMES = SyncOutcomes(columns, parse_utc, now, produced_record)
 SENT_SYNCS = SentSyncs(columns, now)
+LEDGER_READS, SENDING_CLAIMS = LedgerReads(), SendingClaims(columns)
