@@ -166,11 +166,16 @@ class Lease:
     def close_when_idle(self) -> None:
         while True:
             time.sleep(WAITER_CHECK_S)
+            if self.connection is None:
+                return
+            # looked at without the lock, which the writer takes for every flush
+            waiting = others_waiting(self.path)
+            if not waiting and time.monotonic() - self.last_used < IDLE_S:
+                continue
             with self.lock:
                 if self.connection is None:
                     return
-                # idle, or another process waits: it need not wait for the idle timeout
-                if others_waiting(self.path):
+                if waiting:  # another process waits: it need not wait for the idle timeout
                     self.close()
                     self.yields += 1
                     let_waiters_in(self.path)  # this process's threads wait; the file is free
