@@ -82,6 +82,7 @@ class Claim:
     payload_hash: str
     confirmed: bool = False
     judged: list[Judged] = field(default_factory=list)
+    in_ledger: bool | None = None  # the company's ledger had the id when confirmed
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class Pusher:
                 self.versions.seen(company_id, mapped.transaction_id, ledger)
                 if state not in ON_ITS_WAY:
                     claim.confirmed, claim.judged = True, []
+                    claim.in_ledger = mapped.transaction_id in ledger
                     keep.append((stream, mapped))
                     continue
                 # judged in memory against this run's content, which the ledger's predates:
@@ -264,7 +266,7 @@ class Pusher:
             elif self.versions.changed(company_id, stream, mapped, ledger):
                 current = mapped.payload_hash
                 key = (company_id, mapped.transaction_id)
-                self.in_flight[key] = Claim(current, confirmed=True)
+                self.in_flight[key] = Claim(current, confirmed=True, in_ledger=True)
                 keep.append((stream, mapped))
         return keep
 
@@ -290,15 +292,26 @@ class Pusher:
             )
         else:
             claimed = set()
+            known = self.known_to_ledger(company_id, batch)
             for stream in {s for s, _ in batch}:
                 ours = [m for s, m in batch if s == stream]
-                claimed.update(self.store.mark_sending(company_id, stream, ours))
+                claimed.update(self.store.mark_sending(company_id, stream, ours, known))
         held_elsewhere = [(s, m) for s, m in batch if m.transaction_id not in claimed]
         if held_elsewhere:
             self.release(company_id, held_elsewhere)
             for _ in held_elsewhere:
                 self.outcomes.repeated()
         return [(s, m) for s, m in batch if m.transaction_id in claimed]
+
+    def known_to_ledger(self, company_id: str, batch: Batch) -> set[str] | None:
+        """The batch's ids the ledger had when `confirm` read it, so claiming them need not read
+        it again: no other batch may reserve them meanwhile. None when confirm did not see one
+        of them (then the claim reads the ledger itself)."""
+        with self.lock:
+            claims = [self.in_flight.get((company_id, m.transaction_id)) for _, m in batch]
+        if any(claim is None or claim.in_ledger is None for claim in claims):
+            return None
+        return {m.transaction_id for (_, m), c in zip(batch, claims, strict=True) if c.in_ledger}
 
     # -- direct flow ----------------------------------------------------------------------------
     def push_direct(self, company_id: str, batch: Batch, kind: str = EXPENSE) -> None:

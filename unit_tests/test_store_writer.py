@@ -12,7 +12,7 @@ import time
 import pytest
 from fake_codat import COMPANY, STREAM, mapped
 
-from destination_codat_expenses.store import db
+from destination_codat_expenses.store import db, writer
 from destination_codat_expenses.store.db import reading, release, transaction
 from destination_codat_expenses.store.status_store import StatusStore
 
@@ -109,6 +109,22 @@ def test_a_failing_job_fails_alone_and_the_rest_of_its_group_commits(store):
         bad.result(10)
     with reading(store.path) as connection:
         assert connection.execute("SELECT reason FROM rejects").fetchall() == [("ok",)]
+
+
+def test_a_flush_past_its_budget_leaves_the_rest_for_the_next_one(store, monkeypatch):
+    """A flush holds the file for a bounded time (a waiting process gets in between flushes):
+    jobs not begun by then run in the next flush, each still answered after its commit."""
+    monkeypatch.setattr(writer, "FLUSH_BUDGET_S", 0.05)
+    go = hold_writer(store)
+    before = store.writer.commits
+    slow = store.writer.submit(lambda _db: time.sleep(0.2) or "slow")
+    rest = [store.writer.submit(lambda _db, n=n: n) for n in range(3)]
+    wait_until(lambda: len(store.writer.queue) == 4)
+    go.set()
+    assert slow.result(10) == "slow"
+    assert [job.result(10) for job in rest] == [0, 1, 2]
+    # the held job's commit, the slow job's alone, then the three left for the next flush
+    assert store.writer.commits == before + 3
 
 
 READER = textwrap.dedent("""

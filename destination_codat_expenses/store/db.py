@@ -35,6 +35,7 @@ logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6, 7, 8)]
 LOCK_WAIT_S = 30.0
 IDLE_S, POLL_CAP_S, YIELD_CAP_S = 0.25, 0.05, 2.0
+WAITER_CHECK_S = 0.05  # how often an open, unused file looks for a waiting process
 WRITER_MEMORY = "256MB"
 
 
@@ -164,9 +165,20 @@ class Lease:
 
     def close_when_idle(self) -> None:
         while True:
-            time.sleep(IDLE_S / 2)
+            time.sleep(WAITER_CHECK_S)
+            if self.connection is None:
+                return
+            # looked at without the lock, which the writer takes for every flush
+            waiting = others_waiting(self.path)
+            if not waiting and time.monotonic() - self.last_used < IDLE_S:
+                continue
             with self.lock:
                 if self.connection is None:
+                    return
+                if waiting:  # another process waits: it need not wait for the idle timeout
+                    self.close()
+                    self.yields += 1
+                    let_waiters_in(self.path)  # this process's threads wait; the file is free
                     return
                 if time.monotonic() - self.last_used >= IDLE_S:
                     self.close()
@@ -182,13 +194,19 @@ class Lease:
 
 LEASES: dict[str, Lease] = {}
 LEASES_LOCK = threading.Lock()
+BY_ABSOLUTE_PATH: dict[str, Lease] = {}
 
 
 def lease_for(path: str) -> Lease:
+    lease = BY_ABSOLUTE_PATH.get(path)  # resolving a path costs syscalls at every use
+    if lease is not None:
+        return lease
     key = str(Path(path).expanduser().resolve())
     with LEASES_LOCK:
         if key not in LEASES:
             LEASES[key] = Lease(path)
+        if os.path.isabs(path):  # a relative one would change meaning with the directory
+            BY_ABSOLUTE_PATH[path] = LEASES[key]
         return LEASES[key]
 
 

@@ -11,7 +11,6 @@ a recount. Unit tests check the plans (rows scanned) on a big ledger.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from destination_codat_expenses.models import FAILED_ITEM
@@ -75,44 +74,21 @@ def write_sending(db, table: str, params: list, fresh: list[bool]) -> None:
         )
 
 
-def write_sent(db, company_id: str, ids: list[str], sync_id: str, stamp: datetime) -> None:
-    db.execute(
-        "UPDATE transactions t SET "
-        + guarded(
-            "t",
-            "t.company_id = v.co",
-            {
-                "state": "'sent'",
-                "codat_status": "'Pending'",
-                "last_sync_id": "v.sync",
-                "attempts": "t.attempts + 1",
-                "updated_at": "v.stamp",
-            },
-        )
-        + " FROM (SELECT unnest(?::VARCHAR[]) AS tid, ?::VARCHAR AS co, ?::VARCHAR AS sync, "
-        "?::TIMESTAMPTZ AS stamp) v WHERE t.transaction_id = v.tid",
-        [ids, company_id, sync_id, stamp],
-    )
+# a push Codat accepted: its ids are `sent`, carried by the sync (a table of tid, co, sync, stamp)
+SENT = {
+    "state": "'sent'",
+    "codat_status": "'Pending'",
+    "last_sync_id": "v.sync",
+    "attempts": "t.attempts + 1",
+    "updated_at": "v.stamp",
+}
 
 
-def sync_source(db, sync_id: str) -> tuple[bool, str | None]:
-    """(the store knows the sync, where its status came from): a primary-key lookup."""
-    row = db.execute("SELECT status_source FROM syncs WHERE sync_id = ?", [sync_id]).fetchone()
-    return (row is not None, row[0] if row else None)
-
-
-def has_items(db, sync_id: str) -> bool:
-    row = db.execute("SELECT 1 FROM push_items WHERE sync_id = ? LIMIT 1", [sync_id]).fetchone()
-    return row is not None
-
-
-def write_item_outcomes(db, sync_id: str, outcome: tuple[str, list], attempted_any: bool) -> None:
+def insert_item_outcomes(db, outcome: tuple[str, list], attempted_any: bool) -> None:
     """Push items, attempts and ledger states from `outcome` (a derived table with tid,
     data_type, record_id, status, message, state, amount, currency, co, sync, stamp, and
-    attempted: whether an attempt row for this sync exists already)."""
+    attempted: whether an attempt row for this sync exists already), of one sync or many."""
     table, params = outcome
-    if has_items(db, sync_id):  # recorded before (a refresh): Codat's list replaces it
-        db.execute("DELETE FROM push_items WHERE sync_id = ?", [sync_id])
     db.execute(
         "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
         "status, message, amount, currency, updated_at) SELECT sync, co, tid, data_type, "

@@ -23,11 +23,9 @@ from destination_codat_expenses.models import (
     FROM_PRODUCT,
     FROM_WEBHOOK,
     IN_PROGRESS,
-    ITEM_LEDGER_STATE,
     NOT_FOUND_AT_CODAT,
     NOT_FOUND_AT_CODAT_TEXT,
     PENDING,
-    SENT,
     is_final,
     sql_list,
 )
@@ -37,6 +35,9 @@ from destination_codat_expenses.store import pg, pg_claims
 from destination_codat_expenses.store import versions as versions_sql
 from destination_codat_expenses.store import webhook_events as webhook_sql
 from destination_codat_expenses.store.db import migrate, transaction
+from destination_codat_expenses.store.ledger_merges import LedgerReads, SendingClaims
+from destination_codat_expenses.store.sent_syncs import SentSyncs
+from destination_codat_expenses.store.sync_outcomes import SyncOutcomes
 from destination_codat_expenses.store.writer import writer_for
 
 OPEN, FAILED_STATUSES = sql_list(IN_PROGRESS), sql_list(FAILED_ITEM)
@@ -155,57 +156,43 @@ class StatusStore:
         """State and payload hash of each known id: what decides push, skip or refuse."""
         if not ids:
             return {}
-        rows = self.read(lambda db: ledger_sql.ledger_rows(db, company_id, ids))
+        rows = self.writer.run_merged(LEDGER_READS, (company_id, ids))  # a flush's, together
         return {tid: (row[0], row[1]) for tid, row in rows.items()}
 
     def mark_sending(
-        self, company_id: str, stream: str, batch: list[MappedTransaction]
+        self,
+        company_id: str,
+        stream: str,
+        batch: list[MappedTransaction],
+        known: set[str] | None = None,
     ) -> list[str]:
         """The ids `sending`, before their push leaves; returns those this process claimed and
         may push. A DuckDB file has one writing process: all of them. On PostgreSQL, an id
-        another live process holds (or that it recorded first) is not claimed (pg_claims.py)."""
+        another live process holds (or that it recorded first) is not claimed (pg_claims.py).
+        `known`: the ids the company's ledger holds, as the caller read them while no one else
+        could write them (a DuckDB file's one process): the ledger is not read again."""
         ids = [t.transaction_id for t in batch]
+        rows = {  # built here, on the pusher's thread: the writer's time is the store's
+            "tid": ("VARCHAR", ids),
+            "co": ("VARCHAR", [company_id] * len(batch)),
+            "stream": ("VARCHAR", [stream] * len(batch)),
+            "source_key": ("VARCHAR", [t.source_key for t in batch]),
+            "payload": ("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
+            "hash": ("VARCHAR", [t.payload_hash for t in batch]),
+            "issued": ("DATE", [t.issue_date for t in batch]),
+            "currency": ("VARCHAR", [t.currency for t in batch]),
+            "total": ("DECIMAL(38,9)", [t.total for t in batch]),
+            "stamp": ("TIMESTAMPTZ", [now()] * len(batch)),
+            "receipt": ("JSON", [receipt_json(t.receipt) for t in batch]),
+        }
 
-        def work(db):
-            known = ledger_sql.ledger_rows(db, company_id, ids)
-            fresh = [tid not in known for tid in ids]
-            table, params = columns(
-                tid=("VARCHAR", ids),
-                co=("VARCHAR", [company_id] * len(batch)),
-                stream=("VARCHAR", [stream] * len(batch)),
-                source_key=("VARCHAR", [t.source_key for t in batch]),
-                payload=("VARCHAR", [jsonwire.dumps(t.body) for t in batch]),
-                hash=("VARCHAR", [t.payload_hash for t in batch]),
-                issued=("DATE", [t.issue_date for t in batch]),
-                currency=("VARCHAR", [t.currency for t in batch]),
-                total=("DECIMAL(38,9)", [t.total for t in batch]),
-                stamp=("TIMESTAMPTZ", [now()] * len(batch)),
-                receipt=("JSON", [receipt_json(t.receipt) for t in batch]),
-                fresh=("BOOLEAN", fresh),
-            )
-            if pg.is_pg(db):
-                return pg_claims.claim_sending(db, company_id, table, params, ids, fresh, known)
-            ledger_sql.write_sending(db, table, params, fresh)
-            return ids
-
-        return self.write(work)
+        # a flush's claims run together (store/ledger_merges.py)
+        return self.writer.run_merged(SENDING_CLAIMS, (company_id, ids, rows, known))
 
     def mark_sent(self, company_id: str, ids: list[str], sync: dict[str, Any]) -> None:
-        """Codat accepted the push: remember its sync, and the sync itself."""
-
-        def work(db):
-            if pg.is_pg(db):
-                db.release_after_commit(company_id, ids)
-            known, source = ledger_sql.sync_source(db, sync["sync_id"])
-            if ids:
-                ledger_sql.write_sent(db, company_id, ids, sync["sync_id"], now())
-            upsert_sync(db, company_id, sync, len(ids))
-            if ids and known and source == FROM_CODAT:
-                # the receiver confirmed the sync from Codat before this commit: its items'
-                # outcomes are recorded, and these transactions move to them now
-                webhook_sql.adopt_recorded_outcomes(db, company_id, sync["sync_id"])
-
-        self.write(work)
+        """Codat accepted the push: remember its sync, and the sync itself (a flush's accepted
+        pushes are recorded together: store/sent_syncs.py)."""
+        self.writer.run_merged(SENT_SYNCS, (company_id, ids, sync))
 
     def mark_dataset(self, company_id: str, dataset_id: str, run_id: str, count: int) -> None:
         def work(db):
@@ -474,14 +461,7 @@ class StatusStore:
         settled it (the store had no final status from Codat before): whoever settles a sync
         uploads its receipts, so two processes confirming it at once do not both upload."""
 
-        def work(db):
-            first = not settled_in(db, status["syncId"])
-            write_status(db, status)
-            if items:
-                write_outcomes(db, company_id, status["syncId"], items, now())
-            return first
-
-        return self.write(work)
+        return self.writer.run_merged(OUTCOMES, (company_id, status, items))
 
     def half_recorded_syncs(self, company_id: str | None = None) -> list[tuple[str, str]]:
         """(company, sync) of final syncs that still carry a `sent` transaction: recorded by
@@ -703,52 +683,6 @@ class StatusStore:
         self.write(work)
 
 
-def upsert_sync(db, company_id: str, sync: dict[str, Any], item_count: int) -> None:
-    db.execute(
-        "INSERT INTO syncs (sync_id, company_id, run_id, retry_of, flow, initiated_at, "
-        "source_platform, target_platform, expenses_from, expenses_to, item_count, "
-        "config_snapshot, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (sync_id) DO UPDATE SET "
-        # kept as it goes, never recounted: the ids this call linked to the sync are added
-        "item_count = coalesce(syncs.item_count, 0) + excluded.item_count, "
-        "expenses_from = least(syncs.expenses_from, excluded.expenses_from),"
-        " expenses_to = greatest(syncs.expenses_to, excluded.expenses_to), updated_at = "
-        "excluded.updated_at, "
-        # a webhook may have recorded the sync first, knowing only its company: fill the rest
-        "run_id = coalesce(syncs.run_id, excluded.run_id), "
-        "retry_of = coalesce(syncs.retry_of, excluded.retry_of), "
-        "flow = coalesce(syncs.flow, excluded.flow), "
-        "initiated_at = coalesce(syncs.initiated_at, excluded.initiated_at), "
-        "source_platform = coalesce(syncs.source_platform, excluded.source_platform), "
-        "target_platform = coalesce(syncs.target_platform, excluded.target_platform), "
-        "config_snapshot = coalesce(syncs.config_snapshot, excluded.config_snapshot)",
-        [
-            sync["sync_id"],
-            company_id,
-            sync.get("run_id"),
-            sync.get("retry_of"),
-            sync.get("flow"),
-            sync.get("initiated_at") or now(),
-            sync.get("source_platform"),
-            sync.get("target_platform"),
-            sync.get("expenses_from"),
-            sync.get("expenses_to"),
-            item_count,
-            json.dumps(sync.get("config_snapshot")),
-            now(),
-        ],
-    )
-
-
-def settled_in(db, sync_id: str) -> bool:
-    row = db.execute(
-        "SELECT count(*) FROM syncs WHERE sync_id = ? AND status_source = ? "
-        f"AND status_code IS NOT NULL AND status_code NOT IN {OPEN}",
-        [sync_id, FROM_CODAT],
-    ).fetchone()
-    return row[0] > 0
-
-
 def write_status(db, status: dict[str, Any]) -> None:
     """Codat's own status for the sync. A running one stays to confirm if a webhook said it
     ended (Codat has not caught up yet); a final one is Codat's word from now on."""
@@ -770,42 +704,6 @@ def write_status(db, status: dict[str, Any]) -> None:
             final,
             status["syncId"],
         ],
-    )
-
-
-def write_outcomes(db, company_id: str, sync_id: str, items: list[dict], stamp) -> None:
-    """Push items, attempts, ledger states and the sync's counts, from Codat's list of the
-    sync's transactions and what the ledger holds of their ids (amount, currency)."""
-    ids = [i["transactionId"] for i in items]
-    held = ledger_sql.ledger_rows(db, company_id, ids)
-    attempted = {
-        tid
-        for company, tid, sync in ledger_sql.by_id(db, "transaction_attempts", "sync_id", ids)
-        if company == company_id and sync == sync_id
-    }
-    produced = [produced_record(i.get("message")) for i in items]
-    n = len(items)
-    outcome = columns(
-        tid=("VARCHAR", ids),
-        data_type=("VARCHAR", [p[0] for p in produced]),
-        record_id=("VARCHAR", [p[1] for p in produced]),
-        status=("VARCHAR", [i.get("status") or "Unknown" for i in items]),
-        message=("VARCHAR", [i.get("message") for i in items]),
-        state=("VARCHAR", [ITEM_LEDGER_STATE.get(i.get("status"), SENT) for i in items]),
-        amount=("DECIMAL(38,9)", [held.get(tid, (None,) * 4)[2] for tid in ids]),
-        currency=("VARCHAR", [held.get(tid, (None,) * 4)[3] for tid in ids]),
-        co=("VARCHAR", [company_id] * n),
-        sync=("VARCHAR", [sync_id] * n),
-        stamp=("TIMESTAMPTZ", [stamp] * n),
-        attempted=("BOOLEAN", [tid in attempted for tid in ids]),
-    )
-    ledger_sql.write_item_outcomes(db, sync_id, outcome, bool(attempted))
-    # Codat's list of the sync's transactions is its item count (a sync a webhook or the
-    # company's sync list told of has no count of its own)
-    count, failed = ledger_sql.item_counts(items)
-    db.execute(
-        "UPDATE syncs SET failed_count = ?, item_count = ? WHERE sync_id = ?",
-        [failed, count, sync_id],
     )
 
 
@@ -839,3 +737,8 @@ def record_discovered_sync(store: StatusStore, company_id: str, status: dict[str
             "initiated_at": parse_utc(status.get("syncUtc")) or now(),
         },
     )
+
+
+OUTCOMES = SyncOutcomes(columns, parse_utc, now, produced_record)
+SENT_SYNCS = SentSyncs(columns, now)
+LEDGER_READS, SENDING_CLAIMS = LedgerReads(), SendingClaims(columns)

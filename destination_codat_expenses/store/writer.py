@@ -7,6 +7,11 @@ pushes share one commit, and no HTTP thread ever holds the store. Reads go the s
 see every write queued before them). A group that fails is rolled back and its jobs run again
 one transaction each, so one bad job fails alone and the others still commit.
 
+Jobs of one kind that can share statements (a `Merge`: every sync outcome of a flush, say)
+run together, as one set of statements for all of them, built from one derived table: the cost
+of a flush grows with the rows it writes, not with the jobs it carries. Jobs of one flush come
+from threads that each wait for their answer, so any order among them is a valid one.
+
 Nothing here is DuckDB's: the writer is given `unit_of_work`, a factory of transactions (a
 context manager that yields a connection and commits on leaving), the backend's.
 """
@@ -14,6 +19,7 @@ context manager that yields a connection and commits on leaving), the backend's.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
@@ -21,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MAX_GROUP = 512  # jobs per commit: bounds how long one transaction holds the file
+MAX_GROUP = 512  # jobs per commit
+FLUSH_BUDGET_S = 0.2  # jobs not begun by then wait for the next flush (a waiting reader's turn)
+DEFERRED = object()  # a job's place in the answers of a flush that left it for the next
 TRIES_ALONE = 5  # a job alone that lost to another process (a deadlock) runs again this often
 
 
@@ -33,10 +41,44 @@ class TryAgain(Exception):
 Work = Callable[[Any], Any]
 
 
+class Merge:
+    """A kind of job whose payloads run together: `run_all` does for all of them what each
+    would do alone, and answers each; `parts` splits payloads that must not share statements
+    (the same row touched twice, say) into lists of positions that may."""
+
+    def run_all(self, db: Any, payloads: list[Any]) -> list[Any]:
+        raise NotImplementedError
+
+    def parts(self, payloads: list[Any]) -> list[list[int]]:
+        return [list(range(len(payloads)))]
+
+
 @dataclass
 class Job:
-    work: Work
+    work: Work | None
     future: Future = field(default_factory=Future)
+    merge: Merge | None = None
+    payload: Any = None
+
+
+def execute(connection: Any, group: list[Job], deadline: float) -> list[Any]:
+    """Every job's answer: plain jobs in order, then each kind of merged job together. Plain
+    jobs not begun by `deadline` are left out (answered DEFERRED): a flush holds the file for a
+    bounded time, so a process waiting for it gets in between two flushes."""
+    results: list[Any] = [DEFERRED] * len(group)
+    kinds: dict[Merge, list[int]] = {}
+    for position, job in enumerate(group):
+        if job.merge is not None:
+            kinds.setdefault(job.merge, []).append(position)
+        elif position == 0 or time.monotonic() < deadline:
+            results[position] = job.work(connection)
+    for merge, positions in kinds.items():
+        payloads = [group[p].payload for p in positions]
+        for part in merge.parts(payloads):
+            answers = merge.run_all(connection, [payloads[i] for i in part])
+            for i, answer in zip(part, answers, strict=True):
+                results[positions[i]] = answer
+    return results
 
 
 class GroupWriter:
@@ -54,8 +96,16 @@ class GroupWriter:
             raise RuntimeError("the store's writer cannot wait for itself")
         return self.submit(work).result()
 
+    def run_merged(self, merge: Merge, payload: Any) -> Any:
+        """Like `run`, for a job that may share its statements with others of its kind."""
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("the store's writer cannot wait for itself")
+        return self.enqueue(Job(None, merge=merge, payload=payload)).result()
+
     def submit(self, work: Work) -> Future:
-        job = Job(work)
+        return self.enqueue(Job(work))
+
+    def enqueue(self, job: Job) -> Future:
         with self.ready:
             self.queue.append(job)
             self.start()
@@ -81,7 +131,7 @@ class GroupWriter:
         try:
             with self.unit_of_work() as connection:
                 began = True
-                results = [job.work(connection) for job in group]
+                results = execute(connection, group, time.monotonic() + FLUSH_BUDGET_S)
         except BaseException as error:  # noqa: BLE001 - handed to the waiting threads
             if len(group) == 1 and isinstance(error, TryAgain) and tries < TRIES_ALONE:
                 self.flush(group, tries + 1)
@@ -94,8 +144,13 @@ class GroupWriter:
                 self.flush([job])
             return
         self.commits += 1
+        deferred = [job for job, result in zip(group, results, strict=True) if result is DEFERRED]
+        if deferred:  # first in the queue: the next flush (after any waiter's turn) runs them
+            with self.ready:
+                self.queue[:0] = deferred
         for job, result in zip(group, results, strict=True):
-            job.future.set_result(result)
+            if result is not DEFERRED:
+                job.future.set_result(result)
 
 
 WRITERS: dict[str, GroupWriter] = {}
