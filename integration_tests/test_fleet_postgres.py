@@ -79,6 +79,12 @@ def shares(lines: list[dict], processes: int, size: int) -> list[list[dict]]:
     return out
 
 
+def own_records(member: int) -> list[dict]:
+    """Two pushes' worth (batch_size 10) of records no other member has."""
+    lines = input_lines(f"fleet-own-{member}", 20, COMPANIES, 20)
+    return [line for line in lines if line["type"] == "RECORD"]
+
+
 def state_line(n: int) -> dict:
     return {
         "type": "STATE",
@@ -147,6 +153,9 @@ def run_fleet(tmp_path, admin_url: str, records: int, size: int) -> None:
             onlookers = Onlookers(store, receiver_url)
             members = []
             inputs = shares(lines, len(FLEET), size)
+            for n, crash in enumerate(FLEET):
+                if crash is not None:  # records only it has: it reaches its crash point, however
+                    inputs[n] = own_records(n) + inputs[n]  # many shared ids the others claim
             for n, share in enumerate(inputs):
                 config = routed(base_url, "unused", batch_size=10, sync_wait_timeout_seconds=60)
                 config["status_store"] = store
