@@ -13,7 +13,7 @@ from typing import Any
 
 from destination_codat_expenses.store import ledger as ledger_sql
 from destination_codat_expenses.store import pg, pg_claims
-from destination_codat_expenses.store.writer import Merge
+from destination_codat_expenses.store.writer import Merge, disjoint_parts
 
 LEDGER = "state, payload_hash, total_amount, currency"
 
@@ -22,21 +22,6 @@ def split_by_company(rows: list[tuple], wanted: list[tuple[str, list[str]]]) -> 
     """Rows found by id (any company), as each (company, ids) asked for them."""
     found = {(row[0], row[1]): row[2:] for row in rows}
     return [{tid: found[(co, tid)] for tid in ids if (co, tid) in found} for co, ids in wanted]
-
-
-def disjoint_parts(id_lists: list[list[str]]) -> list[list[int]]:
-    """Positions in groups whose id lists share no id (one UPDATE must not join an id twice)."""
-    parts, left = [], list(range(len(id_lists)))
-    while left:
-        part, later, taken = [], [], set()
-        for position in left:
-            ids = set(id_lists[position])
-            (later if ids & taken else part).append(position)
-            if not ids & taken:
-                taken |= ids
-        parts.append(part)
-        left = later
-    return parts
 
 
 class LedgerReads(Merge):
@@ -59,7 +44,7 @@ class SendingClaims(Merge):
         self.columns = columns  # the store's helper (status_store imports this module)
 
     def parts(self, payloads: list[Claim]) -> list[list[int]]:
-        return disjoint_parts([ids for _, ids, _, _ in payloads])
+        return disjoint_parts([set(ids) for _, ids, _, _ in payloads])
 
     def run_all(self, db, payloads: list[Claim]) -> list[list[str]]:
         if pg.is_pg(db):  # a fleet's ledger changes under its readers: read, claim, each

@@ -16,7 +16,7 @@ from destination_codat_expenses.models import FROM_CODAT
 from destination_codat_expenses.store import ledger as ledger_sql
 from destination_codat_expenses.store import pg
 from destination_codat_expenses.store import webhook_events as webhook_sql
-from destination_codat_expenses.store.writer import Merge
+from destination_codat_expenses.store.writer import Merge, disjoint_parts
 
 # (company, ids, the sync record pushes.sync_record made)
 Sent = tuple[str, list[str], dict[str, Any]]
@@ -29,18 +29,8 @@ class SentSyncs(Merge):
     def parts(self, payloads: list[Sent]) -> list[list[int]]:
         """Pushes that share no sync and no id go together (one upsert may not name a sync
         twice, one UPDATE may not join an id to two rows); the rest go later."""
-        parts, left = [], list(range(len(payloads)))
-        while left:
-            part, later, taken = [], [], set()
-            for position in left:
-                company_id, ids, sync = payloads[position]
-                keys = {"sync:" + sync["sync_id"], *("tid:" + tid for tid in ids)}
-                (later if keys & taken else part).append(position)
-                if not keys & taken:
-                    taken |= keys
-            parts.append(part)
-            left = later
-        return parts
+        keys = [{"sync:" + s["sync_id"], *("tid:" + t for t in ids)} for _, ids, s in payloads]
+        return disjoint_parts(keys)
 
     def run_all(self, db, payloads: list[Sent]) -> list[None]:
         stamp = self.now()

@@ -23,7 +23,7 @@ from destination_codat_expenses.models import (
     sql_list,
 )
 from destination_codat_expenses.store import ledger as ledger_sql
-from destination_codat_expenses.store.writer import Merge
+from destination_codat_expenses.store.writer import Merge, disjoint_parts
 
 OPEN = sql_list(IN_PROGRESS)
 # (company, status, items): one sync's final status and Codat's list of its transactions
@@ -41,17 +41,7 @@ class SyncOutcomes(Merge):
     def parts(self, payloads: list[Outcome]) -> list[list[int]]:
         """Outcomes that share no sync and no transaction id go together (an UPDATE joining two
         rows of its table to one ledger row would pick one of them); the rest go later."""
-        parts, left = [], list(range(len(payloads)))
-        while left:
-            part, later, taken = [], [], set()
-            for position in left:
-                keys = outcome_keys(payloads[position])
-                (later if keys & taken else part).append(position)
-                if not keys & taken:
-                    taken |= keys
-            parts.append(part)
-            left = later
-        return parts
+        return disjoint_parts([outcome_keys(payload) for payload in payloads])
 
     def run_all(self, db, payloads: list[Outcome]) -> list[bool]:
         stamp = self.now()

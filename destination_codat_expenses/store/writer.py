@@ -53,6 +53,22 @@ class Merge:
         return [list(range(len(payloads)))]
 
 
+def disjoint_parts(key_sets: list[set[str]]) -> list[list[int]]:
+    """Positions grouped so no two in a group share a key (one UPDATE must not join a row
+    twice, one upsert must not name a key twice); what clashes waits for a later group."""
+    parts, left = [], list(range(len(key_sets)))
+    while left:
+        part, later, taken = [], [], set()
+        for position in left:
+            keys = set(key_sets[position])
+            (later if keys & taken else part).append(position)
+            if not keys & taken:
+                taken |= keys
+        parts.append(part)
+        left = later
+    return parts
+
+
 @dataclass
 class Job:
     work: Work | None
