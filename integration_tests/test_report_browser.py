@@ -293,8 +293,12 @@ def test_every_page_shows_what_the_store_knows(tmp_path, artifacts, width):
         assert amounts["txn-us-0003"] == seed.EXPECTED["amounts"]["txn-us-0003"]
         screenshot(web, artifacts / f"page-sync-{width}.png")
 
-        page = visit(web, base_url, "/sync?sync=sync-5120-us", "5120 · Data processing error")
-        assert "Retrying is off because nobody can sign in" in page  # and how to turn it on
+        refused = "Retrying is off because nobody can sign in"  # and how to turn it on
+        # the retry section draws after the sync's tiles: wait for it, never read the page once
+        page = visit(
+            web, base_url, "/sync?sync=sync-5120-us", "5120 · Data processing error", refused
+        )
+        assert refused in page
         assert not button(web, "Retry failed items").is_enabled()
 
         jpy = seed.EXPECTED["amounts"]["txn-zo-0001"]
