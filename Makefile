@@ -62,7 +62,7 @@ bench: install browser postgres
 	$(RUN) python -m benchmarks.store_batch_cost --rows 0,20000,300000
 	$(if $(BENCH_FLAT),$(RUN) python -m benchmarks.flatness --small 20000 --large 300000)
 	$(RUN) python -m benchmarks.destination_throughput --records 100000
-	$(RUN) python -m benchmarks.fleet_postgres --records 6000 --processes 1,4
+	$(RUN) python -m benchmarks.fleet_postgres
 	$(RUN) python -m benchmarks.report_render --browser
 
 lint: install

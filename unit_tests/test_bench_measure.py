@@ -3,6 +3,7 @@ every run (the benchmarks themselves are not run by `make test`)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -50,3 +51,21 @@ def test_peers_keep_money_decimal_and_net_of_tax():
     data |= {"currency": "GBP", "merchant": "M", "account_id": "402", "tax_rate_id": "STD"}
     line = item(data)["lines"][0]
     assert str(line["netAmount"]) == "10.25" and str(line["taxAmount"]) == "2.05"
+
+
+def test_fleet_shares_give_every_process_every_company(tmp_path):
+    """Records cycle through the companies; a round-robin deal to 4 processes gave each process
+    one company, so per-company limits serialised the fleet and the benchmark measured that."""
+    from benchmarks.destination_throughput import COMPANIES, write_input
+    from benchmarks.fleet_postgres import split_input
+
+    write_input(tmp_path / "messages.jsonl", 400, 400)
+    shares = split_input(tmp_path, 4)
+    records = []
+    for share in shares:
+        lines = [json.loads(line) for line in share.read_text().splitlines()]
+        assert lines[-1]["type"] == "STATE"
+        data = [line["record"]["data"] for line in lines if line["type"] == "RECORD"]
+        assert {d["company"] for d in data} == set(COMPANIES)
+        records += [d["id"] for d in data]
+    assert len(records) == len(set(records)) == 400
