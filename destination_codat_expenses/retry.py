@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import Companies
+from destination_codat_expenses.company_names import remember_company
 from destination_codat_expenses.errors import NothingToRetry
 from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.outcomes import Outcomes
@@ -61,7 +62,7 @@ def run_retry(
     client: CodatClient, store: StatusStore, plan: RetryPlan, wait_s: float = 600
 ) -> RetryResult:
     """Push the plan's items again (same ids), record each new sync as a retry, follow them."""
-    companies = Companies(client)
+    companies = Companies(client, lambda info: remember_company(client, store, info))
     companies.info(plan.company_id)  # a refused key or address fails here, before any push
     settings = PushSettings.retry(plan.sync_id)
     pusher = Pusher(client, store, settings, companies, Outcomes(), run_id=None)

@@ -162,6 +162,19 @@ def test_attempts_stay_in_the_order_they_happened_after_a_refresh(
         assert attempts["status"].tolist() == ["PushError", "Completed"]
 
 
+def test_retry_records_the_company_name_as_a_run_does(api, sandbox_url, store, half_failed):
+    """A store that lost (or never had) the company's row gets it back from a retry: the report
+    shows the name Codat gives, not a bare id."""
+    with reading(str(store)) as db:
+        db.execute("DELETE FROM companies")
+    release(str(store))
+    result = cli("retry", "--store", str(store), "--sync", half_failed, base_url=sandbox_url)
+    assert result.returncode in (0, 1), result.stderr
+    codat_name = api.get(f"/companies/{XERO}").json()["name"]
+    assert codat_name
+    assert rows(store, "SELECT company_id, name FROM companies") == [(XERO, codat_name)]
+
+
 def test_retry_refuses_unknown_sync_and_foreign_transaction(store, half_failed):
     with pytest.raises(NothingToRetry, match="not in the status store"):
         plan_retry(StatusStore(str(store)), "no-such-sync")
