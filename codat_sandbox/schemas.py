@@ -134,15 +134,10 @@ class AdjustmentBatch(Strict):
     items: Annotated[list[Adjustment], Field(min_length=1, max_length=50)]
 
 
-class ReimbursableLine(Strict):
+class ReimbursableLine(ExpenseLine):
+    """A reimbursable expense's line: an expense line with a description of its own."""
+
     description: str = None
-    netAmount: Money
-    taxAmount: Money = None
-    taxRateRef: RecordRef = None
-    accountRef: RecordRef = None
-    itemRef: RecordRef | None = None
-    trackingRefs: Annotated[list[TrackingRef], Field(min_length=1, max_length=10)] | None = None
-    invoiceTo: InvoiceTo | None = None
 
 
 class ReimbursableUpdate(Strict):
