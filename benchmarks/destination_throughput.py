@@ -34,6 +34,19 @@ from testing.sandbox import (
 
 API_KEY = "bench-key"
 COMPANIES = [XERO, QBO, NETSUITE, DYNAMICS]
+CATALOG = {  # the one stream the benchmarks' records are on
+    "streams": [
+        {
+            "stream": {
+                "name": "card_spend",
+                "json_schema": {},
+                "supported_sync_modes": ["incremental"],
+            },
+            "sync_mode": "incremental",
+            "destination_sync_mode": "append",
+        }
+    ]
+}
 
 
 def record_id(n: int) -> str:
@@ -103,23 +116,7 @@ def run_writer(
         "sync_wait_timeout_seconds": 600,
     }
     (workdir / "config.json").write_text(json.dumps(config))
-    (workdir / "catalog.json").write_text(
-        json.dumps(
-            {
-                "streams": [
-                    {
-                        "stream": {
-                            "name": "card_spend",
-                            "json_schema": {},
-                            "supported_sync_modes": ["incremental"],
-                        },
-                        "sync_mode": "incremental",
-                        "destination_sync_mode": "append",
-                    }
-                ]
-            }
-        )
-    )
+    (workdir / "catalog.json").write_text(json.dumps(CATALOG))
     writer = [
         str(Path(sys.executable).with_name("destination-codat-expenses")),
         "write",

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.destination_throughput import API_KEY, quick_syncs, write_input
+from benchmarks.destination_throughput import API_KEY, CATALOG, quick_syncs, write_input
 from benchmarks.measure import machine_load
 from benchmarks.peers import CREATE_PATHS, booked
 from codat_sandbox.server import free_port
@@ -29,19 +29,6 @@ from testing.postgres import new_database, throwaway_cluster
 from testing.sandbox import running_sandbox, sandbox_command
 
 WRITER = str(Path(sys.executable).with_name("destination-codat-expenses"))
-CATALOG = {
-    "streams": [
-        {
-            "stream": {
-                "name": "card_spend",
-                "json_schema": {},
-                "supported_sync_modes": ["incremental"],
-            },
-            "sync_mode": "incremental",
-            "destination_sync_mode": "append",
-        }
-    ]
-}
 
 
 def split_input(workdir: Path, processes: int) -> list[Path]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 
-from benchmarks.peer_records import chunks, item, records_by_company
+from benchmarks.peer_records import chunks, item, print_result, records_by_company
 from destination_codat_expenses import jsonwire
 
 
@@ -80,18 +79,7 @@ def main() -> None:
     sending = time.monotonic()
     tally = asyncio.run(send_all(args.base_url, args.api_key, work, args.in_flight))
     done = time.monotonic()
-    records = tally.pop("records", 0)
-    print(
-        json.dumps(
-            {
-                "peer": "plain-async",
-                "records": records,
-                "prepare_s": sending - started,
-                "send_s": done - sending,
-                "errors": dict(tally),
-            }
-        )
-    )
+    print_result("plain-async", tally, started, sending, done)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ the SDK with its own models)."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from decimal import Decimal
 from pathlib import Path
 
@@ -51,3 +51,11 @@ def records_by_company(messages: Path) -> dict[str, list[dict]]:
 
 def chunks(values: list, size: int = ITEMS_PER_CREATE) -> list[list]:
     return [values[start : start + size] for start in range(0, len(values), size)]
+
+
+def print_result(peer: str, tally: Counter, started: float, sending: float, done: float) -> None:
+    """The peer's one line of JSON for peers.py: records written, time preparing and sending,
+    and failed calls counted by kind."""
+    records = tally.pop("records", 0)
+    timings = {"prepare_s": sending - started, "send_s": done - sending}
+    print(json.dumps({"peer": peer, "records": records, **timings, "errors": dict(tally)}))

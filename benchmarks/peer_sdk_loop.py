@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import time
 from collections import Counter
 from itertools import zip_longest
 from pathlib import Path
 
-from benchmarks.peer_records import chunks, item, records_by_company
+from benchmarks.peer_records import chunks, item, print_result, records_by_company
 
 
 def round_robin(work: dict[str, list[list[dict]]]) -> list[tuple[str, list[dict]]]:
@@ -51,18 +50,7 @@ def main() -> None:
             except Exception as error:  # counted by kind, as the plain client does
                 tally[type(error).__name__] += 1
         done = time.monotonic()
-    records = tally.pop("records", 0)
-    print(
-        json.dumps(
-            {
-                "peer": "sdk-loop",
-                "records": records,
-                "prepare_s": sending - started,
-                "send_s": done - sending,
-                "errors": dict(tally),
-            }
-        )
-    )
+    print_result("sdk-loop", tally, started, sending, done)
 
 
 if __name__ == "__main__":
