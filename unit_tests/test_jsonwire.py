@@ -46,10 +46,12 @@ scalars = (
 )
 payloads = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.lists(inner, max_size=3).map(tuple)
-    | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=4)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=3).map(OrderedDict),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=8) | st.integers(), inner, max_size=4)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=3).map(OrderedDict)
+    ),
     max_leaves=20,
 )
 
