@@ -498,6 +498,28 @@ def test_the_api_settles_what_a_webhook_marked_to_confirm(url, store_path):
     assert store.syncs_to_confirm() == [] and store.open_syncs() == []
 
 
+def test_outcomes_read_from_codat_before_the_push_was_recorded_move_its_ledger(url, store_path):
+    """The receiver confirmed a sync from Codat (its items' outcomes are in the store) before the
+    destination committed the push that opened it: recording the push moves its transactions to
+    those outcomes at once, not `sent` until a refresh."""
+    store = StatusStore(store_path)
+    body = sync_event(False, "sync-early", [("x", "PushError", "Closed period")])
+    post(url, body, signed(body))
+    items = [
+        {"transactionId": "x", "status": "PushError", "message": "Closed period"},
+        {"transactionId": "y", "status": "Completed"},
+    ]
+    store.record_sync_outcome(COMPANY, api_status("sync-early", 5130, "Failed"), items)
+    assert mark(store_path, "sync-early")[0] == "codat"
+
+    pushed(store, "sync-early", "x", "y")
+
+    assert snapshot(store_path)["ledger"] == [
+        ("x", "failed", "PushError", "sync-early"),
+        ("y", "completed", "Completed", "sync-early"),
+    ]
+
+
 def test_a_webhook_never_moves_the_ledger(url, store_path):
     store = StatusStore(store_path)
     pushed(store, "sync-d", "x")

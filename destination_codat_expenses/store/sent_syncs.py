@@ -2,9 +2,10 @@
 
 Each push's ids become `sent` with their sync, and the sync is inserted or brought up to date
 (its item count added to, never recounted). The writer hands all such jobs of a flush here
-(store/writer.py's `Merge`): one read of the syncs, one ledger UPDATE over every push's ids,
-one upsert of every sync, whatever the number of pushes. A push whose sync the receiver had
-confirmed from Codat already moves its ids to the recorded outcomes (rare: one statement each).
+(store/writer.py's `Merge`): one ledger UPDATE over every push's ids and one upsert of every
+sync (which answers where each sync's status came from), whatever the number of pushes. A
+push whose sync the receiver had confirmed from Codat already moves its ids to the recorded
+outcomes (rare: one statement each).
 """
 
 from __future__ import annotations
@@ -37,11 +38,10 @@ class SentSyncs(Merge):
         if pg.is_pg(db):  # the claims end with this commit
             for company_id, ids, _ in payloads:
                 db.release_after_commit(company_id, ids)
-        sources = sync_sources(db, [sync["sync_id"] for _, _, sync in payloads])
         rows = [(co, tid, sync["sync_id"]) for co, ids, sync in payloads for tid in ids]
         if rows:
             self.write_sent(db, rows, stamp)
-        self.upsert_syncs(db, payloads, stamp)
+        sources = self.upsert_syncs(db, payloads, stamp)
         for company_id, ids, sync in payloads:
             if ids and sources.get(sync["sync_id"]) == FROM_CODAT:
                 # the receiver confirmed the sync from Codat before this commit: its items'
@@ -63,7 +63,9 @@ class SentSyncs(Merge):
             params,
         )
 
-    def upsert_syncs(self, db, payloads: list[Sent], stamp) -> None:
+    def upsert_syncs(self, db, payloads: list[Sent], stamp) -> dict[str, str | None]:
+        """Insert or bring up to date every sync; returns sync id -> where its status came from
+        (the upsert leaves that column as it was: a webhook's or the receiver's word stands)."""
         syncs = [sync for _, _, sync in payloads]
         table, params = self.columns(
             sync=("VARCHAR", [s["sync_id"] for s in syncs]),
@@ -80,7 +82,7 @@ class SentSyncs(Merge):
             config=("JSON", [json.dumps(s.get("config_snapshot")) for s in syncs]),
             stamp=("TIMESTAMPTZ", [stamp] * len(syncs)),
         )
-        db.execute(UPSERT_SYNCS.format(table=table), params)
+        return dict(db.execute(UPSERT_SYNCS.format(table=table), params).fetchall())
 
 
 UPSERT_SYNCS = (
@@ -101,14 +103,6 @@ UPSERT_SYNCS = (
     "initiated_at = coalesce(syncs.initiated_at, excluded.initiated_at), "
     "source_platform = coalesce(syncs.source_platform, excluded.source_platform), "
     "target_platform = coalesce(syncs.target_platform, excluded.target_platform), "
-    "config_snapshot = coalesce(syncs.config_snapshot, excluded.config_snapshot)"
+    "config_snapshot = coalesce(syncs.config_snapshot, excluded.config_snapshot) "
+    "RETURNING sync_id, status_source"
 )
-
-
-def sync_sources(db, sync_ids: list[str]) -> dict[str, str | None]:
-    """sync id -> where its status came from, of the syncs the store knows (a key lookup)."""
-    rows = db.execute(
-        "SELECT sync_id, status_source FROM syncs WHERE sync_id IN (SELECT unnest(?::VARCHAR[]))",
-        [sync_ids],
-    ).fetchall()
-    return dict(rows)
