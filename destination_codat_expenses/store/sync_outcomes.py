@@ -4,12 +4,14 @@ A follower records a final sync (its status and every item's outcome) as one job
 hands all such jobs of a flush here together (store/writer.py's `Merge`). Whatever the number
 of syncs, the flush runs a fixed set of statements, each over one derived table of all their
 items: the syncs read, their statuses and counts written, the ledger and attempts read, push
-items and attempts inserted, ledger states moved. Each statement finds its rows by a
-single-column index, as ledger.py's do, so the cost stays O(rows written).
+items and attempts inserted, ledger states moved; what they need to know first (which syncs
+were settled or had items, the ledger's amounts, the attempts) is one read. Each statement
+finds its rows by a single-column index, as ledger.py's do, so the cost stays O(rows written).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -46,13 +48,14 @@ class SyncOutcomes(Merge):
     def run_all(self, db, payloads: list[Outcome]) -> list[bool]:
         stamp = self.now()
         sync_ids = [status["syncId"] for _, status, _ in payloads]
-        settled = settled_among(db, sync_ids)
+        ids = [item["transactionId"] for _, _, items in payloads for item in items]
+        before = read_before(db, sync_ids, ids)
         self.write_statuses(db, payloads, stamp)
         with_items = [p for p in payloads if p[2]]
         if with_items:
-            self.write_items(db, with_items, stamp)
+            self.write_items(db, with_items, before, stamp)
         # whoever settles a sync uploads its receipts: true when it had no final status before
-        return [sync_id not in settled for sync_id in sync_ids]
+        return [sync_id not in before.settled for sync_id in sync_ids]
 
     def write_statuses(self, db, payloads: list[Outcome], stamp: datetime) -> None:
         """Codat's own status of each sync, and its counts from Codat's list of its items (a
@@ -92,14 +95,11 @@ class SyncOutcomes(Merge):
         final = is_final(status.get("syncStatusCode"))
         return self.parse_utc(status.get("syncUtc")) if final else None
 
-    def write_items(self, db, payloads: list[Outcome], stamp: datetime) -> None:
+    def write_items(self, db, payloads: list[Outcome], before: Before, stamp: datetime) -> None:
         """Push items, attempts and ledger states of every item, amounts from the ledger."""
         rows = [(co, status["syncId"], item) for co, status, items in payloads for item in items]
-        ids = [item["transactionId"] for _, _, item in rows]
-        held = {(r[0], r[1]): r[2:] for r in ledger_sql.by_id(db, "transactions", LEDGER, ids)}
-        attempted = set(ledger_sql.by_id(db, "transaction_attempts", "sync_id", ids))
-        refreshed = has_items_among(db, [status["syncId"] for _, status, _ in payloads])
-        for sync_id in refreshed:  # recorded before (a refresh): Codat's list replaces it
+        held, attempted = before.amounts, before.attempted
+        for sync_id in before.with_items:  # recorded before (a refresh): Codat's list replaces it
             db.execute("DELETE FROM push_items WHERE sync_id = ?", [sync_id])
         outcome = self.outcome_table(rows, held, attempted, stamp)
         was_attempted = any((co, item["transactionId"], s) in attempted for co, s, item in rows)
@@ -126,28 +126,47 @@ class SyncOutcomes(Merge):
         )
 
 
-LEDGER = "total_amount, currency"
-
-
 def outcome_keys(payload: Outcome) -> set[str]:
     company_id, status, items = payload
     return {"sync:" + status["syncId"], *("tid:" + i["transactionId"] for i in items)}
 
 
-def settled_among(db, sync_ids: list[str]) -> set[str]:
-    """Those of these syncs whose final status from Codat is recorded already."""
-    rows = db.execute(
-        "SELECT sync_id FROM syncs WHERE sync_id IN (SELECT unnest(?::VARCHAR[])) AND "
-        f"status_source = '{FROM_CODAT}' AND status_code IS NOT NULL AND "
-        f"status_code NOT IN {OPEN}",
-        [sync_ids],
-    ).fetchall()
-    return {row[0] for row in rows}
+@dataclass
+class Before:
+    """What the store held before a flush's outcomes are written, read in one statement."""
+
+    settled: set[str] = field(default_factory=set)  # syncs with a final status from Codat
+    with_items: set[str] = field(default_factory=set)  # syncs whose items are recorded
+    amounts: dict[tuple, tuple] = field(default_factory=dict)  # (co, id) -> (total, currency)
+    attempted: set[tuple] = field(default_factory=set)  # (co, id, sync) attempts recorded
 
 
-def has_items_among(db, sync_ids: list[str]) -> list[str]:
-    rows = db.execute(
-        "SELECT DISTINCT sync_id FROM push_items WHERE sync_id IN (SELECT unnest(?::VARCHAR[]))",
-        [sync_ids],
-    ).fetchall()
-    return [row[0] for row in rows]
+# Four key lookups as one statement (each branch filters on one indexed column, so each is an
+# index lookup: unit_tests/test_store_scans.py): one round trip to the store instead of four.
+READ_BEFORE = (
+    "SELECT 'settled', sync_id, NULL::VARCHAR, NULL::VARCHAR, NULL::DECIMAL(38,9) FROM syncs "
+    "WHERE sync_id IN (SELECT unnest(?::VARCHAR[])) AND "
+    f"status_source = '{FROM_CODAT}' AND status_code IS NOT NULL AND status_code NOT IN {OPEN} "
+    "UNION ALL SELECT DISTINCT 'items', sync_id, NULL::VARCHAR, NULL::VARCHAR, "
+    "NULL::DECIMAL(38,9) FROM push_items WHERE sync_id IN (SELECT unnest(?::VARCHAR[])) "
+    "UNION ALL SELECT 'ledger', company_id, transaction_id, currency, total_amount "
+    "FROM transactions WHERE transaction_id IN (SELECT unnest(?::VARCHAR[])) "
+    "UNION ALL SELECT 'attempt', company_id, transaction_id, sync_id, NULL::DECIMAL(38,9) "
+    "FROM transaction_attempts WHERE transaction_id IN (SELECT unnest(?::VARCHAR[]))"
+)
+
+
+def read_before(db, sync_ids: list[str], ids: list[str]) -> Before:
+    before = Before()
+    for tag, first, second, third, amount in db.execute(
+        READ_BEFORE, [sync_ids, sync_ids, ids, ids]
+    ).fetchall():
+        if tag == "settled":
+            before.settled.add(first)
+        elif tag == "items":
+            before.with_items.add(first)
+        elif tag == "ledger":
+            before.amounts[(first, second)] = (amount, third)
+        else:
+            before.attempted.add((first, second, third))
+    return before
