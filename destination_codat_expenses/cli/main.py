@@ -17,6 +17,7 @@ from destination_codat_expenses.cli.report import add_report_command
 from destination_codat_expenses.cli.sandbox import add_sandbox_command
 from destination_codat_expenses.cli.webhooks import add_webhook_commands
 from destination_codat_expenses.errors import CodatExpensesError
+from destination_codat_expenses.store.dataframes import skip_dataframe_imports
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,5 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
 
 
-if __name__ == "__main__":
+def console() -> None:
+    """The `codat-expenses` script: `main`, in a process that never imports pandas (the report
+    runs Streamlit in a process of its own; store/dataframes.py)."""
+    skip_dataframe_imports()
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    console()
