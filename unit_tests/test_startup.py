@@ -46,3 +46,28 @@ def test_spec_loads_no_heavy_module_it_does_not_need():
     product = {name for name in modules if name.startswith("destination_codat_expenses.")}
     for needless in ("pipeline", "store.db", "codat.client", "check"):
         assert f"destination_codat_expenses.{needless}" not in product
+
+
+def test_a_store_read_from_the_cli_loads_no_client_driver_or_server():
+    """`codat-expenses syncs list` and the other reads import the store's reads only: not the
+    HTTP client, the PostgreSQL driver, the receiver's server or pandas (a CLI read during a
+    write waits for the file; its own start-up should not add half a second)."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from destination_codat_expenses.cli.main import build_parser\n"
+            "build_parser().parse_args(['syncs', 'list', '--store', 'x.duckdb'])\n"
+            f"print({MARK!r} + ','.join(sorted(sys.modules)))\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    modules = set(done.stdout.strip().removeprefix(MARK).split(","))
+    loaded = sorted(
+        name for name in ("httpx", "psycopg", "starlette", "uvicorn", "pandas") if name in modules
+    )
+    assert loaded == [], f"the CLI imported {loaded} before running a read"

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from destination_codat_expenses.cli.env import (
     DEFAULT_BASE_URL,
@@ -33,15 +34,14 @@ from destination_codat_expenses.cli.views import (
     table,
     with_store,
 )
-from destination_codat_expenses.codat.client import CodatClient
-from destination_codat_expenses.codat.http import http_client
-from destination_codat_expenses.companies import learn_company
-from destination_codat_expenses.config import checked_receipts_root
 from destination_codat_expenses.errors import CodatExpensesError, FatalAPIError
-from destination_codat_expenses.refresh import refresh
-from destination_codat_expenses.retry import RetryResult, plan_retry, run_retry
 from destination_codat_expenses.store import queries
-from destination_codat_expenses.store.status_store import StatusStore
+
+# the commands that call Codat or push import the client and the push path when they run: the
+# read-only commands (syncs list, runs list, ...) start without them
+if TYPE_CHECKING:
+    from destination_codat_expenses.codat.client import CodatClient
+    from destination_codat_expenses.retry import RetryResult
 from destination_codat_expenses.values import canonical_uuid
 
 
@@ -109,6 +109,9 @@ def with_codat(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def codat_client(args: argparse.Namespace) -> Iterator[CodatClient]:
     """A client for Codat with the key from the environment; its connections close after."""
+    from destination_codat_expenses.codat.client import CodatClient
+    from destination_codat_expenses.codat.http import http_client
+
     key = os.environ.get(KEY_ENV)
     if not key:
         raise CodatExpensesError(f"Set ${KEY_ENV} to the Codat API key.")
@@ -120,6 +123,10 @@ def codat_client(args: argparse.Namespace) -> Iterator[CodatClient]:
 def run_refresh(args: argparse.Namespace) -> int:
     """0 when every sync and company was refreshed (a sync Codat does not know is settled as
     not found: that is a refresh too); 1 when any could not be, each named on stderr."""
+    from destination_codat_expenses.config import checked_receipts_root
+    from destination_codat_expenses.refresh import refresh
+    from destination_codat_expenses.store.status_store import StatusStore
+
     root = checked_receipts_root(args.receipts_root)
     with codat_client(args) as client:
         report = refresh(client, StatusStore(args.store), args.company, args.sync, root)
@@ -140,6 +147,9 @@ def run_refresh(args: argparse.Namespace) -> int:
 
 
 def run_retry_command(args: argparse.Namespace) -> int:
+    from destination_codat_expenses.retry import plan_retry, run_retry
+    from destination_codat_expenses.store.status_store import StatusStore
+
     store = StatusStore(args.store)
     plan = plan_retry(store, args.sync, args.transaction)
     print(
@@ -219,6 +229,8 @@ def run_syncs_latest(args: argparse.Namespace) -> int:
         except FatalAPIError as error:
             if error.status != 404:
                 raise
+            from destination_codat_expenses.companies import learn_company
+
             if not learn_company(client, company).exists:
                 raise CodatExpensesError(f"Codat has no company {company}.") from None
             print(f"company {company} has no {what} yet (Codat answered 404: {error.detail})")

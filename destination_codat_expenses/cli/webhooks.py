@@ -24,9 +24,7 @@ from destination_codat_expenses.cli.env import (
 )
 from destination_codat_expenses.cli.logs import uvicorn_log_options
 from destination_codat_expenses.cli.views import add_store_argument
-from destination_codat_expenses.codat.client import CodatClient
-from destination_codat_expenses.codat.http import http_client
-from destination_codat_expenses.webhooks.receiver import WEBHOOK_PATH, create_receiver
+from destination_codat_expenses.webhooks import WEBHOOK_PATH
 from destination_codat_expenses.webhooks.signing import signing_keys
 
 logger = logging.getLogger(__name__)
@@ -71,6 +69,9 @@ def optional_codat(args: argparse.Namespace, environ: Mapping[str, str]) -> Iter
     if not key:
         yield None
         return
+    from destination_codat_expenses.codat.client import CodatClient
+    from destination_codat_expenses.codat.http import http_client
+
     base = args.base_url or environ.get(URL_ENV) or DEFAULT_BASE_URL
     with http_client(base) as http:
         yield CodatClient(http, key)
@@ -78,6 +79,8 @@ def optional_codat(args: argparse.Namespace, environ: Mapping[str, str]) -> Iter
 
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from destination_codat_expenses.webhooks.receiver import create_receiver
 
     secret = webhook_secret(os.environ)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -25,13 +25,14 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-
-import psycopg
-from psycopg.types.string import TextLoader
+from typing import TYPE_CHECKING
 
 from destination_codat_expenses.errors import StoreError
 from destination_codat_expenses.redaction import scrubbed, shown
 from destination_codat_expenses.store.writer import TryAgain
+
+if TYPE_CHECKING:  # imported where a connection is made: a DuckDB store's process never needs it
+    import psycopg
 
 MIGRATION_LOCK = 7_301_205_918_411  # pg_advisory_xact_lock key: one migrator at a time
 CONNECT_TIMEOUT_S = 10
@@ -96,6 +97,9 @@ class PgBackend:
         self.taken: set[tuple[str, str]] = set()  # of those, rows taken over from dead ones
 
     def connect(self) -> psycopg.Connection:
+        import psycopg
+        from psycopg.types.string import TextLoader
+
         try:
             connection = psycopg.connect(
                 self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
@@ -127,6 +131,8 @@ class PgBackend:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PgDb]:
         """One unit of work: all of it commits, or none of it; then its claims are let go."""
+        import psycopg
+
         with self.lock:
             connection = self.open_connection()
             db = PgDb(self, connection)
@@ -200,6 +206,8 @@ class PgBackend:
     def close(self) -> None:
         with self.lock:
             if self.connection is not None:
+                import psycopg
+
                 with contextlib.suppress(psycopg.Error):
                     self.connection.close()
                 self.connection = None

@@ -44,6 +44,7 @@ from destination_codat_expenses.follow import SyncFollower
 from destination_codat_expenses.models import WebhookEvent
 from destination_codat_expenses.redaction import is_postgres, scrub, webhook_secret_forms
 from destination_codat_expenses.store.status_store import StatusStore
+from destination_codat_expenses.webhooks import WEBHOOK_PATH
 from destination_codat_expenses.webhooks.confirmer import Confirmer
 from destination_codat_expenses.webhooks.health import Limits, StoreProbe, default_probe, health
 from destination_codat_expenses.webhooks.metrics import CONTENT_TYPE, ReceiverMetrics
@@ -53,7 +54,6 @@ from destination_codat_expenses.webhooks.spool import HeldEvent, Spool
 from destination_codat_expenses.webhooks.writer import QUEUED, EventWriter
 
 logger = logging.getLogger(__name__)
-WEBHOOK_PATH = "/webhooks/codat"
 MAX_BODY_BYTES = 256 * 1024
 WRITER_WAIT_S = 0.6  # a request waits this long for the writer, then spools its event itself
 
