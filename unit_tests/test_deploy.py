@@ -32,7 +32,7 @@ def test_the_dockerfile_builds_on_the_base_image_metadata_names():
 
 def test_the_entry_point_is_the_connectors_console_script():
     script = "destination-codat-expenses"
-    assert PYPROJECT["project"]["scripts"][script] == "destination_codat_expenses.run:main"
+    assert PYPROJECT["project"]["scripts"][script] == "destination_codat_expenses.run:run"
     assert f'ENV AIRBYTE_ENTRYPOINT="{script}"' in DOCKERFILE
     assert f'ENTRYPOINT ["{script}"]' in DOCKERFILE
     assert "USER airbyte" in DOCKERFILE

@@ -32,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
     try:
         configure_logging(os.environ)
         return args.handler(args)
@@ -42,10 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The `codat-expenses` script: `main`, in a process that never imports pandas (the report
-    runs Streamlit in a process of its own; store/dataframes.py)."""
-    skip_dataframe_imports()
-    sys.exit(main())
+    """The `codat-expenses` script. A command that only reads the store (the views: `syncs
+    list`, `runs list`, ...) runs without pandas, which DuckDB would import at its first bound
+    parameter (store/dataframes.py); the others keep it, since DuckDB binds long lists of
+    parameters faster with it."""
+    args = build_parser().parse_args()
+    if getattr(args, "reads_only", False):
+        skip_dataframe_imports()
+    sys.exit(run_command(args))
 
 
 if __name__ == "__main__":

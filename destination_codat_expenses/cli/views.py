@@ -43,12 +43,12 @@ def add_sync_views(syncs_commands) -> None:
     listing.add_argument("--since", type=date.fromisoformat, help="Initiated on or after.")
     listing.add_argument("--until", type=date.fromisoformat, help="Initiated on or before.")
     listing.add_argument("--limit", type=int, default=50)
-    listing.set_defaults(handler=run_syncs_list)
+    listing.set_defaults(handler=run_syncs_list, reads_only=True)
     show = with_store(
         syncs_commands.add_parser("show", help="One sync, its push items and its receipts.")
     )
     show.add_argument("sync_id")
-    show.set_defaults(handler=run_syncs_show)
+    show.set_defaults(handler=run_syncs_show, reads_only=True)
 
 
 def add_run_and_reject_views(commands) -> None:
@@ -61,7 +61,7 @@ def add_run_and_reject_views(commands) -> None:
     )
     listing.add_argument("--outcome", choices=RUN_OUTCOMES, help="Only runs that ended so.")
     listing.add_argument("--limit", type=int, default=50)
-    listing.set_defaults(handler=run_runs_list)
+    listing.set_defaults(handler=run_runs_list, reads_only=True)
 
     rejects = commands.add_parser("rejects", help="Show bad input records and why.")
     rejects_commands = rejects.add_subparsers(dest="rejects_command", required=True)
@@ -73,7 +73,7 @@ def add_run_and_reject_views(commands) -> None:
     found.add_argument("--field", help="Only this field (e.g. date, receipt.path).")
     found.add_argument("--search", help="Part of the record key or the reason.")
     found.add_argument("--limit", type=int, default=50)
-    found.set_defaults(handler=run_rejects_list)
+    found.set_defaults(handler=run_rejects_list, reads_only=True)
 
     transactions = commands.add_parser("transactions", help="Show a transaction's versions.")
     transactions_commands = transactions.add_subparsers(dest="transactions_command", required=True)
@@ -85,7 +85,7 @@ def add_run_and_reject_views(commands) -> None:
         )
     )
     history.add_argument("--id", required=True, help="The transaction id (a UUID).")
-    history.set_defaults(handler=run_transactions_history)
+    history.set_defaults(handler=run_transactions_history, reads_only=True)
 
 
 STORE_HELP = (
