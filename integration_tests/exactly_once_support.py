@@ -3,10 +3,10 @@
 A `Stream` is a list of events: valid records for a few companies (a key seen again with the
 same content is a repeat, with other content an update: the books end at the last content),
 records the mapper refuses, lines that are not Airbyte messages at all, and STATEs. A record is
-of one of the streams the destination writes with updates: card spend (expenses), transfers or
-reimbursable expenses; `streams(kinds=...)` mixes them. From it come
-the lines the destination reads and the oracle (`expect`): what the sandbox's books, the ledger
-and the rejects table must hold. The assertions judge the books first (the sandbox's ground
+of one of the streams whose changes Codat takes as updates: card spend (expenses), transfers or
+reimbursable expenses; `streams(kinds=...)` mixes them. From it come the lines the destination
+reads and the oracle (`expect`): what the sandbox's books, the ledger, its versions and the
+rejects table must hold. The assertions judge the books first (the sandbox's ground
 truth) and the store second. The hypothesis strategy `streams` builds random streams over the
 same vocabulary.
 """
@@ -366,11 +366,11 @@ def assert_books_hold_exactly(base_url: str, expected: Expected) -> dict[str, di
     problems = [
         f"{len(ids)} {what}, e.g. {named(ids)}"
         for ids, what in (
-            (lost, f"of {len(expected.books)} expenses lost"),
-            (unknown, "expenses nobody sent"),
-            (twice, "expenses written more than once"),
-            (elsewhere, "expenses in the wrong company's books, or of another kind"),
-            (other_content, "expenses with other content than their last occurrence"),
+            (lost, f"of {len(expected.books)} transactions lost"),
+            (unknown, "transactions nobody sent"),
+            (twice, "transactions written more than once"),
+            (elsewhere, "transactions in the wrong company's books, or of another kind"),
+            (other_content, "transactions with other content than their last occurrence"),
         )
         if ids
     ]

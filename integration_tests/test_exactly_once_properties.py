@@ -148,16 +148,6 @@ def store_paths(request, tmp_path_factory):
         return (
             new_database(admin_url, f"streams_{uuid.uuid4().hex[:10]}") for _ in itertools.count()
         )
-    return duckdb_files(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def duckdb_paths(tmp_path_factory):
-    """A fresh DuckDB file for each example (the mixed streams run on DuckDB alone: time)."""
-    return duckdb_files(tmp_path_factory)
-
-
-def duckdb_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("streams")
     return (folder / f"status-{n}.duckdb" for n in itertools.count())
 
@@ -246,7 +236,8 @@ QUICK = settings(
     phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a whole run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-MIXED_QUICK = settings(QUICK, max_examples=10)  # every kind costs syncs: fewer examples
+# with and without faults in one test (about half each), on each store: about 35 s a store
+MIXED_QUICK = settings(QUICK, max_examples=16)
 SOAK = settings(
     max_examples=300,
     deadline=None,
@@ -281,23 +272,16 @@ def test_any_stream_under_faults_is_recorded_exactly_once(
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @MIXED_QUICK
-@given(stream=streams(min_events=6, kinds=FAMILY), rerun=st.booleans())
+@given(
+    stream=st.booleans().flatmap(lambda faults: streams(min_events=6, faults=faults, kinds=FAMILY)),
+    rerun=st.booleans(),
+)
 @example(stream=MIXED_FAMILY, rerun=True)
-def test_any_mixed_stream_of_the_family_is_recorded_exactly_once(
-    stream, rerun, shared_sandbox, duckdb_paths
-):
-    run_and_judge(shared_sandbox, next(duckdb_paths), stream, rerun)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-@MIXED_QUICK
-@given(stream=streams(min_events=6, faults=True, kinds=FAMILY), rerun=st.booleans())
 @example(stream=dataclasses.replace(MIXED_FAMILY, fault_seed=11), rerun=True)
-def test_any_mixed_stream_of_the_family_under_faults_is_recorded_exactly_once(
-    stream, rerun, shared_sandbox, duckdb_paths
+def test_any_mixed_stream_of_the_family_is_recorded_exactly_once_with_and_without_faults(
+    stream, rerun, shared_sandbox, store_paths
 ):
-    run_and_judge(shared_sandbox, next(duckdb_paths), stream, rerun)
+    run_and_judge(shared_sandbox, next(store_paths), stream, rerun)
 
 
 @pytest.mark.soak
