@@ -66,6 +66,28 @@ def flat(key: str, company: str | None = None, **overrides: Any) -> dict:
     return {k: v for k, v in row.items() if v is not None}
 
 
+def transfer(key: str, amount: str = "100.00", source: str = "090", target: str = "800") -> dict:
+    """A valid `transfers` row (Codat's request shape): from the company card to equity."""
+    return {
+        "id": key,
+        "date": "2024-05-02",
+        "from": {"accountRef": {"id": source}, "amount": amount},
+        "to": {"accountRef": {"id": target}, "amount": amount},
+    }
+
+
+def bill(key: str, net: str = "30.00", supplier: str = "SUP-CARD", currency: str = "USD") -> dict:
+    """A valid `reimbursable_expense_transactions` row: one hotel line owed to `supplier`."""
+    return {
+        "id": key,
+        "contactRef": {"id": supplier},
+        "issueDate": "2024-05-04",
+        "dueDate": "2024-05-30",
+        "currency": currency,
+        "lines": [{"description": "Hotel", "netAmount": net, "accountRef": {"id": "401"}}],
+    }
+
+
 def record(stream: str, data: dict) -> dict:
     return {"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": 1}}
 

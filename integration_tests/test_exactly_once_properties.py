@@ -4,7 +4,9 @@
 status store a real DuckDB file. The sandbox's ground truth is the judge; the ledger must then
 agree with it. First the known loss as regression tests (a record repeated as the first record
 of the next batch of 50), then repeats judged against the first content, then hypothesis over
-random message streams, with and without faults (see exactly_once_support.py for the model).
+random message streams, with and without faults (see exactly_once_support.py for the model):
+card spend alone, then card spend, transfers and reimbursable expenses mixed, on the platforms
+that update each kind.
 
 The bigger property run is marked `soak` and left out of `make test`: `make soak` runs it.
 """
@@ -21,9 +23,12 @@ from hypothesis import strategies as st
 
 from codat_sandbox.app import SandboxSettings, create_app
 from codat_sandbox.server import ServerThread
-from integration_tests.destination_support import API_KEY, QBO, XERO, routed
+from integration_tests.destination_support import API_KEY, FREEAGENT, QBO, XERO, routed
 from integration_tests.destination_support import settings as destination_settings
 from integration_tests.exactly_once_support import (
+    BILLS,
+    FAMILY,
+    TRANSFERS,
     BadExpense,
     Checkpoint,
     Expense,
@@ -164,8 +169,9 @@ def store_location(request, tmp_path):
 def run_and_judge(base_url: str, store, stream: Stream, rerun: bool) -> None:
     """The properties: the run ends well whatever the lines; every STATE is echoed, in order,
     only after its records were accepted and its rejects stored; each valid id is in the books
-    once, with its first content; a repeat with other content is a reject naming the id field;
-    the ledger agrees with the books. A rerun of the same stream writes nothing new."""
+    once, of its kind, with the content delivered last (a change is an update); each refused
+    record is a reject naming it and its field; the ledger and the versions agree with the
+    books. A rerun of the same stream writes nothing new."""
     note(f"stream: {stream.describe()}; rerun: {rerun}")
     fresh_sandbox(base_url, stream)
     # every reject is checked one by one, so the share of them must not end the run
@@ -201,6 +207,27 @@ MIXED = Stream(
     ],
     batch_size=3,
 )
+# Every kind at once: changes within a batch (held, then sent as the next version) and after a
+# STATE (an update), a repeat of the last content, a return to the first, refused records of the
+# family streams, a STATE of a family stream.
+MIXED_FAMILY = Stream(
+    [
+        Expense("t0", QBO, stream=TRANSFERS),
+        Expense("b0", FREEAGENT, stream=BILLS),
+        Expense("k0", XERO),
+        Expense("t0", QBO, variant=1, stream=TRANSFERS),
+        BadExpense("bad-0", QBO, BILLS),
+        Checkpoint("stream", TRANSFERS),
+        Expense("b0", FREEAGENT, variant=2, stream=BILLS),
+        Unreadable("not JSON"),
+        Expense("t0", QBO, variant=1, stream=TRANSFERS),
+        BadExpense("bad-1", FREEAGENT, TRANSFERS),
+        Expense(uuid_key("b1"), QBO, stream=BILLS),
+        Expense("b0", FREEAGENT, stream=BILLS),
+        Checkpoint("global"),
+    ],
+    batch_size=3,
+)
 QUICK = settings(
     max_examples=25,
     deadline=None,
@@ -209,6 +236,8 @@ QUICK = settings(
     phases=[Phase.explicit, Phase.generate],  # no shrinking: each example is a whole run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+# with and without faults in one test (about half each), on each store: about 35 s a store
+MIXED_QUICK = settings(QUICK, max_examples=16)
 SOAK = settings(
     max_examples=300,
     deadline=None,
@@ -235,6 +264,21 @@ def test_any_stream_is_recorded_exactly_once(stream, rerun, shared_sandbox, stor
 @example(stream=dataclasses.replace(FIRST_CONTENT_AFTER_A_CONFLICT, fault_seed=9), rerun=False)
 @example(stream=dataclasses.replace(MIXED, fault_seed=8), rerun=True)
 def test_any_stream_under_faults_is_recorded_exactly_once(
+    stream, rerun, shared_sandbox, store_paths
+):
+    run_and_judge(shared_sandbox, next(store_paths), stream, rerun)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@MIXED_QUICK
+@given(
+    stream=st.booleans().flatmap(lambda faults: streams(min_events=6, faults=faults, kinds=FAMILY)),
+    rerun=st.booleans(),
+)
+@example(stream=MIXED_FAMILY, rerun=True)
+@example(stream=dataclasses.replace(MIXED_FAMILY, fault_seed=11), rerun=True)
+def test_any_mixed_stream_of_the_family_is_recorded_exactly_once_with_and_without_faults(
     stream, rerun, shared_sandbox, store_paths
 ):
     run_and_judge(shared_sandbox, next(store_paths), stream, rerun)

@@ -18,6 +18,7 @@ from integration_tests.destination_support import (
     QBD,
     QBO,
     XERO,
+    bill,
     books,
     catalog,
     flat,
@@ -26,6 +27,7 @@ from integration_tests.destination_support import (
     settings,
     stream_state,
     sync_statuses,
+    transfer,
     txn_id,
     write_in_process,
 )
@@ -149,26 +151,6 @@ def test_an_update_codat_refuses_is_recorded_with_codats_reason(
 
 
 # -- the rest of the family ---------------------------------------------------------------------
-def transfer(key: str, amount: str = "100.00", source: str = "090", target: str = "800") -> dict:
-    return {
-        "id": key,
-        "date": "2024-05-02",
-        "from": {"accountRef": {"id": source}, "amount": amount},
-        "to": {"accountRef": {"id": target}, "amount": amount},
-    }
-
-
-def bill(key: str, net: str = "30.00", supplier: str = "SUP-CARD") -> dict:
-    return {
-        "id": key,
-        "contactRef": {"id": supplier},
-        "issueDate": "2024-05-04",
-        "dueDate": "2024-05-30",
-        "currency": "USD",
-        "lines": [{"description": "Hotel", "netAmount": net, "accountRef": {"id": "401"}}],
-    }
-
-
 def journal(key: str, amount: str = "50.00", account: str = "401") -> dict:
     return {
         "id": key,
