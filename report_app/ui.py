@@ -12,6 +12,7 @@ import math
 import os
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
@@ -129,11 +130,36 @@ def transaction_link(transaction_id: str, label: str | None = None) -> None:
     )
 
 
-def open_clicked(event, rows: pd.DataFrame, column: str, page: str, param: str) -> None:
+@dataclass(frozen=True)
+class Opens:
+    """What a click on a row opens: `page`, given the row's `column` as its `param`."""
+
+    column: str
+    page: str
+    param: str
+
+
+OPENS_SYNC = Opens("sync_id", SYNC_PAGE, "sync")
+OPENS_TRANSACTION = Opens("transaction_id", TRANSACTION_PAGE, "transaction")
+OPENS_RUN_REJECTS = Opens("run_id", REJECTS_PAGE, "run")
+
+
+def clickable_grid(rows: pd.DataFrame, columns: dict, key: str, opens: Opens, **options) -> None:
+    """show_grid whose row click opens the thing clicked; as tall as its rows (grid_height)
+    unless `height` says otherwise."""
+    options.setdefault("height", grid_height(len(rows)))
+    event = show_grid(
+        rows, columns, key=key, on_select="rerun", selection_mode="single-row", **options
+    )
+    open_clicked(event, rows, opens)
+
+
+def open_clicked(event, rows: pd.DataFrame, opens: Opens) -> None:
     """A row click opens the thing clicked: its page, with its id in the URL."""
     row = selected_row(event, rows)
-    if row is not None and isinstance(row[column], str) and row[column]:
-        st.switch_page(page, query_params={param: row[column]})
+    value = None if row is None else row[opens.column]
+    if isinstance(value, str) and value:
+        st.switch_page(opens.page, query_params={opens.param: value})
 
 
 def selected_row(event, rows: pd.DataFrame) -> pd.Series | None:

@@ -41,27 +41,11 @@ if receipts.empty:
 st.subheader("Per sync")
 per_sync = queries.load_attachments_per_sync(path)
 per_sync = per_sync[per_sync["sync_id"].isin(set(receipts["sync_id"].dropna()))]
-event = ui.show_grid(
-    per_sync,
-    PER_SYNC,
-    key="receipts_per_sync",
-    on_select="rerun",
-    selection_mode="single-row",
-    height=ui.grid_height(len(per_sync)),
-)
-ui.open_clicked(event, per_sync, "sync_id", ui.SYNC_PAGE, "sync")
+ui.clickable_grid(per_sync, PER_SYNC, "receipts_per_sync", ui.OPENS_SYNC)
 st.subheader("Every receipt")
 st.caption(
     f"{len(receipts):,} receipt(s), the ones not uploaded first (refused: Codat's reason; "
     "rejected: it could not be read here; pending: tried again by the next run or "
     "`codat-expenses status refresh`). Click one to open its expense."
 )
-event = ui.show_grid(
-    receipts,
-    RECEIPTS,
-    key="receipts",
-    on_select="rerun",
-    selection_mode="single-row",
-    height=ui.grid_height(len(receipts)),
-)
-ui.open_clicked(event, receipts, "transaction_id", ui.TRANSACTION_PAGE, "transaction")
+ui.clickable_grid(receipts, RECEIPTS, "receipts", ui.OPENS_TRANSACTION)

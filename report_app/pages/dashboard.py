@@ -123,7 +123,7 @@ def history(path: str, flt: queries.SyncFilter, total: int) -> None:
         icon=":material/download:",
         key="export_csv",
     )
-    ui.open_clicked(event, rows, "sync_id", ui.SYNC_PAGE, "sync")
+    ui.open_clicked(event, rows, ui.OPENS_SYNC)
 
 
 def highlight(row: pd.Series) -> list[str]:

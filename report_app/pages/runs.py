@@ -56,12 +56,6 @@ runs["duration"] = [
 for row in runs[failed].head(5).itertuples():  # the whole error, not a cut-off cell
     failed_run(row)
 st.caption("Failed runs first, then newest. Click a run to see its rejected records.")
-event = ui.show_grid(
-    runs,
-    COLUMNS,
-    key="runs",
-    on_select="rerun",
-    selection_mode="single-row",
-    height=ui.grid_height(len(runs), max_rows=20),
+ui.clickable_grid(
+    runs, COLUMNS, "runs", ui.OPENS_RUN_REJECTS, height=ui.grid_height(len(runs), max_rows=20)
 )
-ui.open_clicked(event, runs, "run_id", ui.REJECTS_PAGE, "run")

@@ -211,7 +211,7 @@ def lineage(path: str, sync_id: str) -> None:
         for c, o in zip(family["status_code"], family["outcome"], strict=True)
     ]
     st.caption("Click a row to open that sync.")
-    event = ui.show_grid(
+    ui.clickable_grid(
         family,
         {
             "relation": st.column_config.TextColumn("Relation", width="small"),
@@ -223,14 +223,11 @@ def lineage(path: str, sync_id: str) -> None:
             "item_count": st.column_config.NumberColumn("Items", format="%d", width="small"),
             "failed_count": st.column_config.NumberColumn("Failed", format="%d", width="small"),
         },
-        key="lineage",
-        on_select="rerun",
-        selection_mode="single-row",
-        height=ui.grid_height(len(family)),
+        "lineage",
+        ui.OPENS_SYNC,
     )
     for other in family.loc[family["sync_id"] != sync_id, "sync_id"].head(20):
         ui.sync_link(other)
-    ui.open_clicked(event, family, "sync_id", ui.SYNC_PAGE, "sync")
 
 
 def relation(generation: int, retry_of) -> str:
@@ -257,10 +254,7 @@ def push_items_tab(path: str, sync_id: str) -> None:
     st.caption(
         f"{len(items):,} item(s), failed first. Click one to open that expense across syncs."
     )
-    event = ui.show_grid(
-        items, ITEM_COLUMNS, key="items", on_select="rerun", selection_mode="single-row"
-    )
-    ui.open_clicked(event, items, "transaction_id", ui.TRANSACTION_PAGE, "transaction")
+    ui.clickable_grid(items, ITEM_COLUMNS, "items", ui.OPENS_TRANSACTION, height="auto")
 
 
 def config_tab(sync: dict) -> None:

@@ -77,7 +77,7 @@ def attempts_table(path: str, transaction_id: str) -> None:
     attempts["sync_status"] = [explain.code_label(c) for c in attempts["status_code"]]
     attempts["reason"] = attempts["message"].map(explain.short_reason)
     st.caption("Oldest first. Click a row to open that sync.")
-    event = ui.show_grid(
+    ui.clickable_grid(
         attempts,
         {
             "recorded_at": st.column_config.DatetimeColumn(
@@ -89,14 +89,11 @@ def attempts_table(path: str, transaction_id: str) -> None:
             "reason": TEXT("Reason", width=200),
             "message": TEXT("Message", width="large"),
         },
-        key="attempts",
-        on_select="rerun",
-        selection_mode="single-row",
-        height=ui.grid_height(len(attempts)),
+        "attempts",
+        ui.OPENS_SYNC,
     )
     for sync_id in attempts["sync_id"].drop_duplicates().head(20):
         ui.sync_link(sync_id)
-    ui.open_clicked(event, attempts, "sync_id", ui.SYNC_PAGE, "sync")
 
 
 def versions_table(path: str, transaction_id: str) -> None:

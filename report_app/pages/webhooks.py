@@ -44,12 +44,4 @@ total, bad = st.columns(2)
 total.metric("Events", ui.fmt_count(len(events)), border=True)
 bad.metric("Not verified", ui.fmt_count((~events["verified"]).sum()), border=True)
 st.caption("Newest first (at most 1,000). Click one to open the sync it named.")
-event = ui.show_grid(
-    events,
-    COLUMNS,
-    key="webhook_events",
-    on_select="rerun",
-    selection_mode="single-row",
-    height=ui.grid_height(len(events)),
-)
-ui.open_clicked(event, events, "sync_id", ui.SYNC_PAGE, "sync")
+ui.clickable_grid(events, COLUMNS, "webhook_events", ui.OPENS_SYNC)
