@@ -185,3 +185,26 @@ def test_the_claims_and_ledger_reads_of_one_flush_cost_a_fixed_number_of_stateme
     assert [sorted(s for s, _ in answer.values()) for answer in seen] == [
         ["sending"] * len(batch) for batch in batches
     ]
+
+
+def test_a_status_without_items_keeps_the_items_recorded_before(store):
+    """In one flush, a sync recorded again with no list of items (a status alone) beside another
+    sync's items: its push items from before stay; only a sync recorded with a new list of
+    items has the old one replaced."""
+    status_store, _ = store
+    status_store.record_sync_outcome(COMPANY, *outcome(5))  # sync-5 with its 5 items
+    bare = {"syncId": "sync-5", "syncStatusCode": 2000, "syncStatus": "Completed"}
+    answers = in_one_flush(
+        status_store,
+        [
+            lambda: status_store.record_sync_outcome(COMPANY, *outcome(6)),
+            lambda: status_store.record_sync_outcome(COMPANY, bare, []),
+        ],
+    )
+    assert answers == [True, False]
+    with reading(status_store.path) as connection:
+        carried = connection.execute(
+            "SELECT sync_id, count(*) FROM push_items WHERE sync_id IN ('sync-5', 'sync-6') "
+            "GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    assert carried == [("sync-5", PER_SYNC), ("sync-6", PER_SYNC)]

@@ -99,7 +99,10 @@ class SyncOutcomes(Merge):
         """Push items, attempts and ledger states of every item, amounts from the ledger."""
         rows = [(co, status["syncId"], item) for co, status, items in payloads for item in items]
         held, attempted = before.amounts, before.attempted
-        for sync_id in before.with_items:  # recorded before (a refresh): Codat's list replaces it
+        listed = {status["syncId"] for _, status, _ in payloads}
+        # recorded before (a refresh): Codat's new list replaces it; a sync of this flush that
+        # came without a list keeps the one it has
+        for sync_id in before.with_items & listed:
             db.execute("DELETE FROM push_items WHERE sync_id = ?", [sync_id])
         outcome = self.outcome_table(rows, held, attempted, stamp)
         was_attempted = any((co, item["transactionId"], s) in attempted for co, s, item in rows)
