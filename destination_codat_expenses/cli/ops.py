@@ -36,13 +36,13 @@ from destination_codat_expenses.cli.views import (
 )
 from destination_codat_expenses.errors import CodatExpensesError, FatalAPIError
 from destination_codat_expenses.store import queries
+from destination_codat_expenses.values import canonical_uuid
 
 # the commands that call Codat or push import the client and the push path when they run: the
 # read-only commands (syncs list, runs list, ...) start without them
 if TYPE_CHECKING:
     from destination_codat_expenses.codat.client import CodatClient
     from destination_codat_expenses.retry import RetryResult
-from destination_codat_expenses.values import canonical_uuid
 
 
 def add_operator_commands(commands) -> None:
