@@ -131,11 +131,7 @@ def test_outcomes_that_share_a_transaction_are_not_merged(store):
         ],
     )
     assert answers == [True, True]
-    with reading(status_store.path) as connection:
-        carried = connection.execute(
-            "SELECT sync_id, count(*) FROM push_items WHERE sync_id IN ('sync-3', 'sync-4') "
-            "GROUP BY ALL ORDER BY 1"
-        ).fetchall()
+    carried = push_items_per_sync(status_store, ["sync-3", "sync-4"])
     assert carried == [("sync-3", PER_SYNC), ("sync-4", 1)]
 
 
@@ -202,9 +198,14 @@ def test_a_status_without_items_keeps_the_items_recorded_before(store):
         ],
     )
     assert answers == [True, False]
-    with reading(status_store.path) as connection:
-        carried = connection.execute(
-            "SELECT sync_id, count(*) FROM push_items WHERE sync_id IN ('sync-5', 'sync-6') "
-            "GROUP BY ALL ORDER BY 1"
-        ).fetchall()
+    carried = push_items_per_sync(status_store, ["sync-5", "sync-6"])
     assert carried == [("sync-5", PER_SYNC), ("sync-6", PER_SYNC)]
+
+
+def push_items_per_sync(status_store, sync_ids: list[str]) -> list[tuple[str, int]]:
+    with reading(status_store.path) as connection:
+        return connection.execute(
+            "SELECT sync_id, count(*) FROM push_items WHERE sync_id IN (SELECT unnest(?)) "
+            "GROUP BY ALL ORDER BY 1",
+            [sync_ids],
+        ).fetchall()
