@@ -55,17 +55,21 @@ def record_id(n: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"bench-record-{n}"))
 
 
-def write_input(path: Path, records: int, state_every: int) -> None:
+def write_input(
+    path: Path, records: int, state_every: int, companies: list[str] = COMPANIES
+) -> None:
+    """Records dealt to `companies` in turn (each company's base currency: the four built-in
+    companies' own, GBP for any other), a STATE every `state_every`."""
     with path.open("w") as out:
         for n in range(1, records + 1):
-            company = COMPANIES[n % len(COMPANIES)]
+            company = companies[n % len(companies)]
             data = {
                 "id": record_id(n),
                 "company": company,
                 "date": "2024-05-02",
                 "amount": f"{10 + n % 90}.{n % 100:02d}",
                 "tax_amount": "1.00",
-                "currency": BASE_CURRENCY[company],
+                "currency": BASE_CURRENCY.get(company, "GBP"),
                 "merchant": "Bench Cafe",
                 "account_id": "402",
                 "tax_rate_id": "STD",

@@ -140,6 +140,7 @@ class Pipeline:
 
     def finish(self) -> None:
         self.checkpoint()
+        self.companies.finish()  # every company's name recorded for the report
         if self.config.wait_for_syncs:
             self.follower.stop_following()  # what it has not settled is open in the store
             # its own syncs, and those a killed run left open (nobody else waits for them); a
@@ -160,6 +161,7 @@ class Pipeline:
         """Record how the run ended (`error` says why a failed run failed, in words without
         secrets), with the rejects not yet stored, whatever else goes wrong."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.companies.close()
         self.follower.stop_following()
         try:
             self.store_rejects()
@@ -204,6 +206,8 @@ class Pipeline:
         return mapped
 
     def company_of(self, data: dict, record_key: str) -> str:
+        """The record's company; Codat is asked about it in the background (its first push
+        waits for the answer: `submit`). A company Codat said it does not have is refused here."""
         if self.config.company_id:
             company_id = self.config.company_id
         else:
@@ -212,14 +216,18 @@ class Pipeline:
             company_id = canonical_uuid(str(raw)) if raw else None
             if company_id is None:
                 raise RecordError(record_key, field_name, "must hold a Codat company id (UUID)")
-        info = self.companies.info(company_id)
-        if not info.exists:
-            raise RecordError(
-                record_key,
-                self.config.company_id_field or "company_id",
-                f"names company {company_id}, which does not exist in Codat",
-            )
+        info = self.companies.known(company_id)
+        if info is not None and not info.exists:
+            raise self.missing(record_key, company_id)
+        self.companies.learn(company_id)
         return company_id
+
+    def missing(self, record_key: str, company_id: str) -> RecordError:
+        return RecordError(
+            record_key,
+            self.config.company_id_field or "company_id",
+            f"names company {company_id}, which does not exist in Codat",
+        )
 
     def buffer(self, company_id: str, stream: str, mapped: MappedTransaction) -> None:
         """Queue for the company's next push. Repeats are judged when the batch is claimed
@@ -234,7 +242,7 @@ class Pipeline:
         """Reserve the company's buffer (memory only: the reading thread never waits for the
         store) and queue it on the company's lane, which a push thread drains."""
         batch = self.buffers.pop(company_id, [])
-        if not batch:
+        if not batch or not self.exists(company_id, batch):
             return
         while not self.slots.acquire(timeout=stopping.POLL_S):  # bounded memory: reading
             stopping.check()  # waits while pushes are behind
@@ -250,6 +258,15 @@ class Pipeline:
             lane.running += 1
         self.in_flight = [f for f in self.in_flight if not f.done() or f.exception()]
         self.in_flight.append(self.pool.submit(self.push_lane, company_id, lane))
+
+    def exists(self, company_id: str, batch: Batch) -> bool:
+        """Whether Codat has the company (waits for its answer); if not, the batch's records,
+        accepted when the answer was not in yet, are rejects."""
+        if self.companies.info(company_id).exists:
+            return True
+        for stream, mapped in batch:
+            self.outcomes.withdrawn(stream, self.missing(mapped.source_key, company_id))
+        return False
 
     def push_lane(self, company_id: str, lane: Lane) -> None:
         """Push the lane's batches one after another until none waits (a push thread)."""

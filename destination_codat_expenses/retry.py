@@ -63,12 +63,16 @@ def run_retry(
 ) -> RetryResult:
     """Push the plan's items again (same ids), record each new sync as a retry, follow them."""
     companies = Companies(client, lambda info: remember_company(client, store, info))
-    companies.info(plan.company_id)  # a refused key or address fails here, before any push
-    settings = PushSettings.retry(plan.sync_id)
-    pusher = Pusher(client, store, settings, companies, Outcomes(), run_id=None)
-    batch = ledger_items(store, plan)
-    for start in range(0, len(batch), BATCH):
-        pusher.push(plan.company_id, batch[start : start + BATCH])
+    try:
+        companies.info(plan.company_id)  # a refused key or address fails here, before any push
+        settings = PushSettings.retry(plan.sync_id)
+        pusher = Pusher(client, store, settings, companies, Outcomes(), run_id=None)
+        batch = ledger_items(store, plan)
+        for start in range(0, len(batch), BATCH):
+            pusher.push(plan.company_id, batch[start : start + BATCH])
+        companies.finish()
+    finally:
+        companies.close()
     result = RetryResult(plan, new_sync_ids=list(pusher.opened_syncs))
     follower = SyncFollower(client, store, upload_receipts=True)
     open_syncs = follower.follow([(plan.company_id, s) for s in result.new_sync_ids], wait_s)

@@ -191,7 +191,7 @@ def test_records_are_routed_by_their_company_field_and_each_company_is_learned_o
 
     assert codat.created() == [ids("a", "b")]
     asked = [r for r in codat.requests if r.url.path.endswith("/connections")]
-    assert [r.url.path.split("/")[2] for r in asked] == [COMPANY, MISSING_COMPANY]
+    assert sorted(r.url.path.split("/")[2] for r in asked) == [COMPANY, MISSING_COMPANY]
     reasons = dict(query(store, "SELECT record_key, reason FROM rejects"))
     assert "does not exist in Codat" in reasons["c"]
     assert "must hold a Codat company id" in reasons["d"]
@@ -250,7 +250,10 @@ def test_each_company_has_its_own_pushes_in_flight_up_to_concurrency(store):
 
 def test_a_company_name_codat_will_not_give_keeps_the_one_read_before(codat, store):
     """A name is for people: a refusal neither stops the run nor forgets the earlier name."""
-    started(codat, store).accept(STREAM, flat("a"))
+    first = started(codat, store)
+    first.accept(STREAM, flat("a"))
+    first.checkpoint()
+    first.companies.finish()  # the name is recorded in the background
     codat.company_name_status = 403
     second = Pipeline(
         settings(status_store_path=store.path, wait_for_syncs=False), codat.client(), store, "r2"
@@ -258,5 +261,48 @@ def test_a_company_name_codat_will_not_give_keeps_the_one_read_before(codat, sto
     second.start()
     second.accept(STREAM, flat("b"))
     second.checkpoint()
+    second.companies.finish()
     assert codat.created()[-1] == ids("b")
     assert query(store, "SELECT name FROM v_companies") == [(COMPANY_NAME,)]
+
+
+class SlowToDescribeCompanies(FakeCodat):
+    """Codat at its latency, for the reads that describe a company (its connections and its
+    expense configuration): each waits until the test lets them all go, counted meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.let_go = threading.Event()
+        self.asking = self.most_asking = 0
+
+    def answer(self, request):
+        if not request.url.path.endswith(("/connections", "/sync/expenses/config")):
+            return super().answer(request)
+        with self.lock:
+            self.asking += 1
+            self.most_asking = max(self.most_asking, self.asking)
+        try:
+            assert self.let_go.wait(10), "the company reads were never let go"
+            return super().answer(request)
+        finally:
+            with self.lock:
+                self.asking -= 1
+
+
+def test_companies_are_learned_together_in_the_background_while_records_are_read(store):
+    """At Codat's latency a company takes a round trip to learn: the reading thread does not
+    wait for it (it would wait once per company, one after another), and a company's two reads
+    go out together."""
+    codat = SlowToDescribeCompanies()
+    pipeline = started(codat, store, company_id=None, company_id_field="company")
+    companies = [COMPANY, OTHER, MISSING_COMPANY]
+    for n, company in enumerate(companies):
+        pipeline.accept(STREAM, flat(f"r{n}", company=company))  # returns before any answer
+    wait_for(lambda: codat.most_asking == 2 * len(companies))
+    codat.let_go.set()
+    pipeline.checkpoint()
+
+    assert sorted(codat.created()) == [ids("r0"), ids("r1")]
+    reasons = dict(query(store, "SELECT record_key, reason FROM rejects"))
+    assert "does not exist in Codat" in reasons["r2"]
+    assert pipeline.outcomes.snapshot().accepted == 2
