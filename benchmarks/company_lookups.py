@@ -76,7 +76,8 @@ def main() -> None:
         results = [in_fresh_sandbox(workdir, args.latency_ms, ids, c) for c in contenders]
     print_results(results)
     print("machine:", machine_load())
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.company_lookups", *sys.argv[1:]]))
+    command = [sys.executable, "-m", "benchmarks.company_lookups", *sys.argv[1:]]
+    print("command:", shlex.join(command))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ class CompanyInfo:
     config: dict[str, Any] | None = None
 
 
-LEARNING_WORKERS = 8  # companies learned at once
+LEARNING_WORKERS = 16  # companies learned at once
 
 
 def learn_company(client: CodatClient, company_id: str) -> CompanyInfo:

@@ -55,6 +55,7 @@ logger = logging.getLogger("airbyte")
 PROGRESS_EVERY_S = 10.0
 MAX_IN_FLIGHT = 40  # pushes in flight across all companies: 4 companies at Codat's 10 each
 QUEUED_PER_PUSH = 2  # batches read ahead per push in flight: bounded memory
+FOLLOW_WORKERS = MAX_IN_FLIGHT  # syncs asked about at once: at Codat's latency, many
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Pipeline:
             client,
             store,
             config.upload_receipts,
-            max(config.concurrency, 4),
+            FOLLOW_WORKERS,
             config.receipts_root,
             on_wait=lambda still_open: self.maybe_log_progress(),
         )

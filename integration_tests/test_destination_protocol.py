@@ -192,6 +192,8 @@ def test_write_echoes_every_state_in_order_with_counts_and_unknown_fields(stream
 def test_write_records_syncs_items_and_rejects_in_the_store(stream_state_run, sandbox_url):
     done, _, store = stream_state_run
     assert done.returncode == 0, done.stderr.decode()[-3000:]
+    # the process ended at once (run.py), yet after closing its store: all of it in the file
+    assert not store.with_name(store.name + ".wal").exists()
     good = {txn_id(CARDS, k): "directCosts" for k in ("c1", "c2", "c3", "c4", "c5")}
     good |= {txn_id(REFUNDS, k): "directIncomes" for k in ("r1", "r2")}
 

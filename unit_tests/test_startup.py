@@ -13,13 +13,14 @@ HEAVY = ("duckdb", "pandas", "numpy", "httpx", "streamlit", "pyarrow", "uvicorn"
 MARK = "loaded-modules:"
 
 # The console script's own code path: the entry point with `spec` as its arguments, in a fresh
-# interpreter, then what that left in sys.modules (on stderr, so stdout stays the protocol's).
+# interpreter, then what that left in sys.modules (on stderr, so stdout stays the protocol's),
+# from an exit handler: the entry point ends the process once they have run (run.py).
 SPEC_THEN_MODULES = f"""
-import sys
+import atexit, sys
+atexit.register(lambda: print({MARK!r} + ",".join(sorted(sys.modules)), file=sys.stderr))
 from destination_codat_expenses.run import run
 sys.argv = ["destination-codat-expenses", "spec"]
 run()
-print({MARK!r} + ",".join(sorted(sys.modules)), file=sys.stderr)
 """
 
 
