@@ -8,6 +8,7 @@ import json
 import threading
 import time
 
+import httpx
 import pytest
 from fake_codat import (
     COMPANY,
@@ -306,3 +307,45 @@ def test_companies_are_learned_together_in_the_background_while_records_are_read
     reasons = dict(query(store, "SELECT record_key, reason FROM rejects"))
     assert "does not exist in Codat" in reasons["r2"]
     assert pipeline.outcomes.snapshot().accepted == 2
+
+
+class SlowToEndSyncs(FakeCodat):
+    """Codat at its latency for sync statuses: each read waits until the test lets them go,
+    counted meanwhile; then every sync has ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.let_go = threading.Event()
+        self.asking = self.most_asking = 0
+
+    def expenses(self, request, rest: str):
+        if not rest.endswith("/status"):
+            return super().expenses(request, rest)
+        with self.lock:
+            self.asking += 1
+            self.most_asking = max(self.most_asking, self.asking)
+        try:
+            assert self.let_go.wait(10), "the status reads were never let go"
+            sync_id = rest.split("/")[2]
+            return httpx.Response(200, json={"syncId": sync_id, "syncStatusCode": 2000})
+        finally:
+            with self.lock:
+                self.asking -= 1
+
+
+def test_many_syncs_are_asked_about_at_once_whatever_the_push_concurrency(store):
+    """At Codat's latency each status read takes a round trip: following a many-company run's
+    syncs a few at a time made following, not pushing, the end of the run. (Codat's limit of
+    10 requests in flight per company still holds: the client keeps it.)"""
+    codat = SlowToEndSyncs()
+    config = settings(status_store_path=store.path, concurrency=2)
+    pipeline = Pipeline(config, codat.client(), store, run_id=RUN)
+    pipeline.start()
+    companies = [COMPANY, OTHER, "44444444-4444-4444-8444-444444444444"]
+    syncs = [(company, f"sync-{n}-{company}") for n in range(8) for company in companies]
+    following = threading.Thread(target=pipeline.follower.follow, args=(syncs, 30))
+    following.start()
+    wait_for(lambda: codat.most_asking == len(syncs))
+    codat.let_go.set()
+    following.join()
+    assert pipeline.follower.finished == len(syncs)
