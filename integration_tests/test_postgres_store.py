@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +23,8 @@ from codat_sandbox.app import SandboxSettings, create_app
 from codat_sandbox.server import ServerThread
 from destination_codat_expenses.cli.env import STORE_ENV
 from destination_codat_expenses.store.db import MIGRATIONS, migrate, release, version_of
+from destination_codat_expenses.store.pg import backend_for
+from destination_codat_expenses.store.status_store import OUTCOMES
 from destination_codat_expenses.webhooks.health import FAILING, OK, postgres_probe
 from integration_tests.destination_support import (
     API_KEY,
@@ -131,3 +135,33 @@ def test_concurrent_migrators_apply_each_version_once(postgres_database):
         versions = connection.execute("SELECT version FROM schema_migrations").fetchall()
     assert sorted(v for (v,) in versions) == [version_of(m) for m in MIGRATIONS]
     assert json.dumps(sorted(v for (v,) in versions))  # one row per version, no repeats
+
+
+def test_two_processes_settling_one_sync_at_once_both_commit_its_items(postgres_database):
+    """Two processes of a fleet follow one sync (a run's own, and one a live run left open to
+    the other) and settle it at the same moment: each read that it had no items, and the
+    second to commit used to fail the whole run on the first's rows."""
+    migrate(postgres_database)
+    other = postgres_database + "?application_name=other-process"  # a backend of its own
+    status = {"syncId": "sync-1", "syncStatusCode": 2000, "syncUtc": "2026-11-30T09:00:00Z"}
+    items = [{"transactionId": f"t{n}", "status": "Completed", "message": "ok"} for n in (1, 2)]
+    second_done = []
+
+    def settle_as_the_other_process() -> None:
+        with backend_for(other).transaction() as db:
+            second_done.append(OUTCOMES.run_all(db, [("co", status, items)]))
+
+    try:
+        with backend_for(postgres_database).transaction() as db:
+            OUTCOMES.run_all(db, [("co", status, items)])
+            racing = threading.Thread(target=settle_as_the_other_process)
+            racing.start()
+            time.sleep(0.5)  # it has read no items, and waits on the first one's rows
+        racing.join(timeout=30)
+        assert second_done, "the second process's outcome did not commit"
+        with psycopg.connect(postgres_database) as connection:
+            rows = connection.execute("SELECT transaction_id FROM push_items").fetchall()
+        assert sorted(rows) == [("t1",), ("t2",)]
+    finally:
+        release(other)
+        release(postgres_database)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from destination_codat_expenses.models import FAILED_ITEM
+from destination_codat_expenses.store import pg
 
 
 def by_id(db, table: str, columns: str, ids: list[str]) -> list[tuple]:
@@ -84,20 +85,36 @@ SENT = {
 }
 
 
+# On a shared (PostgreSQL) store two processes of a fleet may settle one sync at the same
+# moment, each having read that it had no items yet: the second to commit writes the same rows
+# again instead of failing on them. (A DuckDB file has one writing process.)
+PUSH_ITEMS_AGAIN = (
+    " ON CONFLICT (sync_id, transaction_id) DO UPDATE SET data_type = excluded.data_type, "
+    "record_id = excluded.record_id, status = excluded.status, message = excluded.message, "
+    "amount = excluded.amount, currency = excluded.currency, updated_at = excluded.updated_at"
+)
+ATTEMPTS_AGAIN = (
+    " ON CONFLICT (company_id, transaction_id, sync_id) DO UPDATE SET status = "
+    "excluded.status, message = excluded.message, recorded_at = excluded.recorded_at"
+)
+
+
 def insert_item_outcomes(db, outcome: tuple[str, list], attempted_any: bool) -> None:
     """Push items, attempts and ledger states from `outcome` (a derived table with tid,
     data_type, record_id, status, message, state, amount, currency, co, sync, stamp, and
     attempted: whether an attempt row for this sync exists already), of one sync or many."""
     table, params = outcome
+    shared = pg.is_pg(db)
     db.execute(
         "INSERT INTO push_items (sync_id, company_id, transaction_id, data_type, record_id, "
         "status, message, amount, currency, updated_at) SELECT sync, co, tid, data_type, "
-        f"record_id, status, message, amount, currency, stamp FROM {table} v",
+        f"record_id, status, message, amount, currency, stamp FROM {table} v"
+        + (PUSH_ITEMS_AGAIN if shared else ""),
         params,
     )
     db.execute(
         "INSERT INTO transaction_attempts SELECT co, tid, sync, status, message, stamp "
-        f"FROM {table} v WHERE NOT attempted",
+        f"FROM {table} v WHERE NOT attempted" + (ATTEMPTS_AGAIN if shared else ""),
         params,
     )
     if attempted_any:  # rare (a refresh); else no statement at all, not even an empty join
