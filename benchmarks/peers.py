@@ -16,6 +16,10 @@ asserted). The SDK loop runs in the loopback mode only unless `--sdk-latency` (a
 at 200 ms takes records / 50 x 0.2 s).
 
     python -m benchmarks.peers [--records 20000] [--modes loopback,latency] [--latency-ms 200]
+        [--state-every 5000] [--no-sdk] [--sdk-latency]
+
+`--state-every 100` is a source that checkpoints often (the peers ignore STATEs; the destination
+echoes each once the records before it are in its ledger).
 """
 
 from __future__ import annotations
@@ -158,6 +162,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=200)
     parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK's loop")
     parser.add_argument("--sdk-latency", action="store_true", help="run the SDK loop at latency")
+    parser.add_argument(
+        "--state-every", type=int, default=5000, help="a STATE after every N records"
+    )
     args = parser.parse_args()
     print("machine:", machine_load())
     sdk_python = None
@@ -168,7 +175,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
         workdir = Path(tmp)
-        write_input(workdir / "messages.jsonl", args.records, 5000)
+        write_input(workdir / "messages.jsonl", args.records, args.state_every)
         for mode in args.modes.split(","):
             for contender in contenders(mode, args, workdir, sdk_python):
                 faults = sandbox_faults(mode, args.latency_ms)

@@ -10,8 +10,8 @@ import io
 import logging
 import signal
 import sys
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,20 +209,28 @@ def writable_streams(catalog: ConfiguredAirbyteCatalog) -> set[str]:
 def run_pipeline(
     pipeline: Pipeline, streams: set[str], messages: Iterable[protocol.Message]
 ) -> Iterator[dict]:
-    """Records go to the pipeline; each STATE waits for a checkpoint, then is echoed. However
-    the run ends (an error, an interrupt, the reader stopping early) its outcome is recorded."""
+    """Records go to the pipeline; each STATE is echoed, in order, once every record before it
+    is in the ledger, while reading goes on. However the run ends (an error, an interrupt, the
+    reader stopping early) its outcome is recorded."""
     since_state: dict[str, int] = defaultdict(int)  # records per stream since its last STATE
+    waiting: deque[tuple[int, dict]] = deque()  # (ticket, STATE to echo), oldest first
     try:
         pipeline.start()
-        for message in messages:
+        for message in read_on(messages, lambda: pipeline.drain()):
             stopping.check()
             if isinstance(message, protocol.State):
-                pipeline.checkpoint()
-                crash_point("after_commit")
-                yield protocol.echo(message, records_covered(message, since_state))
-            else:
+                echo = protocol.echo(message, records_covered(message, since_state))
+                waiting.append((pipeline.mark(), echo))
+            elif not isinstance(message, protocol.Quiet):  # quiet: only the STATEs may go
                 take_input(pipeline, streams, message, since_state)
+            yield from covered_states(pipeline, waiting)
+        pipeline.drain()  # every STATE's pushes made: each can be echoed now
+        yield from covered_states(pipeline, waiting)
         pipeline.finish()
+    except InputBrokeOff as broken:  # what came before it still counts: its STATEs go out
+        yield from covered_states(pipeline, waiting)
+        close_quietly(pipeline, unexpected(broken.cause))
+        raise broken.cause from None
     except CodatExpensesError as error:
         close_quietly(pipeline, str(error))
         raise traced(error) from None
@@ -235,6 +243,38 @@ def run_pipeline(
                 failure_type=FailureType.transient_error,
             ) from None
         raise
+
+
+class InputBrokeOff(Exception):
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def read_on(messages: Iterable[protocol.Message], settle: Callable[[], None]) -> Iterator:
+    """The messages; if reading them fails (not a stop request), `settle` (the pushes of the
+    records read so far are made) and then InputBrokeOff, carrying the reader's error."""
+    source = iter(messages)
+    while True:
+        try:
+            message = next(source)
+        except StopIteration:
+            return
+        except RunStopped:
+            raise
+        except Exception as error:  # noqa: BLE001 - the reader's own error, raised again
+            settle()
+            raise InputBrokeOff(error) from error
+        yield message
+
+
+def covered_states(pipeline: Pipeline, waiting: deque[tuple[int, dict]]) -> Iterator[dict]:
+    """The waiting STATEs whose records are all in the ledger, in the order they came."""
+    while waiting and pipeline.covered(waiting[0][0]):
+        _, echo = waiting.popleft()
+        pipeline.checkpointed()
+        crash_point("after_commit")
+        yield echo
 
 
 def take_input(

@@ -63,7 +63,7 @@ class Lane:
     """One company's pushes: its batches waiting, in the order they were reserved, and how many
     push threads drain them (at most `concurrency`)."""
 
-    waiting: deque[Batch] = field(default_factory=deque)
+    waiting: deque[tuple[int, Batch]] = field(default_factory=deque)  # (batch number, batch)
     running: int = 0
 
 
@@ -79,6 +79,9 @@ class Pipeline:
         self.buffers: dict[str, Batch] = defaultdict(list)
         self.pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="push")
         self.in_flight: list[Future] = []  # the lanes' push threads
+        self.batches_queued = 0  # batches put on a lane so far: the last one's number
+        self.batches_open: set[int] = set()  # numbers of the batches not yet in the ledger
+        self.push_failure: BaseException | None = None  # the first a push thread met
         self.lanes: dict[str, Lane] = defaultdict(Lane)
         self.lanes_lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(MAX_IN_FLIGHT * QUEUED_PER_PUSH)
@@ -132,12 +135,39 @@ class Pipeline:
         self.outcomes.rejected(stream, error)
 
     def checkpoint(self) -> None:
-        for company_id in list(self.buffers):
-            self.submit(company_id)
+        """Push everything read so far and wait until it is all in the ledger."""
+        self.push_buffers()
         self.drain()
         self.pusher.initiate_pending_datasets()
+        self.checkpointed()
+
+    def mark(self) -> int:
+        """A STATE came: push every buffer, without waiting; returns the STATE's ticket (the
+        last batch it covers) for `covered`. Reading goes on while those pushes are made: a
+        source that sends a STATE every few records no longer waits for a round trip to Codat
+        at each one. (The datasets flow initiates its syncs at a checkpoint: it waits.)"""
+        if self.config.push_flow != "direct":
+            self.checkpoint()
+            return self.batches_queued
+        self.push_buffers()
+        return self.batches_queued
+
+    def covered(self, ticket: int) -> bool:
+        """Whether every batch up to `ticket` is in the ledger as sent (or needed no push);
+        raises what a push met that the run cannot go on from."""
+        with self.lanes_lock:
+            if self.push_failure is not None:
+                raise self.push_failure
+            return all(batch > ticket for batch in self.batches_open)
+
+    def checkpointed(self) -> None:
+        """A STATE is about to be echoed: the rejects of the records it covers are stored."""
         self.store_rejects()
         self.outcomes.checkpointed()
+
+    def push_buffers(self) -> None:
+        for company_id in list(self.buffers):
+            self.submit(company_id)
 
     def finish(self) -> None:
         self.checkpoint()
@@ -252,8 +282,10 @@ class Pipeline:
             self.slots.release()
             return
         with self.lanes_lock:
+            self.batches_queued += 1
+            self.batches_open.add(self.batches_queued)
             lane = self.lanes[company_id]
-            lane.waiting.append(reserved)
+            lane.waiting.append((self.batches_queued, reserved))
             if lane.running >= self.config.concurrency:
                 return  # a push thread of the company takes it when its push is done
             lane.running += 1
@@ -277,14 +309,17 @@ class Pipeline:
                     if not lane.waiting:
                         lane.running -= 1
                         return
-                    reserved = lane.waiting.popleft()
+                    batch, reserved = lane.waiting.popleft()
                 try:
                     self.pusher.send(company_id, self.pusher.confirm(company_id, reserved))
                 finally:
                     self.slots.release()
-        except BaseException:
+                with self.lanes_lock:
+                    self.batches_open.discard(batch)
+        except BaseException as error:
             with self.lanes_lock:
                 lane.running -= 1
+                self.push_failure = self.push_failure or error
             raise
 
     def drain(self) -> None:

@@ -6,6 +6,9 @@ into plain values: a `Record` (stream, data, line number), a `State` (the raw ma
 what gets echoed, with destinationStats set, instead of a re-serialised model) or an
 `Unreadable`. Nothing here knows the CDK; destination.py does.
 
+When stdin is quiet for a while the reader yields a `Quiet`, so the destination can echo a
+STATE whose records were pushed meanwhile without waiting for the next line.
+
 Input is untrusted: no line can raise. A line that is not a message this destination can read
 (not UTF-8, not JSON, not an object, too long, a RECORD without a stream and a data object, a
 STATE that cannot be echoed) comes out as an `Unreadable`, which the destination stores as a
@@ -15,6 +18,8 @@ reject; an odd `emitted_at` is ignorable metadata and becomes 0.
 from __future__ import annotations
 
 import json
+import os
+import select
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,6 +28,8 @@ from typing import IO, Any
 from destination_codat_expenses import stopping
 
 MAX_LINE_BYTES = 1024 * 1024
+READ_CHUNK = 64 * 1024
+QUIET_S = 0.1  # input silent this long: a Quiet message (what waits for the input may go on)
 # Airbyte's message types; a tuple: `in` must not hash a dict
 KNOWN_TYPES = (
     "RECORD",
@@ -62,7 +69,14 @@ class Unreadable:
     reason: str  # completes "line 17 ..."
 
 
-Message = Record | State | Unreadable
+@dataclass(frozen=True)
+class Quiet:
+    """Nothing came on the input for a while (QUIET_S): the reader may do what waits meanwhile,
+    as echoing a STATE whose records have all been pushed since."""
+
+
+QUIET = Quiet()
+Message = Record | State | Unreadable | Quiet
 
 
 @dataclass
@@ -70,14 +84,59 @@ class InputStats:
     unreadable_lines: int = 0
 
 
-def read_lines(stream: IO) -> Iterator[bytes | str]:
+def read_lines(stream: IO, quiet_s: float = QUIET_S) -> Iterator[bytes | str | None]:
     """The stream's lines, none held longer than MAX_LINE_BYTES + 1: the rest of a longer line
-    is read and dropped, so one endless line cannot exhaust memory."""
+    is read and dropped, so one endless line cannot exhaust memory. From a stream with a file
+    descriptor (stdin), None when nothing came for `quiet_s`; the stream must not have been
+    read from before (its descriptor is read directly)."""
+    descriptor = file_descriptor(stream)
+    if descriptor is not None:
+        yield from read_descriptor_lines(descriptor, quiet_s)
+        return
     while line := read_line(stream, MAX_LINE_BYTES + 1):
         if len(line) > MAX_LINE_BYTES and line[-1:] not in ("\n", b"\n"):
             while (rest := stream.readline(MAX_LINE_BYTES)) and rest[-1:] not in ("\n", b"\n"):
                 pass
         yield line
+
+
+def file_descriptor(stream: IO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # in memory (io.UnsupportedOperation)
+        return None
+
+
+def read_descriptor_lines(descriptor: int, quiet_s: float) -> Iterator[bytes | None]:
+    """read_lines for a file descriptor, in chunks; None for each `quiet_s` with nothing."""
+    pending, dropping = b"", False  # dropping: the rest of a line longer than the limit
+    while True:
+        if not readable(descriptor, quiet_s):
+            yield None
+            continue
+        chunk = os.read(descriptor, READ_CHUNK)
+        if not chunk:
+            break
+        pending += chunk
+        start = 0
+        while (end := pending.find(b"\n", start)) != -1:
+            if not dropping:  # a longer line: its head, as a stream's readline gives it
+                yield pending[start : min(end + 1, start + MAX_LINE_BYTES + 1)]
+            dropping, start = False, end + 1
+        pending = pending[start:]
+        if len(pending) > MAX_LINE_BYTES:
+            if not dropping:
+                yield pending[: MAX_LINE_BYTES + 1]
+            dropping, pending = True, b""
+    if pending and not dropping:
+        yield pending
+
+
+def readable(descriptor: int, timeout_s: float) -> bool:
+    """Whether input waits (or the input ended) within `timeout_s`; a stop request cuts it."""
+    with stopping.interruptible():
+        ready, _, _ = select.select([descriptor], [], [], timeout_s)
+    return bool(ready)
 
 
 def read_line(stream: IO, limit: int) -> bytes | str:
@@ -86,8 +145,13 @@ def read_line(stream: IO, limit: int) -> bytes | str:
         return stream.readline(limit)
 
 
-def parse_lines(lines: Iterable[str | bytes], stats: InputStats) -> Iterator[Message]:
-    for number, line in enumerate(lines, start=1):
+def parse_lines(lines: Iterable[str | bytes | None], stats: InputStats) -> Iterator[Message]:
+    number = 0
+    for line in lines:
+        if line is None:
+            yield QUIET
+            continue
+        number += 1
         if not line.strip():
             continue
         message = parse_line(line, number, stats)

@@ -22,6 +22,8 @@ from fake_codat import (
     validation,
 )
 
+from destination_codat_expenses import protocol
+from destination_codat_expenses.destination import run_pipeline
 from destination_codat_expenses.errors import FatalAPIError, RecordError, TooManyRejectsError
 from destination_codat_expenses.outcomes import Tally
 from destination_codat_expenses.pipeline import Pipeline
@@ -349,3 +351,49 @@ def test_many_syncs_are_asked_about_at_once_whatever_the_push_concurrency(store)
     codat.let_go.set()
     following.join()
     assert pipeline.follower.finished == len(syncs)
+
+
+class HoldsOneCreate(FakeCodat):
+    """Codat slow to answer the create that carries one id, until the test lets it go."""
+
+    def __init__(self, held_id: str) -> None:
+        super().__init__()
+        self.held_id, self.let_go = held_id, threading.Event()
+
+    def create(self, request):
+        if self.held_id in {item["id"] for item in json.loads(request.content)}:
+            assert self.let_go.wait(10), "the held create was never let go"
+        return super().create(request)
+
+
+def test_reading_goes_on_while_the_records_before_a_state_are_pushed(store):
+    """A source may send a STATE every few records: each used to stop reading until Codat had
+    answered every push before it. Now the STATE waits alone, and goes out once those pushes
+    are in the ledger, even while the source sends nothing more."""
+    codat = HoldsOneCreate(ids("a1")[0])
+    config = settings(
+        status_store_path=store.path, wait_for_syncs=False, batch_size=1, concurrency=2
+    )
+    pipeline = Pipeline(config, codat.client(), store, run_id=RUN)
+    state = {"type": "STREAM", "stream": {"stream_descriptor": {"name": STREAM}}}
+    source_done = threading.Event()
+
+    def source():
+        yield protocol.Record(STREAM, flat("a1"), 1)
+        yield protocol.State(state, STREAM)
+        yield protocol.Record(STREAM, flat("a2"), 3)
+        while not source_done.is_set():  # a source with nothing more to say for now
+            yield protocol.QUIET
+            time.sleep(0.01)
+
+    echoed: list[dict] = []
+    run = threading.Thread(target=lambda: echoed.extend(run_pipeline(pipeline, {STREAM}, source())))
+    run.start()
+    wait_for(lambda: ids("a2") in codat.created())  # while Codat still holds a1's create
+    assert echoed == []
+    codat.let_go.set()
+    wait_for(lambda: len(echoed) == 1)  # a1 is in the ledger: its STATE goes, input quiet
+    source_done.set()
+    run.join(timeout=10)
+    assert echoed[0]["state"] == {**state, "destinationStats": {"recordCount": 1}}
+    assert sorted(codat.created()) == sorted([ids("a1"), ids("a2")])

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -201,3 +203,55 @@ def test_the_reader_yields_plain_values_and_imports_no_cdk():
         "type": "STATE",
         "state": {**json.loads(state)["state"], "destinationStats": {"recordCount": 1}},
     }
+
+
+def lines_through_a_pipe(data: bytes, chunk_sizes: list[int]) -> list:
+    """What read_lines yields from a pipe's descriptor (stdin), `data` written in chunks by
+    another thread, quiet ticks left out."""
+    read_end, write_end = os.pipe()
+
+    def write() -> None:
+        rest, sizes = data, iter(chunk_sizes)
+        while rest:
+            size = next(sizes, len(rest))
+            os.write(write_end, rest[:size])
+            rest = rest[size:]
+        os.close(write_end)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with open(read_end, "rb") as stream:
+        lines = [line for line in read_lines(stream, quiet_s=0.01) if line is not None]
+    writer.join()
+    return lines
+
+
+LINE_PARTS = st.lists(
+    st.one_of(
+        st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")),
+        st.just(b"{" + b"x" * (MAX_LINE_BYTES + 5) + b"}"),  # longer than the limit
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINE_PARTS, st.booleans(), st.lists(st.integers(1, 70_000), max_size=8))
+def test_stdin_is_read_in_the_same_lines_as_any_stream(parts, final_newline, chunk_sizes):
+    data = b"\n".join(parts) + (b"\n" if final_newline and parts else b"")
+    assert lines_through_a_pipe(data, chunk_sizes) == list(read_lines(io.BytesIO(data)))
+
+
+def test_a_quiet_stdin_says_so_until_a_line_comes():
+    read_end, write_end = os.pipe()
+    with open(read_end, "rb") as stream:
+        lines = read_lines(stream, quiet_s=0.01)
+        assert next(lines) is None and next(lines) is None  # nothing yet: quiet, not blocked
+        os.write(write_end, record_line().encode() + b"\n")
+        os.close(write_end)
+        rest = [line for line in lines if line is not None]
+    assert [message.line for message in parsed(*rest)] == [1]
+    ticks = [None, record_line(), None, record_line()]  # ticks are not lines: numbers stay
+    assert [m if m is protocol.QUIET else m.line for m in parsed(*ticks)] == [
+        protocol.QUIET, 1, protocol.QUIET, 2,
+    ]  # fmt: skip
