@@ -165,3 +165,23 @@ def test_two_processes_settling_one_sync_at_once_both_commit_its_items(postgres_
     finally:
         release(other)
         release(postgres_database)
+
+
+def test_a_claim_lock_taken_in_work_that_rolled_back_is_let_go(postgres_database):
+    """A flush that fails is rolled back and run again; a claim lock taken in it outlived the
+    rollback, and the process later took the row, claimed meanwhile by another process, for
+    one it had taken over: both pushed it (the fleet test saw ids pushed twice)."""
+    migrate(postgres_database)
+    other = postgres_database + "?application_name=other-process"
+    first, second = backend_for(postgres_database), backend_for(other)
+    row = ("co", "t1")
+    try:
+        with pytest.raises(RuntimeError), first.transaction() as db:
+            assert first.try_lock(db, [row]) == {row}
+            raise RuntimeError("another job of the flush failed")
+        assert not first.holds(*row)
+        with second.transaction() as db:
+            assert second.try_lock(db, [row]) == {row}  # the row is free for another process
+    finally:
+        release(other)
+        release(postgres_database)

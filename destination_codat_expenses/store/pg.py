@@ -69,6 +69,7 @@ class PgDb:
     def __init__(self, backend: PgBackend, connection: psycopg.Connection) -> None:
         self.backend, self.connection = backend, connection
         self.after_commit: list[tuple[str, str]] = []  # claims to let go once committed
+        self.locked: list[int] = []  # claim locks taken in this unit of work
 
     def execute(self, sql: str, params: list | tuple | None = None) -> psycopg.Cursor:
         cursor = self.connection.cursor()
@@ -137,8 +138,15 @@ class PgBackend:
             connection = self.open_connection()
             db = PgDb(self, connection)
             try:
-                with connection.transaction():
-                    yield db
+                try:
+                    with connection.transaction():
+                        yield db
+                except BaseException:
+                    # a lock outlives the rollback of the claim it was taken for: let it go,
+                    # or this session would later take the row (claimed meanwhile by another
+                    # process) for one it took over, and push it too
+                    self.unlock(db.locked)
+                    raise
             except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                 raise TryAgain(
                     "the status store rolled this work back for another writer's sake"
@@ -165,6 +173,7 @@ class PgBackend:
             got = {row[0] for row in found}
         for key in got:
             self.held[key] = keys[key]
+        db.locked.extend(got)
         return {keys[k] for k in keys if k in self.held}
 
     def holds(self, company_id: str, transaction_id: str) -> bool:
