@@ -52,7 +52,11 @@ def reconcile_company(
 ) -> int:
     carried: dict[str, list[str]] = defaultdict(list)
     started: dict[str, str | None] = {}
-    known = store.known_sync_ids(company_id)
+    # syncs the store has are not read again, unless the store saw one carry an id left
+    # `sending`: the receiver (or another process of a fleet) may settle a sync before the
+    # process that pushed it recorded the push, when that process died after Codat's answer
+    carriers = {sync for _, sync in store.syncs_that_carried(company_id, sorted(ids))}
+    known = store.known_sync_ids(company_id) - carriers
     attributed: set[str] = set()
     for status, item in items_in_recent_syncs(client, company_id, ids, skip=known):
         if item["transactionId"] in attributed:
