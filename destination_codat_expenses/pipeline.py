@@ -1,8 +1,10 @@
 """Records in, expenses recorded once: route by company, batch, push, checkpoint.
 
     accept(stream, data)   map one record (or store why not) and buffer it for its company
+    mark()                 a STATE came: push every buffer without waiting; its ticket
+    covered(ticket)        every push before that STATE is in the ledger: it may be echoed
     checkpoint()           push every buffer and wait until Codat accepted each push and the
-                           store committed it: only then may the destination echo a STATE
+                           store committed it
     finish()               checkpoint, then follow this run's own syncs to their end (those it
                            opened or reconciled, and those a killed run left open), not those
                            of other runs that ended
