@@ -216,7 +216,7 @@ def run_pipeline(
     waiting: deque[tuple[int, dict]] = deque()  # (ticket, STATE to echo), oldest first
     try:
         pipeline.start()
-        for message in read_on(messages, lambda: pipeline.drain()):
+        for message in read_on(messages, pipeline.drain):
             stopping.check()
             if isinstance(message, protocol.State):
                 echo = protocol.echo(message, records_covered(message, since_state))

@@ -137,21 +137,25 @@ class Pipeline:
         self.outcomes.rejected(stream, error)
 
     def checkpoint(self) -> None:
+        """Push everything read so far, wait until it is all in the ledger, count a checkpoint."""
+        self.push_all()
+        self.checkpointed()
+
+    def push_all(self) -> None:
         """Push everything read so far and wait until it is all in the ledger."""
         self.push_buffers()
         self.drain()
         self.pusher.initiate_pending_datasets()
-        self.checkpointed()
 
     def mark(self) -> int:
         """A STATE came: push every buffer, without waiting; returns the STATE's ticket (the
         last batch it covers) for `covered`. Reading goes on while those pushes are made: a
         source that sends a STATE every few records no longer waits for a round trip to Codat
         at each one. (The datasets flow initiates its syncs at a checkpoint: it waits.)"""
-        if self.config.push_flow != "direct":
-            self.checkpoint()
-            return self.batches_queued
-        self.push_buffers()
+        if self.config.push_flow == "direct":
+            self.push_buffers()
+        else:
+            self.push_all()  # the STATE's echo counts the checkpoint (`checkpointed`)
         return self.batches_queued
 
     def covered(self, ticket: int) -> bool:

@@ -397,3 +397,21 @@ def test_reading_goes_on_while_the_records_before_a_state_are_pushed(store):
     run.join(timeout=10)
     assert echoed[0]["state"] == {**state, "destinationStats": {"recordCount": 1}}
     assert sorted(codat.created()) == sorted([ids("a1"), ids("a2")])
+
+
+def test_each_state_of_the_datasets_flow_counts_one_checkpoint(codat, store):
+    """The datasets flow still waits at each STATE (it initiates its syncs there); the echo
+    counts that checkpoint, once."""
+    config = settings(status_store_path=store.path, wait_for_syncs=False, push_flow="datasets")
+    pipeline = Pipeline(config, codat.client(), store, run_id=RUN)
+    state = {"type": "STREAM", "stream": {"stream_descriptor": {"name": STREAM}}}
+    source = [
+        protocol.Record(STREAM, flat("d1"), 1),
+        protocol.State(state, STREAM),
+        protocol.Record(STREAM, flat("d2"), 3),
+        protocol.State(state, STREAM),
+    ]
+    echoed = list(run_pipeline(pipeline, {STREAM}, source))
+    assert len(echoed) == 2
+    assert len(codat.posts("/data/expense-transactions")) == 2  # each STATE's records pushed
+    assert run_row(store)[:5] == ("succeeded", 2, 2, 0, 3)  # two STATEs and the run's end
