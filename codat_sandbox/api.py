@@ -139,17 +139,17 @@ def paged(request: Request, rows: list[Any]) -> dict:
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
+    given = request.query_params.getlist(name)
+    if not given:
         return default
     try:
-        value = int(raw)
+        value = int(given[0]) if len(given) == 1 else low - 1  # twice: not one integer
     except ValueError:
         value = low - 1
     if not low <= value <= high:
         raise SandboxHTTPError(
             400,
-            f"Error parsing query - {name} must be an integer from {low} to {high}.",
+            f"Error parsing query - {name} must be one integer from {low} to {high}.",
             "PublicApi",
         )
     return value

@@ -492,7 +492,9 @@ def test_transactions_paging_links_walk_every_item(api):
     )
 
 
-@pytest.mark.parametrize("query", ["pageSize=0", "pageSize=5001", "page=0", "page=x"])
+@pytest.mark.parametrize(
+    "query", ["pageSize=0", "pageSize=5001", "page=0", "page=x", "page=1&page=1", "page=x&page=2"]
+)
 def test_bad_paging_is_400(api, query):
     sync_id = push(api, XERO, [expense()]).json()["syncId"]
     response = api.get(f"{expenses_path(XERO)}/syncs/{sync_id}/transactions?{query}")
