@@ -22,9 +22,14 @@ import pytest
 from codat_sandbox.app import SandboxSettings, create_app
 from codat_sandbox.server import ServerThread
 from destination_codat_expenses.cli.env import STORE_ENV
+from destination_codat_expenses.config import Config
+from destination_codat_expenses.mapping import map_record
+from destination_codat_expenses.store import pg
 from destination_codat_expenses.store.db import MIGRATIONS, migrate, release, version_of
-from destination_codat_expenses.store.pg import backend_for
-from destination_codat_expenses.store.status_store import OUTCOMES
+from destination_codat_expenses.store.pg import backend_for, claim_key
+from destination_codat_expenses.store.pg_claims import take_over_in_flight
+from destination_codat_expenses.store.status_store import OUTCOMES, StatusStore
+from destination_codat_expenses.store.writer import TryAgain
 from destination_codat_expenses.webhooks.health import FAILING, OK, postgres_probe
 from integration_tests.destination_support import (
     API_KEY,
@@ -184,4 +189,53 @@ def test_a_claim_lock_taken_in_work_that_rolled_back_is_let_go(postgres_database
             assert second.try_lock(db, [row]) == {row}  # the row is free for another process
     finally:
         release(other)
+        release(postgres_database)
+
+
+def fresh_claim_setup(postgres_database: str):
+    """A store, a card expense it has never seen, and another process's session holding that
+    id's claim lock (as between rolling back its own insert of the id and letting go)."""
+    migrate(postgres_database)
+    config = Config.from_mapping(settings("http://127.0.0.1:9", Path("unused")))
+    mapped = map_record(flat("r1"), S, config.mapping)
+    other = backend_for(postgres_database + "?application_name=other-process")
+    with other.transaction() as db:
+        assert other.try_lock(db, [(XERO, mapped.transaction_id)])  # outlives the commit
+    return StatusStore(postgres_database), mapped, other
+
+
+def test_a_fresh_claim_waits_for_a_lock_another_session_is_letting_go(postgres_database):
+    """The claim of a new id took the row and, not getting its lock, pushed it unlocked; once the
+    other session let go, a third process took the `sending` row over as a dead process's and
+    pushed it too. Now the claim waits for the lock."""
+    store, mapped, other = fresh_claim_setup(postgres_database)
+    row = (XERO, mapped.transaction_id)
+    third = backend_for(postgres_database + "?application_name=third-process")
+    letting_go = threading.Timer(0.5, lambda: other.unlock([claim_key(*row)]))
+    try:
+        letting_go.start()
+        assert store.mark_sending(XERO, S, [mapped]) == [mapped.transaction_id]
+        assert backend_for(postgres_database).holds(*row)
+        with third.transaction() as db:
+            assert take_over_in_flight(db, XERO) == []  # a live process's push: not taken
+    finally:
+        letting_go.join()
+        for backend in (other, third):
+            release(backend.url)
+        release(postgres_database)
+
+
+def test_a_fresh_claim_that_cannot_get_its_lock_claims_nothing(postgres_database, monkeypatch):
+    """A lock that is not let go within the wait: the claim fails as a whole (the store's writer
+    runs it again, then the push fails), the row is not left behind, no lock is kept."""
+    monkeypatch.setattr(pg, "FRESH_LOCK_WAIT_MS", 200)
+    store, mapped, other = fresh_claim_setup(postgres_database)
+    try:
+        with pytest.raises(TryAgain):
+            store.mark_sending(XERO, S, [mapped])
+        assert not backend_for(postgres_database).held
+        with psycopg.connect(postgres_database) as connection:
+            assert connection.execute("SELECT count(*) FROM transactions").fetchone() == (0,)
+    finally:
+        release(other.url)
         release(postgres_database)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # imported where a connection is made: a DuckDB store's proce
 
 MIGRATION_LOCK = 7_301_205_918_411  # pg_advisory_xact_lock key: one migrator at a time
 CONNECT_TIMEOUT_S = 10
+# how long a fresh row's claim waits for another session to let its lock go (see wait_for_locks)
+FRESH_LOCK_WAIT_MS = 5_000
 
 
 @functools.lru_cache(maxsize=512)
@@ -147,7 +149,11 @@ class PgBackend:
                     # process) for one it took over, and push it too
                     self.unlock(db.locked)
                     raise
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            except (
+                psycopg.errors.DeadlockDetected,
+                psycopg.errors.SerializationFailure,
+                psycopg.errors.LockNotAvailable,  # wait_for_locks ran out of patience
+            ):
                 raise TryAgain(
                     "the status store rolled this work back for another writer's sake"
                 ) from None
@@ -175,6 +181,24 @@ class PgBackend:
             self.held[key] = keys[key]
         db.locked.extend(got)
         return {keys[k] for k in keys if k in self.held}
+
+    def wait_for_locks(self, db: PgDb, rows: list[tuple[str, str]]) -> None:
+        """Take these rows' claim locks, waiting for a session that holds one to let it go: rows
+        this unit of work has just inserted, whose lock only a session between rolling back its
+        own insert of them and letting go of its locks can hold. Out of patience, the unit of
+        work fails (LockNotAvailable: TryAgain), and its rows with it."""
+        keys = {claim_key(c, t): (c, t) for c, t in rows}
+        wanted = [k for k in keys if k not in self.held]
+        if not wanted:
+            return
+        # counted as held before asking: a wait that runs out may have taken some of them,
+        # and a session-level lock outlives the rollback (transaction() lets them all go)
+        for key in wanted:
+            self.held[key] = keys[key]
+        db.locked.extend(wanted)
+        db.execute(f"SET LOCAL lock_timeout = {FRESH_LOCK_WAIT_MS}")
+        db.execute("SELECT count(pg_advisory_lock(k)) FROM unnest(?::BIGINT[]) AS k", [wanted])
+        db.execute("SET LOCAL lock_timeout = DEFAULT")
 
     def holds(self, company_id: str, transaction_id: str) -> bool:
         return claim_key(company_id, transaction_id) in self.held

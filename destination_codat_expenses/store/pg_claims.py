@@ -2,7 +2,9 @@
 StatusStore.mark_retrying / in_flight, for a fleet of processes pushing for the same companies.
 
 - A new id is claimed by inserting its row: `INSERT ... ON CONFLICT DO NOTHING RETURNING`, one
-  statement per batch; the primary key lets exactly one process have it.
+  statement per batch; the primary key lets exactly one process have it. Its claim lock is
+  taken before the commit, waiting for a session that rolled back its own insert of the id and
+  has not let go of the lock yet.
 - A known id is claimed by a compare-and-set of its state (`failed`, or `sending` taken over
   from a dead process by this one), and only while this process can take its claim lock.
 - The claim lock (pg.py) is held from the claim until the commit that records the push's
@@ -54,7 +56,9 @@ def claim_sending(
     if any(fresh):
         rows = db.execute(INSERT_FRESH.format(table=table), params).fetchall()
         inserted = {row[0] for row in rows}
-        backend.try_lock(db, [(company_id, tid) for tid in inserted])  # locked before commit
+        # locked before commit; a lock another session still holds is waited for: pushed
+        # without it, the row would look like a dead process's to a third, which would push it too
+        backend.wait_for_locks(db, [(company_id, tid) for tid in inserted])
         claimed |= inserted
     others = [tid for tid, new in zip(ids, fresh, strict=True) if not new and tid in known]
     if others:
