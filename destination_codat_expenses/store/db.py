@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -30,17 +31,38 @@ import duckdb
 from destination_codat_expenses.errors import StoreError
 from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.store import pg, pg_read
+from destination_codat_expenses.store.writer import TryAgain
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
 MIGRATIONS = [Path(__file__).with_name(f"schema_v{n}.sql") for n in (1, 2, 3, 4, 6, 7, 8)]
 LOCK_WAIT_S = 30.0
 IDLE_S, POLL_CAP_S, YIELD_CAP_S = 0.25, 0.05, 2.0
 WAITER_CHECK_S = 0.05  # how often an open, unused file looks for a waiting process
-WRITER_MEMORY = "256MB"
+# DuckDB caches pages up to 80% of RAM by default; a writer starts with little. Its ART
+# indexes, though, must be in memory whole to take a new key (a random id touches all of the
+# tree), and they hold every id the store has seen: ~100 MiB for the ledger's two at 600k ids.
+# A writer whose store outgrew its limit doubles it, up to DuckDB's own default (Lease).
+WRITER_MEMORY_BYTES = 256 * 2**20
+OUT_OF_MEMORY = re.compile(r"(failed to pin|could not allocate) block of size")
+SIZE_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
 
 def is_lock_conflict(error: Exception) -> bool:
     return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """DuckDB ran out of its memory limit: in a statement, or at COMMIT (a TransactionException
+    saying "failed to pin block" or "could not allocate block")."""
+    return isinstance(error, duckdb.OutOfMemoryException) or (
+        isinstance(error, duckdb.Error) and OUT_OF_MEMORY.search(str(error)) is not None
+    )
+
+
+def bytes_of(setting: str) -> int:
+    """DuckDB's way of showing a size ("244.1 MiB", "18.8 GiB") in bytes."""
+    number, unit = setting.split()
+    return int(float(number) * SIZE_UNITS[unit])
 
 
 def open_connection(
@@ -137,6 +159,7 @@ class Lease:
         self.opened_at = self.last_used = 0.0
         self.closer: threading.Thread | None = None
         self.yields = 0  # times the file was given up to a waiting process
+        self.memory_bytes = WRITER_MEMORY_BYTES  # kept across reopening: see grow_memory
 
     @contextlib.contextmanager
     def use(self, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -147,8 +170,7 @@ class Lease:
                 let_waiters_in(self.path)  # this process's threads wait; the file is free
             if self.connection is None:
                 self.connection = open_connection(self.path, wait_s=wait_s)
-                # DuckDB caches pages up to 80% of RAM by default; a writer needs little
-                self.connection.execute(f"SET memory_limit = '{WRITER_MEMORY}'")
+                self.connection.execute(f"SET memory_limit = '{self.memory_bytes}B'")
                 self.opened_at = time.monotonic()
                 self.start_closer()
             try:
@@ -184,6 +206,27 @@ class Lease:
                     self.close()
                     return
 
+    def grow_memory(self) -> bool:
+        """The store's indexes outgrew the memory limit: double it, up to DuckDB's default
+        (80% of the memory this process may use). False: it is there already."""
+        with self.lock:
+            if self.connection is None:
+                return False
+            self.connection.execute("RESET memory_limit")
+            ceiling = bytes_of(self.connection.execute(MEMORY_LIMIT).fetchone()[0])
+            grown = min(self.memory_bytes * 2, ceiling)
+            self.connection.execute(f"SET memory_limit = '{max(grown, self.memory_bytes)}B'")
+            if grown <= self.memory_bytes:
+                return False
+            self.memory_bytes = grown
+            logger.warning(
+                "the status store %s needed more memory for its indexes: the writer may now use "
+                "%d MiB",
+                self.path,
+                grown >> 20,
+            )
+            return True
+
     def close(self) -> None:
         with self.lock:
             if self.connection is not None:
@@ -192,6 +235,7 @@ class Lease:
                 self.connection = None
 
 
+MEMORY_LIMIT = "SELECT current_setting('memory_limit')"
 LEASES: dict[str, Lease] = {}
 LEASES_LOCK = threading.Lock()
 BY_ABSOLUTE_PATH: dict[str, Lease] = {}
@@ -232,15 +276,31 @@ def transaction(path: str, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckD
         with pg.backend_for(path).transaction() as db:
             yield db
         return
-    with lease_for(path).use(wait_s) as connection:
+    lease = lease_for(path)
+    with lease.use(wait_s) as connection:
         connection.execute("BEGIN TRANSACTION")
         try:
             yield connection
             connection.execute("COMMIT")
-        except BaseException:
+        except BaseException as error:
             with contextlib.suppress(duckdb.Error):
                 connection.execute("ROLLBACK")
+            if is_out_of_memory(error):
+                raise out_of_memory(lease) from error
             raise
+
+
+def out_of_memory(lease: Lease) -> Exception:
+    """The work rolled back for want of memory: to be tried again with more, or the reason
+    none can be given."""
+    if lease.grow_memory():
+        return TryAgain("the status store needed more memory")
+    return StoreError(
+        f"The status store {lease.path} needs more memory than this process may use "
+        f"({lease.memory_bytes >> 20} MiB): DuckDB keeps the indexes of every id the store has "
+        "seen in memory. Give the destination more memory, or keep the status store in "
+        "PostgreSQL (status_store: a postgresql:// URL)."
+    )
 
 
 @contextlib.contextmanager
