@@ -517,7 +517,9 @@ BULK_CODES = "[2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000, 2040, 5130, 5120,
 
 
 def seed_bulk(path: str, syncs: int = 100_000, transactions: int = 1_000_000, days: int = 90):
-    """`syncs` syncs over `days` days and `transactions` expenses spread across them, by SQL."""
+    """`syncs` syncs over `days` days and `transactions` expenses spread across them, by SQL.
+    The expenses' ids are random UUIDs, as a source's ids are: an index of them takes the
+    memory and the lookups a real ledger's does (sequential ids share prefixes and would not)."""
     empty_store(path)
     per_sync = max(1, transactions // syncs)
     with duckdb.connect(path) as db:
@@ -549,7 +551,7 @@ BULK_TRANSACTIONS = """
 INSERT INTO transactions (company_id, transaction_id, source_stream, source_key, state,
     codat_status, message, last_sync_id, attempts, payload, payload_hash, issue_date, currency,
     total_amount, updated_at)
-SELECT s.company_id, 'bulk-txn-' || lpad(j::VARCHAR, 9, '0'), 'card_spend', 'src-' || j,
+SELECT s.company_id, uuid()::VARCHAR, 'card_spend', 'src-' || j,
     CASE WHEN s.status_code >= 4000 AND j % $1 = 0 THEN 'failed'
          WHEN s.status_code IN (1010) THEN 'sent' ELSE 'completed' END,
     CASE WHEN s.status_code >= 4000 AND j % $1 = 0 THEN 'PushError' ELSE 'Completed' END,
@@ -564,7 +566,7 @@ INSERT INTO push_items SELECT last_sync_id, company_id, transaction_id,
     CASE WHEN state = 'failed' THEN 'PushError' ELSE 'Completed' END,
     CASE WHEN state = 'failed' THEN 'The transaction date is in a closed period.' END,
     total_amount, currency, updated_at
-FROM transactions WHERE transaction_id LIKE 'bulk-txn-%'
+FROM transactions WHERE source_key LIKE 'src-%'
 """
 BULK_COMPANIES = """
 INSERT INTO companies SELECT DISTINCT company_id, 'Company ' || company_id[9:] || ' Ltd',
@@ -572,5 +574,5 @@ INSERT INTO companies SELECT DISTINCT company_id, 'Company ' || company_id[9:] |
 """
 BULK_ATTEMPTS = """
 INSERT INTO transaction_attempts SELECT company_id, transaction_id, sync_id, status, message,
-    updated_at FROM push_items WHERE transaction_id LIKE 'bulk-txn-%'
+    updated_at FROM push_items WHERE sync_id LIKE 'bulk-%'
 """
