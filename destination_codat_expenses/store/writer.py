@@ -27,15 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from destination_codat_expenses.errors import StoreError
+
 MAX_GROUP = 512  # jobs per commit
 FLUSH_BUDGET_S = 0.2  # jobs not begun by then wait for the next flush (a waiting reader's turn)
 DEFERRED = object()  # a job's place in the answers of a flush that left it for the next
 TRIES_ALONE = 5  # a job alone that lost to another process (a deadlock) runs again this often
 
 
-class TryAgain(Exception):
-    """The backend rolled the unit of work back for another process's sake (PostgreSQL found a
-    deadlock between two writers): nothing of it was kept, and running it again is safe."""
+class TryAgain(StoreError):
+    """The backend rolled the unit of work back, and running it again may well succeed: for
+    another process's sake (PostgreSQL found a deadlock between two writers, or a claim lock was
+    not let go in time), or after DuckDB's memory limit was raised. Nothing of it was kept. A
+    caller outside the writer treats it as the store being unavailable for now."""
 
 
 Work = Callable[[Any], Any]
