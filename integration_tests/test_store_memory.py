@@ -12,7 +12,7 @@ import pytest
 
 from destination_codat_expenses.config import Config
 from destination_codat_expenses.errors import StoreError
-from destination_codat_expenses.mapping import map_record
+from destination_codat_expenses.mapping import map_record, transaction_id_for
 from destination_codat_expenses.store import db
 from destination_codat_expenses.store.db import (
     bytes_of,
@@ -22,12 +22,26 @@ from destination_codat_expenses.store.db import (
     release,
 )
 from destination_codat_expenses.store.status_store import StatusStore
-from integration_tests.destination_support import XERO, flat, settings
+from integration_tests.destination_support import (
+    XERO,
+    books,
+    catalog,
+    flat,
+    messages_of,
+    patch_company,
+    record,
+    run_write,
+    settings,
+    states_of,
+    stream_state,
+    write_files,
+)
 from testing.report_seed import seed_bulk
 
 S = "card_spend"
 ROWS = 300_000  # the ledger's two indexes: ~50 MiB in memory
 SMALL = 16 * 2**20
+BIG, RUN = 1_200_000, 10_000  # a store's ids, and a run's records on top of them
 
 
 @pytest.fixture
@@ -73,6 +87,31 @@ def test_a_writer_at_its_ceiling_says_what_to_do(tmp_path, monkeypatch):
     assert isinstance(error, StoreError)
     assert path in str(error) and "PostgreSQL" in str(error) and "more memory" in str(error)
     release(path)
+
+
+@pytest.mark.slow
+def test_a_run_on_a_store_of_a_million_ids_books_every_record(sandbox_url, tmp_path):
+    """The bug as a user met it, at the writer's real first limit (256 MiB): the real
+    `write` on a store that has seen 1.2 million ids (its indexes need ~360 MiB once a run's
+    keys have landed across them) failed with DuckDB's "Out of Memory Error". Now the run
+    succeeds, says it gave the store more memory, and Codat's books hold every record once."""
+    store = tmp_path / "status.duckdb"
+    seed_bulk(str(store), syncs=BIG // 10, transactions=BIG)
+    patch_company(sandbox_url, XERO, {"syncSeconds": 0.01})
+    keys = [f"big-{n}" for n in range(RUN)]
+    lines = [*(record(S, flat(key)) for key in keys), stream_state(S, 1)]
+    paths = write_files(tmp_path / "run", settings(sandbox_url, store), catalog(S), lines)
+
+    result = run_write(paths)
+
+    messages = messages_of(result.stdout)
+    assert result.returncode == 0, [m for m in messages if m["type"] != "STATE"][-3:]
+    logs = [m["log"]["message"] for m in messages if m["type"] == "LOG"]
+    assert any("needs more memory for its indexes" in line for line in logs)
+    booked = books(sandbox_url)
+    assert sorted(booked) == sorted(transaction_id_for(S, key) for key in keys)
+    assert all(entry["writes"] == 1 for entry in booked.values())
+    assert len(states_of(messages)) == 1
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -160,6 +161,7 @@ class Lease:
         self.closer: threading.Thread | None = None
         self.yields = 0  # times the file was given up to a waiting process
         self.memory_bytes = WRITER_MEMORY_BYTES  # kept across reopening: see grow_memory
+        self.memory_checked_at = 0.0
 
     @contextlib.contextmanager
     def use(self, wait_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -206,26 +208,44 @@ class Lease:
                     self.close()
                     return
 
+    def mind_memory(self) -> None:
+        """After a commit, now and then: when the store's indexes fill half the limit, double
+        it before DuckDB runs out (running out mid-commit leaves its state untrustworthy)."""
+        now = time.monotonic()
+        if self.connection is None or now - self.memory_checked_at < MEMORY_CHECK_S:
+            return
+        self.memory_checked_at = now
+        with contextlib.suppress(duckdb.Error):
+            (indexes,) = self.connection.execute(INDEX_MEMORY).fetchone()
+            if indexes * 2 > self.memory_bytes and self.grow_memory():
+                self.connection.execute(f"SET memory_limit = '{self.memory_bytes}B'")
+
     def grow_memory(self) -> bool:
-        """The store's indexes outgrew the memory limit: double it, up to DuckDB's default
-        (80% of the memory this process may use). False: it is there already."""
+        """Double the limit the next connection gets, up to DuckDB's default (80% of the memory
+        this process may use); False when it is there already."""
+        grown = min(self.memory_bytes * 2, duckdb_default_memory())
+        if grown <= self.memory_bytes:
+            return False
+        self.memory_bytes = grown
+        logger.warning(
+            "the status store %s needs more memory for its indexes: the writer may now use %d MiB",
+            self.path,
+            grown >> 20,
+        )
+        return True
+
+    def discard(self) -> None:
+        """Close a connection whose work ran out of memory without checkpointing it: DuckDB
+        may not have undone all of a failed commit in memory (its indexes kept keys of rows
+        that were never written, or it gave up), and a checkpoint would write that to the
+        file. The next connection reads the file and its log, which hold only what committed."""
         with self.lock:
-            if self.connection is None:
-                return False
-            self.connection.execute("RESET memory_limit")
-            ceiling = bytes_of(self.connection.execute(MEMORY_LIMIT).fetchone()[0])
-            grown = min(self.memory_bytes * 2, ceiling)
-            self.connection.execute(f"SET memory_limit = '{max(grown, self.memory_bytes)}B'")
-            if grown <= self.memory_bytes:
-                return False
-            self.memory_bytes = grown
-            logger.warning(
-                "the status store %s needed more memory for its indexes: the writer may now use "
-                "%d MiB",
-                self.path,
-                grown >> 20,
-            )
-            return True
+            if self.connection is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self.connection.execute("PRAGMA disable_checkpoint_on_shutdown")
+                with contextlib.suppress(duckdb.Error):
+                    self.connection.close()
+                self.connection = None
 
     def close(self) -> None:
         with self.lock:
@@ -235,7 +255,19 @@ class Lease:
                 self.connection = None
 
 
-MEMORY_LIMIT = "SELECT current_setting('memory_limit')"
+INDEX_MEMORY = (
+    "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'ART_INDEX'"
+)
+MEMORY_CHECK_S = 1.0
+
+
+@functools.cache
+def duckdb_default_memory() -> int:
+    """DuckDB's own memory limit in this process (it reads the machine's and any cgroup's)."""
+    with duckdb.connect() as scratch:
+        return bytes_of(scratch.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+
+
 LEASES: dict[str, Lease] = {}
 LEASES_LOCK = threading.Lock()
 BY_ABSOLUTE_PATH: dict[str, Lease] = {}
@@ -288,11 +320,13 @@ def transaction(path: str, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckD
             if is_out_of_memory(error):
                 raise out_of_memory(lease) from error
             raise
+        lease.mind_memory()  # committed: nothing after this may fail the work
 
 
 def out_of_memory(lease: Lease) -> Exception:
-    """The work rolled back for want of memory: to be tried again with more, or the reason
-    none can be given."""
+    """The work failed for want of memory: its connection is discarded, and the work is to be
+    tried again on a new one with more memory, or here is the reason none can be given."""
+    lease.discard()
     if lease.grow_memory():
         return TryAgain("the status store needed more memory")
     return StoreError(
