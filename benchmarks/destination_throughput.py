@@ -109,7 +109,7 @@ def quick_syncs(base_url: str) -> None:
 
 
 def run_writer(
-    workdir: Path, base_url: str, concurrency: int = 8, store: Path | None = None
+    workdir: Path, base_url: str, concurrency: int = 8, store: Path | str | None = None
 ) -> tuple[float, int, list[str]]:
     config = {
         "api_key": API_KEY,
