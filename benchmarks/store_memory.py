@@ -23,9 +23,7 @@ from pathlib import Path
 from benchmarks.measure import machine_load
 from benchmarks.store_batch_cost import ITEMS, mapped_batch, one_batch, seeded_store
 from destination_codat_expenses.mapping import MappingSettings
-from destination_codat_expenses.store.db import lease_for, release
-
-INDEX_MEMORY = "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = ?"
+from destination_codat_expenses.store.db import INDEX_MEMORY, lease_for, release
 
 
 def one_size(rows: int, batches: int) -> tuple[float, float, float]:
@@ -38,7 +36,7 @@ def one_size(rows: int, batches: int) -> tuple[float, float, float]:
             started = time.perf_counter()
             one_batch(store, mapped_batch(1 + n * ITEMS, settings))
             times.append(time.perf_counter() - started)
-        index = store.read(lambda db: db.execute(INDEX_MEMORY, ["ART_INDEX"]).fetchone()[0])
+        index = store.read(lambda db: db.execute(INDEX_MEMORY).fetchone()[0])
         limit = lease_for(str(path)).memory_bytes
         release(str(path))
     return index / 2**20, limit / 2**20, statistics.median(times)

@@ -41,8 +41,9 @@ IDLE_S, POLL_CAP_S, YIELD_CAP_S = 0.25, 0.05, 2.0
 WAITER_CHECK_S = 0.05  # how often an open, unused file looks for a waiting process
 # DuckDB caches pages up to 80% of RAM by default; a writer starts with little. Its ART
 # indexes, though, hold every id the store has seen and come into memory as new keys land all
-# over them (random ids): ~0.35 KiB per id over the ledger's tables, which no limit evicts. A
-# writer whose store outgrows its limit doubles it, up to DuckDB's own default (Lease).
+# over them (random ids): ~0.35 KiB per id over the ledger's tables, which a limit does not
+# reliably evict (a run at 64 MB ran out). A writer whose store outgrows its limit doubles it,
+# up to DuckDB's own default (Lease).
 WRITER_MEMORY_BYTES = 256 * 2**20
 OUT_OF_MEMORY = re.compile(r"(failed to pin|could not allocate) block of size")
 SIZE_UNITS = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}

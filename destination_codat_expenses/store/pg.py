@@ -177,9 +177,7 @@ class PgBackend:
                 "SELECT k FROM unnest(?::BIGINT[]) AS k WHERE pg_try_advisory_lock(k)", [wanted]
             ).fetchall()
             got = {row[0] for row in found}
-        for key in got:
-            self.held[key] = keys[key]
-        db.locked.extend(got)
+        self.note_held(db, keys, got)
         return {keys[k] for k in keys if k in self.held}
 
     def wait_for_locks(self, db: PgDb, rows: list[tuple[str, str]]) -> None:
@@ -193,12 +191,16 @@ class PgBackend:
             return
         # counted as held before asking: a wait that runs out may have taken some of them,
         # and a session-level lock outlives the rollback (transaction() lets them all go)
-        for key in wanted:
-            self.held[key] = keys[key]
-        db.locked.extend(wanted)
+        self.note_held(db, keys, wanted)
         db.execute(f"SET LOCAL lock_timeout = {FRESH_LOCK_WAIT_MS}")
         db.execute("SELECT count(pg_advisory_lock(k)) FROM unnest(?::BIGINT[]) AS k", [wanted])
         db.execute("SET LOCAL lock_timeout = DEFAULT")
+
+    def note_held(self, db: PgDb, keys: dict[int, tuple[str, str]], taken) -> None:
+        """Claim locks this session took, in this unit of work (let go if it rolls back)."""
+        for key in taken:
+            self.held[key] = keys[key]
+        db.locked.extend(taken)
 
     def holds(self, company_id: str, transaction_id: str) -> bool:
         return claim_key(company_id, transaction_id) in self.held
