@@ -123,17 +123,17 @@ async def get_faults(request: Request) -> Response:
 
 async def set_limits(request: Request) -> Response:
     data = to_plain(await body_of(request))
-    for name in ("perMinute", "concurrency"):
+    for name in ("perMinute", "concurrency", "windowSeconds"):
         value = data.get(name)
         if value is not None and (type(value) is not int or value < 1):
             raise SandboxHTTPError(400, f"Limit {name} must be a positive integer.", "Sandbox")
-    sandbox(request).limiter.configure(data.get("perMinute"), data.get("concurrency"))
-    return JSONResponse(
-        {
-            "perMinute": sandbox(request).limiter.per_minute,
-            "concurrency": sandbox(request).limiter.concurrency,
-        }
-    )
+    limiter = sandbox(request).limiter
+    limiter.configure(data.get("perMinute"), data.get("concurrency"), data.get("windowSeconds"))
+    return JSONResponse(limiter.as_json())
+
+
+async def get_limits(request: Request) -> Response:
+    return JSONResponse(sandbox(request).limiter.as_json())
 
 
 async def advance_clock(request: Request) -> Response:
@@ -208,6 +208,7 @@ ROUTES = [
     Route("/_sandbox/faults", set_faults, methods=["PUT"]),
     Route("/_sandbox/faults", get_faults, methods=["GET"]),
     Route("/_sandbox/limits", set_limits, methods=["PUT"]),
+    Route("/_sandbox/limits", get_limits, methods=["GET"]),
     Route("/_sandbox/clock/advance", advance_clock, methods=["POST"]),
     Route("/_sandbox/tick", tick, methods=["POST"]),
     Route("/_sandbox/ground-truth", ground_truth, methods=["GET"]),

@@ -40,6 +40,7 @@ from destination_codat_expenses.errors import (
     CodatExpensesError,
     ConfigError,
     FatalAPIError,
+    QuotaExhausted,
     RecordError,
     RetriableAPIError,
     TooManyRejectsError,
@@ -103,15 +104,18 @@ class DestinationCodatExpenses(Destination):
     ) -> Iterator[dict]:
         from destination_codat_expenses.codat.client import CodatClient
         from destination_codat_expenses.codat.http import http_client
+        from destination_codat_expenses.codat.quota import FOLLOW_REQUESTS, RequestQuota
         from destination_codat_expenses.pipeline import Pipeline
         from destination_codat_expenses.store.status_store import StatusStore
 
         hide_key(settings.api_key)
         streams = writable_streams(catalog)
+        # quota is kept to follow each sync opened only when the run follows them
+        quota = RequestQuota(reserve_per_sync=FOLLOW_REQUESTS if settings.wait_for_syncs else 0)
         with http_client(settings.base_url, settings.concurrency) as http:
             pipeline = Pipeline(
                 settings,
-                CodatClient(http, settings.api_key),
+                CodatClient(http, settings.api_key, quota=quota),
                 StatusStore(settings.status_store_path),
             )
             yield from run_pipeline(pipeline, streams, input_messages)
@@ -231,6 +235,10 @@ def run_pipeline(
         yield from covered_states(pipeline, waiting)
         close_quietly(pipeline, unexpected(broken.cause))
         raise broken.cause from None
+    except QuotaExhausted as error:  # no more pushes; what was pushed is followed first
+        follow_quietly(pipeline)
+        close_quietly(pipeline, str(error))
+        raise traced(error) from None
     except CodatExpensesError as error:
         close_quietly(pipeline, str(error))
         raise traced(error) from None
@@ -324,6 +332,15 @@ def failure_type(error: CodatExpensesError) -> FailureType:
     if isinstance(error, RetriableAPIError):
         return FailureType.transient_error
     return FailureType.system_error
+
+
+def follow_quietly(pipeline: Pipeline) -> None:
+    """Follow the syncs the run opened before it ends on Codat's quota; what cannot be
+    followed now (the quota kept for it ran out too) is followed by the next run."""
+    try:
+        pipeline.follow_opened()
+    except CodatExpensesError as error:
+        logger.warning("the syncs this run opened could not all be followed: %s", error)
 
 
 def close_quietly(pipeline: Pipeline, error: str) -> None:

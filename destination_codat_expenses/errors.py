@@ -7,6 +7,7 @@
     ├── NothingToRetry              `retry` found no failed item it may push again
     ├── CodatAPIError               Codat answered badly or not at all
     │   ├── RetriableAPIError       429, 5xx, transport: worth another try -> transient_error
+    │   │   └── QuotaExhausted      the API key's quota is used up until a reset far away
     │   └── FatalAPIError           any other 4xx: trying again won't help -> system_error
     │       └── AlreadyProcessed    Codat already completed some of the pushed ids (named)
     ├── StoreError                  the status store could not be used
@@ -71,6 +72,11 @@ class RetriableAPIError(CodatAPIError):
     def __init__(self, *args, retry_after_s: float | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.retry_after_s = retry_after_s
+
+
+class QuotaExhausted(RetriableAPIError):
+    """Codat's request quota for the API key is used up until a reset too far away to wait
+    for (codat/quota.py); nothing was sent. Transient: a run after the reset goes on."""
 
 
 class FatalAPIError(CodatAPIError):

@@ -193,14 +193,17 @@ class SyncFollower:
             if sync_id in settled:
                 # whoever settled it may lack the receipts folder: what still waits goes now
                 self.upload_waiting(company_id, sync_id)
+        with self.lock:
+            self.finished += len(syncs) - len(asked)
+        later: list[Sync] = []
+        if self.client.quota.tight(len(asked)):  # too few requests left to ask about them all
+            asked, later = oldest_of_each_company(asked)
         if pool is None:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as own:
                 final = list(own.map(lambda sync: self.settle(*sync), asked))
         else:
             final = list(pool.map(lambda sync: self.settle(*sync), asked))
-        with self.lock:
-            self.finished += len(syncs) - len(asked)
-        return [sync for sync, done in zip(asked, final, strict=True) if not done]
+        return [sync for sync, done in zip(asked, final, strict=True) if not done] + later
 
     def settle(self, company_id: str, sync_id: str) -> bool:
         """Record the sync's current status; if final, with its items. True when final."""
@@ -258,3 +261,14 @@ class SyncFollower:
         if self.upload_receipts:
             self.upload_pending(company_id)
         return len(half)
+
+
+def oldest_of_each_company(syncs: list[Sync]) -> tuple[list[Sync], list[Sync]]:
+    """(the first sync of each company, the rest), in the order given (the order they were
+    opened). Codat runs a company's syncs one after another, so while its oldest runs the others
+    wait: asking about them too would spend scarce quota on answers known in advance."""
+    first: dict[str, Sync] = {}
+    for sync in syncs:
+        first.setdefault(sync[0], sync)
+    oldest = set(first.values())
+    return [s for s in syncs if s in oldest], [s for s in syncs if s not in oldest]

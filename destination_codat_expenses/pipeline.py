@@ -194,6 +194,17 @@ class Pipeline:
         self.check_reject_share()
         self.close("succeeded")
 
+    def follow_opened(self) -> None:
+        """Pushing stopped for want of Codat's quota (codat/quota.py): once no push is left in
+        flight, the syncs this run opened are followed, with the quota kept for them and within
+        the run's timeout, so the store says how each of them ended."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if not self.config.wait_for_syncs:
+            return
+        self.follower.stop_following()
+        own = self.store.open_syncs(run_id=self.run_id)
+        self.follower.follow(own, self.config.sync_wait_timeout_seconds)
+
     def close(self, outcome: str, error: str | None = None) -> None:
         """Record how the run ended (`error` says why a failed run failed, in words without
         secrets), with the rejects not yet stored, whatever else goes wrong."""

@@ -172,6 +172,8 @@ class Pusher:
         if not fresh:
             return
         try:
+            if self.settings.flow == "direct":  # a refusal now leaves no id `sending`
+                self.client.quota.check_open()
             fresh = self.mark_sending(company_id, fresh)
             if not fresh:
                 return

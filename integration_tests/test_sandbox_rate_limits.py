@@ -114,12 +114,43 @@ def test_admin_api_not_limited_when_quota_exhausted(api):
 
 
 @pytest.mark.parametrize(
-    "limits", [{"perMinute": 0}, {"perMinute": "many"}, {"concurrency": -1}, {"concurrency": 1.5}]
+    "limits",
+    [
+        {"perMinute": 0},
+        {"perMinute": "many"},
+        {"concurrency": -1},
+        {"concurrency": 1.5},
+        {"windowSeconds": 0},
+        {"windowSeconds": "hour"},
+    ],
 )
 def test_invalid_limits_rejected_with_400(api, limits):
     response = api.put("/_sandbox/limits", json=limits)
 
     assert response.status_code == 400
+    assert api.get("/companies").status_code == 200
+
+
+def test_a_window_of_an_hour_resets_on_the_hour_and_429s_are_counted(api):
+    set_limits(api, perMinute=2, windowSeconds=3600)
+    now = sandbox_now(api)
+    sandbox_now(api, advance=3600.5 - now.minute * 60 - now.second - now.microsecond / 1e6)
+    answers = [api.get("/companies") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    reset = parse_reset(answers[0].headers["X-Rate-Limit-Reset"])
+    assert (reset.minute, reset.second) == (0, 0)
+    assert timedelta(minutes=59) < reset - sandbox_now(api) <= timedelta(hours=1)
+    assert 3500 < int(answers[2].headers["Retry-After"]) <= 3601
+    limits = api.get("/_sandbox/limits").json()
+    assert limits == {
+        "perMinute": 2,
+        "windowSeconds": 3600,
+        "concurrency": 10,
+        "refused": {"quota": 1, "concurrency": 0},
+    }
+
+    sandbox_now(api, advance=3600)
     assert api.get("/companies").status_code == 200
 
 

@@ -4,6 +4,7 @@ another process settles it), once per sync: a mark already seen does not wake it
 from __future__ import annotations
 
 from destination_codat_expenses import follow
+from destination_codat_expenses.codat.quota import RequestQuota
 from destination_codat_expenses.follow import SyncFollower
 
 
@@ -54,3 +55,43 @@ def test_a_mark_already_seen_does_not_cut_the_next_wait_short(monkeypatch):
     first = sum(slept)
     waiter.wait([("company", "sync")], pause=1.0)
     assert first < 1.0 and abs(sum(slept) - first - 1.0) < 1e-9
+
+
+class StatusesOnly:
+    """A client whose syncs are all still running, with a quota as the answers left it."""
+
+    def __init__(self, remaining: int) -> None:
+        self.quota = RequestQuota()
+        self.quota.observe(
+            {"x-rate-limit-remaining": str(remaining), "x-rate-limit-reset": "2999-01-01T00:00:00Z"}
+        )
+        self.asked: list[str] = []
+
+    def get_sync_status(self, company_id: str, sync_id: str) -> dict:
+        self.asked.append(sync_id)
+        return {"syncId": sync_id, "syncStatusCode": 1000}
+
+
+class NothingSettled:
+    def settled(self, sync_ids: list[str]) -> set[str]:
+        return set()
+
+    def record_sync_status(self, status: dict) -> None:
+        pass
+
+
+SYNCS = [("co-a", "a1"), ("co-b", "b1"), ("co-a", "a2"), ("co-b", "b2"), ("co-a", "a3")]
+
+
+def test_with_quota_to_spare_every_open_sync_is_asked_about():
+    client = StatusesOnly(remaining=1000)
+    still_open = SyncFollower(client, NothingSettled(), upload_receipts=False).settle_round(SYNCS)
+    assert sorted(client.asked) == ["a1", "a2", "a3", "b1", "b2"]
+    assert sorted(still_open) == sorted(SYNCS)
+
+
+def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_about():
+    client = StatusesOnly(remaining=5)  # fewer than 3 for each of the five
+    still_open = SyncFollower(client, NothingSettled(), upload_receipts=False).settle_round(SYNCS)
+    assert sorted(client.asked) == ["a1", "b1"]
+    assert sorted(still_open) == sorted(SYNCS)  # the others wait their turn, not dropped

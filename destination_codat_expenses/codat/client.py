@@ -16,7 +16,9 @@ Codat allows 10 concurrent requests per company and answers 429 with Retry-After
 limits. `CompanyGates` keeps each company's requests in flight (pushes, follows, uploads alike)
 under a limit that starts at Codat's 10: a 429 halves it (the request that met it waits its
 Retry-After, then goes again); every answer without one earns it back, one more request in
-flight per `limit` answers.
+flight per `limit` answers. Codat's request quota, as every answer's X-Rate-Limit-* headers tell
+it, is kept by `RequestQuota` (codat/quota.py): a request waits for a reset that is near, and
+none is sent once the quota is used up until a far one (QuotaExhausted).
 """
 
 from __future__ import annotations
@@ -40,13 +42,16 @@ from tenacity.wait import wait_random_exponential
 
 from destination_codat_expenses import jsonwire, stopping
 from destination_codat_expenses.codat.errors import already_processed_ids
+from destination_codat_expenses.codat.quota import RequestQuota
 from destination_codat_expenses.crashpoints import crash_point
 from destination_codat_expenses.errors import (
     AlreadyProcessed,
     CodatAPIError,
     FatalAPIError,
+    QuotaExhausted,
     RetriableAPIError,
 )
+from destination_codat_expenses.models import is_final
 from destination_codat_expenses.redaction import api_key_forms, scrub
 
 logger = logging.getLogger("airbyte")  # the CDK forwards it to the Airbyte log
@@ -169,6 +174,7 @@ class CodatClient:
         api_key: str,
         policy: AttemptPolicy | None = None,
         sleep=stopping.pause,
+        quota: RequestQuota | None = None,
     ) -> None:
         self.http = http
         self.auth_header = basic_auth(api_key)
@@ -177,6 +183,7 @@ class CodatClient:
         self.budget = AttemptBudget(self.policy.budget, self.policy.budget_ratio)
         self.sleep = sleep
         self.gates = CompanyGates()
+        self.quota = quota or RequestQuota(max_wait_s=self.policy.max_retry_after_s)
 
     # -- companies and settings ---------------------------------------------------------------
     def list_companies(self, page_size: int = 100) -> dict:
@@ -214,14 +221,7 @@ class CodatClient:
 
     # -- pushes ---------------------------------------------------------------------------------
     def create_expense_transactions(self, company_id: str, items: list[dict], key: str) -> str:
-        answer = self._send(
-            "POST",
-            f"{EXPENSES}/expense-transactions",
-            body=items,
-            idempotency_key=key,
-            companyId=company_id,
-        )
-        return answer["syncId"]
+        return self._create_batch("expense-transactions", company_id, items, key)
 
     def create_expense_dataset(self, company_id: str, items: list[dict], key: str) -> str:
         answer = self._send(
@@ -234,14 +234,13 @@ class CodatClient:
         return answer["datasetId"]
 
     def initiate_sync(self, company_id: str, dataset_ids: list[str], key: str) -> str:
-        answer = self._send(
+        return self._open_sync(
             "POST",
             f"{EXPENSES}/syncs",
             body={"datasetIds": dataset_ids},
             idempotency_key=key,
             companyId=company_id,
         )
-        return answer["syncId"]
 
     def upload_attachment(
         self,
@@ -265,9 +264,12 @@ class CodatClient:
 
     # -- status ---------------------------------------------------------------------------------
     def get_sync_status(self, company_id: str, sync_id: str) -> dict:
-        return self._send(
+        status = self._send(
             "GET", f"{EXPENSES}/syncs/{{syncId}}/status", companyId=company_id, syncId=sync_id
         )
+        if is_final(status.get("syncStatusCode")):  # its follow-up reads need no quota kept
+            self.quota.settled(sync_id)
+        return status
 
     def get_latest_sync_status(self, company_id: str) -> dict:
         """The company's last initiated sync (FatalAPIError 404 when it has none)."""
@@ -330,6 +332,7 @@ class CodatClient:
         files=None,
         query: dict | None = None,
         idempotency_key: str | None = None,
+        opens_sync: bool = False,
         **params: str,
     ) -> Any:
         path = template.format(**params)
@@ -343,7 +346,7 @@ class CodatClient:
         )
         company_id = params.get("companyId")
         for attempt in retrying:
-            with attempt, self.gates.slot(company_id):
+            with attempt, self.quota.request(opens_sync), self.gates.slot(company_id):
                 try:
                     answer = self._exchange(
                         method,
@@ -364,7 +367,7 @@ class CodatClient:
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     def _may_try_again(self, exc: BaseException, method: str, key: str | None) -> bool:
-        if not isinstance(exc, RetriableAPIError):
+        if not isinstance(exc, RetriableAPIError) or isinstance(exc, QuotaExhausted):
             return False
         if method == "POST" and not key:
             return False
@@ -400,6 +403,7 @@ class CodatClient:
                 method, path, content=content, files=files, params=query, headers=headers
             )
             status, raw, response = self._read(request, started)
+            self.quota.observe(response.headers)
         except httpx.TransportError as exc:
             logger.info(
                 "codat %s %s transport error %s (attempt %d)",
@@ -422,6 +426,8 @@ class CodatClient:
             (time.monotonic() - started) * 1000,
             attempt,
         )
+        if status == 429 and (used_up := self.quota.used_up()):
+            raise used_up
         if status >= 400:
             raise api_error(method, template, status, raw, response.headers, self.secret_forms)
         return jsonwire.loads(raw) if raw else None
@@ -472,28 +478,32 @@ class CodatClient:
         return self._create_batch("adjustment-transactions", company_id, items, key)
 
     def _create_batch(self, collection: str, company_id: str, items: list[dict], key: str) -> str:
-        answer = self._send(
+        return self._open_sync(
             "POST",
             f"{EXPENSES}/{collection}",
             body=items,
             idempotency_key=key,
             companyId=company_id,
         )
-        return answer["syncId"]
+
+    def _open_sync(self, method: str, template: str, **arguments: Any) -> str:
+        """A request whose answer is a new sync: it goes only with quota kept to follow it."""
+        sync_id = self._send(method, template, opens_sync=True, **arguments)["syncId"]
+        self.quota.opened(sync_id)
+        return sync_id
 
     def _put_transaction(
         self, collection: str, company_id: str, transaction_id: str, body: dict
     ) -> str:
         if not is_canonical_uuid(transaction_id):  # it goes into the path: never a free string
             raise ValueError("A transaction id in a path must be a canonical UUID.")
-        answer = self._send(
+        return self._open_sync(
             "PUT",
             f"{EXPENSES}/{collection}/{{transactionId}}",
             body=body,
             companyId=company_id,
             transactionId=transaction_id,
         )
-        return answer["syncId"]
 
 
 def is_canonical_uuid(text: str) -> bool:
