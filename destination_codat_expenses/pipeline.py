@@ -360,7 +360,7 @@ class Pipeline:
             f"{tally.read} read, {tally.accepted} accepted, {tally.rejected} rejected, "
             f"{tally.repeated} repeated, {self.pusher.syncs_opened} syncs opened, "
             f"{self.settled_before + self.follower.finished} finished, "
-            f"{tally.read / elapsed:.0f} records/s"
+            f"{tally.read / elapsed:.0f} records/s{self.client.quota.said()}"
         )
 
     def check_reject_share(self) -> None:

@@ -245,3 +245,11 @@ def test_a_final_status_frees_the_quota_kept_for_its_sync():
 
     assert client.quota.open_syncs == set()
     assert client.create_expense_transactions(COMPANY, [{"id": "b"}], key="k2") == "s2"
+
+
+def test_a_progress_line_says_what_the_answers_said_of_the_quota():
+    steered, _ = quota()
+    assert steered.said() == ""
+    steered.observe(headers(remaining=37, limit=5000, reset_in=3600))
+    when = datetime.fromtimestamp(NOW + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert steered.said() == f", Codat quota 37 of 5000 left until {when}"

@@ -84,6 +84,14 @@ class RequestQuota:
         with self.changed:
             self.open_syncs.discard(sync_id)
 
+    def said(self) -> str:
+        """What the last answers said of the quota, for a progress line ("" when nothing)."""
+        with self.changed:
+            if self.remaining is None or self.reset is None:
+                return ""
+            reset = when(self.reset)
+            return f", Codat quota {self.remaining} of {self.limit} left until {reset}"
+
     # -- what may be sent -----------------------------------------------------------------------
     @contextmanager
     def request(self, opens: bool = False) -> Iterator[None]:
@@ -166,7 +174,7 @@ class RequestQuota:
         return 1 + self.reserve_per_sync * syncs
 
     def exhausted(self, opens: bool) -> QuotaExhausted:
-        reset = datetime.fromtimestamp(self.reset or 0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reset = when(self.reset or 0)
         kept = (
             f", {self.reserve_per_sync} kept for each of the {len(self.open_syncs)} syncs still "
             "open, to record how they end"
@@ -182,6 +190,10 @@ class RequestQuota:
             method="POST" if opens else "GET",
             detail="quota used up",
         )
+
+
+def when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def count(text: str | None) -> int | None:
