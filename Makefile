@@ -63,6 +63,7 @@ bench: install browser postgres
 	$(RUN) python -m benchmarks.readers_during_write --records 20000
 	$(RUN) python -m benchmarks.store_batch_cost --rows 0,20000,300000
 	$(RUN) python -m benchmarks.store_memory --rows 0,300000,600000,1200000
+	$(RUN) python -m benchmarks.http_models
 	$(if $(BENCH_FLAT),$(RUN) python -m benchmarks.flatness --small 20000 --large 300000)
 	$(if $(BENCH_FLAT),$(RUN) python -m benchmarks.flatness --small 20000 --large 300000 --store postgres)
 	$(RUN) python -m benchmarks.destination_throughput --records 100000
