@@ -8,7 +8,12 @@ from pathlib import Path
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.companies import learn_company
 from destination_codat_expenses.config import Config
-from destination_codat_expenses.errors import CodatAPIError, CodatExpensesError, FatalAPIError
+from destination_codat_expenses.errors import (
+    CodatAPIError,
+    CodatExpensesError,
+    FatalAPIError,
+    QuotaExhausted,
+)
 from destination_codat_expenses.redaction import is_postgres
 from destination_codat_expenses.rules import Fallbacks, referenced_ids
 from destination_codat_expenses.store.db import migrate
@@ -35,6 +40,8 @@ def codat_problem(settings: Config, client: CodatClient) -> str | None:
                 "Codat Portal (Developers > API keys)."
             )
         return f"Codat answered {error.status}: {error.detail}"
+    except QuotaExhausted as error:  # reached, but nothing more may be asked until the reset
+        return str(error)
     except CodatAPIError as error:
         return (
             f"Codat could not be reached at {settings.base_url} ({error.detail or error}). "

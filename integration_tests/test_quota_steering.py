@@ -10,11 +10,13 @@ The sandbox's books and sync pages are read first; then the store must agree wit
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
+import httpx
 import pytest
 
-from integration_tests.conftest import XERO
+from integration_tests.conftest import AUTH, XERO
 from integration_tests.destination_support import (
     admin,
     books,
@@ -24,6 +26,7 @@ from integration_tests.destination_support import (
     patch_company,
     query,
     record,
+    run_cli,
     run_write,
     settings,
     stream_state,
@@ -116,3 +119,18 @@ def test_a_quota_used_up_until_a_far_reset_stops_pushing_not_following(sandbox_u
     booked, codat_syncs = store_agrees_with_codat(sandbox_url, store)
     assert set(booked) == {txn_id(S, f"quota-{n}") for n in range(600)}  # each once (books)
     assert len(codat_syncs) == 12
+
+
+def test_check_says_the_quota_is_used_up_and_until_when(sandbox_url, tmp_path):
+    start_of_hour(sandbox_url)
+    limits(sandbox_url, perMinute=1, windowSeconds=3600)
+    assert httpx.get(sandbox_url + "/companies", headers=AUTH).status_code == 200  # the last one
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(settings(sandbox_url, tmp_path / "status.duckdb")))
+
+    done = run_cli("check", "--config", str(config), timeout=120)
+
+    statuses = [m["connectionStatus"] for m in messages_of(done.stdout) if m["type"] != "LOG"]
+    assert statuses[0]["status"] == "FAILED"
+    assert "quota for this API key is used up until" in statuses[0]["message"]
+    assert limits(sandbox_url)["refused"]["quota"] == 1  # one 429 told it; none after
