@@ -102,7 +102,7 @@ class DestinationCodatExpenses(Destination):
         catalog: ConfiguredAirbyteCatalog,
         input_messages: Iterable[protocol.Message],
     ) -> Iterator[dict]:
-        from destination_codat_expenses.codat.client import CodatClient
+        from destination_codat_expenses.codat.client import AttemptPolicy, CodatClient
         from destination_codat_expenses.codat.http import http_client
         from destination_codat_expenses.codat.quota import FOLLOW_REQUESTS, RequestQuota
         from destination_codat_expenses.pipeline import Pipeline
@@ -111,7 +111,10 @@ class DestinationCodatExpenses(Destination):
         hide_key(settings.api_key)
         streams = writable_streams(catalog)
         # quota is kept to follow each sync opened only when the run follows them
-        quota = RequestQuota(reserve_per_sync=FOLLOW_REQUESTS if settings.wait_for_syncs else 0)
+        quota = RequestQuota(
+            reserve_per_sync=FOLLOW_REQUESTS if settings.wait_for_syncs else 0,
+            max_wait_s=AttemptPolicy.max_retry_after_s,
+        )
         with http_client(settings.base_url, settings.concurrency) as http:
             pipeline = Pipeline(
                 settings,
