@@ -253,3 +253,31 @@ def test_a_progress_line_says_what_the_answers_said_of_the_quota():
     steered.observe(headers(remaining=37, limit=5000, reset_in=3600))
     when = datetime.fromtimestamp(NOW + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert steered.said() == f", Codat quota 37 of 5000 left until {when}"
+
+
+@given(
+    quota_left=st.integers(0, 30),
+    steps=st.lists(st.tuples(st.booleans(), st.integers(0, 10**6)), min_size=1, max_size=80),
+)
+def test_no_request_is_sent_into_a_used_up_quota_whatever_the_order_of_answers(quota_left, steps):
+    """A model of Codat: each request it receives spends one of `quota_left`, and its answer
+    says what is left then; answers come back in any order. Once one answer has told the quota,
+    the client never lets a request go that Codat would have to refuse (the reset is far)."""
+    steered, clock = quota(max_wait_s=0, reserve_per_sync=0)
+    steered.observe(headers(quota_left, reset_in=3600))
+    codat_left, in_flight = quota_left, []  # what each request in flight will be told
+    for send, pick in steps:
+        if send:
+            with steered.changed:  # admit's decision, without its wait for answers in flight
+                if steered.shortfall(False, clock()) is not None:
+                    continue
+                steered.in_flight += 1
+            assert codat_left > 0, "sent into a used-up quota: Codat answers 429"
+            codat_left -= 1
+            in_flight.append(codat_left)
+        elif in_flight:
+            told = in_flight.pop(pick % len(in_flight))
+            steered.observe(headers(told, reset_in=3600))
+            with steered.changed:
+                steered.in_flight -= 1
+    assert steered.remaining - steered.in_flight <= codat_left  # never more than Codat has
