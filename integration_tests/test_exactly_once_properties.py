@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from codat_sandbox.app import SandboxSettings, create_app
 from codat_sandbox.server import ServerThread
+from destination_codat_expenses.store.db import release
 from integration_tests.destination_support import API_KEY, FREEAGENT, QBO, XERO, routed
 from integration_tests.destination_support import settings as destination_settings
 from integration_tests.exactly_once_support import (
@@ -176,11 +177,14 @@ def run_and_judge(base_url: str, store, stream: Stream, rerun: bool) -> None:
     fresh_sandbox(base_url, stream)
     # every reject is checked one by one, so the share of them must not end the run
     config = routed(base_url, store, batch_size=stream.batch_size, max_rejected_share=1)
-    write_checking_states(config, stream)
-    written = judge_run(base_url, store, stream, run_number=1)
-    if rerun:
+    try:
         write_checking_states(config, stream)
-        assert booked(judge_run(base_url, store, stream, run_number=2)) == booked(written)
+        written = judge_run(base_url, store, stream, run_number=1)
+        if rerun:
+            write_checking_states(config, stream)
+            assert booked(judge_run(base_url, store, stream, run_number=2)) == booked(written)
+    finally:  # this process's readers let the store go: a soak judges hundreds of stores, and
+        release(str(store))  # each PostgreSQL reader holds connections to its database
 
 
 # The smallest stream that loses records today: k0 again as the first of the next batch of 3.
