@@ -15,6 +15,10 @@ A run follows its syncs while it pushes (`start_following`, `add`): a thread of 
 each sync as it is opened, with the same backoff, and records the final ones from a pool of
 workers, so many syncs' outcomes share one commit of the store's writer. `stop_following` ends
 it; what is still open is followed by `follow` at the end of the run, within its timeout.
+
+When Codat's request quota is nearly used up (codat/quota.py), a round asks about each
+company's oldest open sync only: Codat runs a company's syncs one after another, so the others
+are known to be waiting, and what is left of the quota goes to the syncs that can end.
 """
 
 from __future__ import annotations

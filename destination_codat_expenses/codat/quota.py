@@ -187,7 +187,6 @@ class RequestQuota:
             "before then: the next run after the reset goes on from here, and nothing already "
             "pushed is lost or sent twice.",
             status=429,
-            method="POST" if opens else "GET",
             detail="quota used up",
         )
 
