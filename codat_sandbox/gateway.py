@@ -16,7 +16,20 @@ from codat_sandbox.faults import FaultDraw, FaultInjector
 from codat_sandbox.limits import LimitVerdict, RateLimiter
 
 COMPANY_IN_PATH = re.compile(r"^/companies/([^/]+)")
+# a path segment after one of these names is an id (unless it names a route): masked, so
+# requests count by route
+ID_AFTER = re.compile(r"/(companies|syncs|transactions|attachments|datasets)/([^/]+)")
+NAMED = {"list", "latest", "lastSuccessful"}
 OPEN_PATHS = ("/_sandbox/healthz", "/openapi.json")
+
+
+def route_of(method: str, path: str) -> str:
+    """`GET /companies/{id}/sync/expenses/syncs/{id}/status`: what a request is, not whose."""
+    def masked(match: re.Match) -> str:
+        name, segment = match.groups()
+        return f"/{name}/{segment if segment in NAMED else '{id}'}"
+
+    return f"{method} {ID_AFTER.sub(masked, path)}"
 
 
 class ConnectionDropped(Exception):
@@ -51,7 +64,7 @@ class Gateway:
         match = COMPANY_IN_PATH.match(path)
         company_id = match.group(1) if match else None
         limiter = self.limiter  # release into the limiter that admitted, even across a reset
-        verdict = limiter.admit(company_id)
+        verdict = limiter.admit(company_id, route_of(scope["method"], path))
         release = once(lambda: limiter.release(company_id) if verdict.allowed else None)
         try:
             await self.serve_limited(scope, receive, released_when_answered(send, release), verdict)

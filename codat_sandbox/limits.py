@@ -1,10 +1,12 @@
 """Codat's rate limits: a quota of requests per window (a minute unless told) per API key and a
 cap on concurrent requests per company, answered with 429 + `Retry-After`; `X-Rate-Limit-*`
-headers on every response. Refusals are counted, for a test to see what a client ran into."""
+headers on every response. Refusals are counted, for a test to see what a client ran into, and
+so are the requests let through, by route, for a test to see what a client asked."""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,8 +33,9 @@ class RateLimiter:
         self.used = 0
         self.in_flight: dict[str, int] = {}
         self.refused = {"quota": 0, "concurrency": 0}  # 429s answered, by reason
+        self.admitted: Counter[str] = Counter()  # requests let through, by route
 
-    def admit(self, company_id: str | None) -> LimitVerdict:
+    def admit(self, company_id: str | None, route: str = "") -> LimitVerdict:
         with self.lock:
             now = self.now()
             window = window_of(now, self.window_s)
@@ -47,6 +50,7 @@ class RateLimiter:
                 self.refused["concurrency"] += 1
                 return LimitVerdict(False, self.per_minute, self.per_minute - self.used, reset, 1)
             self.used += 1
+            self.admitted[route] += 1
             if company_id:
                 self.in_flight[company_id] = self.in_flight.get(company_id, 0) + 1
             return LimitVerdict(True, self.per_minute, self.per_minute - self.used, reset)
@@ -78,6 +82,7 @@ class RateLimiter:
                 "windowSeconds": self.window_s,
                 "concurrency": self.concurrency,
                 "refused": dict(self.refused),
+                "admitted": dict(self.admitted),
             }
 
 

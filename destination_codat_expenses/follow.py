@@ -16,6 +16,14 @@ each sync as it is opened, with the same backoff, and records the final ones fro
 workers, so many syncs' outcomes share one commit of the store's writer. `stop_following` ends
 it; what is still open is followed by `follow` at the end of the run, within its timeout.
 
+A round asks about a company's open syncs with one `list/status` request when several are due
+at once, instead of one status request each: Codat runs a company's syncs one after another, so
+a run that pushes ten at a time has ten open, and each poll of each one would spend a request of
+the company's ten at a time and of the day's quota. The list has no paging and holds the
+company's whole history, so a company whose last list was long for the syncs due is asked sync
+by sync; a due sync the list does not hold yet is asked about alone. Either answer is Codat's
+own status of that sync, recorded the same way.
+
 When Codat's request quota is nearly used up (codat/quota.py), a round asks about each
 company's oldest open sync only: Codat runs a company's syncs one after another, so the others
 are known to be waiting, and what is left of the quota goes to the syncs that can end.
@@ -26,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +42,7 @@ from dataclasses import dataclass
 from destination_codat_expenses import stopping
 from destination_codat_expenses.codat.client import CodatClient
 from destination_codat_expenses.codat.errors import names_itself
+from destination_codat_expenses.errors import CodatAPIError, QuotaExhausted
 from destination_codat_expenses.models import IN_PROGRESS
 from destination_codat_expenses.reconcile import settle_processed_before
 from destination_codat_expenses.store.status_store import StatusStore
@@ -40,6 +50,12 @@ from destination_codat_expenses.uploads import ReceiptUploader
 
 logger = logging.getLogger("airbyte")
 FIRST_PAUSE_S, MAX_PAUSE_S, WEBHOOK_CHECK_S = 0.2, 5.0, 0.25
+# a company's syncs due at once before one list answers them; a list longer than this many
+# entries for each of them costs more than asking about each alone
+LIST_FROM_DUE, LIST_ENTRIES_PER_SYNC = 2, 100
+# syncs due this soon join a round that is starting anyway: syncs opened together are asked
+# about together (one list), not in rounds a few milliseconds apart
+DUE_SOON_S = 0.1
 Sync = tuple[str, str]  # (company, sync)
 
 
@@ -76,6 +92,7 @@ class SyncFollower:
         self.looked_for_marks = 0.0  # when the store was last asked for webhook marks
         self.without_receipts: set[str] = set()  # syncs this run opened with no receipt
         self.progress: dict[str, int | None] = {}  # open syncs' status code last recorded
+        self.list_lengths: dict[str, int] = {}  # company -> entries in its last status list
 
     # -- following while pushing -----------------------------------------------------------------
     def start_following(self) -> None:
@@ -126,7 +143,8 @@ class SyncFollower:
                 if self.stopping:
                     return None
                 now = time.monotonic()
-                due = [sync for sync, polling in self.polling.items() if polling.due <= now]
+                soon = now + DUE_SOON_S
+                due = [sync for sync, polling in self.polling.items() if polling.due <= soon]
                 if due:
                     return due
                 soonest = min((p.due for p in self.polling.values()), default=now + 1.0)
@@ -204,14 +222,55 @@ class SyncFollower:
             asked, later = oldest_of_each_company(asked)
         if pool is None:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as own:
-                final = list(own.map(lambda sync: self.settle(*sync), asked))
+                final = self.settle_all(asked, own)
         else:
-            final = list(pool.map(lambda sync: self.settle(*sync), asked))
+            final = self.settle_all(asked, pool)
         return [sync for sync, done in zip(asked, final, strict=True) if not done] + later
 
-    def settle(self, company_id: str, sync_id: str) -> bool:
-        """Record the sync's current status; if final, with its items. True when final."""
-        status = self.client.get_sync_status(company_id, sync_id)
+    def settle_all(self, syncs: list[Sync], pool: Executor) -> list[bool]:
+        """`settle` each sync, all at once: a company with several due has its list read, and
+        its syncs settled from it; the others are asked about alone meanwhile. The lists are
+        waited for here, never on one of the pool's threads (which may all be busy)."""
+        lists = {
+            company_id: pool.submit(self.company_statuses, company_id)
+            for company_id in self.companies_to_list(syncs)
+        }
+        alone = [sync for sync in syncs if sync[0] not in lists]
+        settled_alone = pool.map(lambda sync: self.settle(*sync), alone)  # sent now, read below
+        listed = {s["syncId"]: s for answer in lists.values() for s in answer.result()}
+        rest = [sync for sync in syncs if sync[0] in lists]
+        settled_rest = pool.map(lambda sync: self.settle(*sync, listed.get(sync[1])), rest)
+        final = dict(zip(alone, settled_alone, strict=True))
+        final.update(zip(rest, settled_rest, strict=True))
+        return [final[sync] for sync in syncs]
+
+    def companies_to_list(self, syncs: list[Sync]) -> list[str]:
+        """Companies with several syncs due, whose last list (if any) is short enough for
+        them: one list answers them all."""
+        due = Counter(company_id for company_id, _ in syncs)
+        return [
+            company_id
+            for company_id, count in due.items()
+            if count >= LIST_FROM_DUE
+            and self.list_lengths.get(company_id, 0) <= count * LIST_ENTRIES_PER_SYNC
+        ]
+
+    def company_statuses(self, company_id: str) -> list[dict]:
+        try:
+            statuses = self.client.list_sync_statuses(company_id)
+        except QuotaExhausted:
+            raise
+        except CodatAPIError as error:  # each sync is then asked about alone, as before
+            logger.info("the list of syncs of company %s was not read: %s", company_id, error)
+            return []
+        with self.lock:
+            self.list_lengths[company_id] = len(statuses)
+        return statuses
+
+    def settle(self, company_id: str, sync_id: str, status: dict | None = None) -> bool:
+        """Record the sync's current status (as given, from its company's list, or asked
+        for); if final, with its items. True when final."""
+        status = status or self.client.get_sync_status(company_id, sync_id)
         code = status.get("syncStatusCode")
         if code in IN_PROGRESS:
             with self.lock:  # the same progress again is not written again

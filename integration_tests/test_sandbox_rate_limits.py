@@ -148,6 +148,7 @@ def test_a_window_of_an_hour_resets_on_the_hour_and_429s_are_counted(api):
         "windowSeconds": 3600,
         "concurrency": 10,
         "refused": {"quota": 1, "concurrency": 0},
+        "admitted": {"GET /companies": 2},  # the refused third is not counted
     }
 
     sandbox_now(api, advance=3600)

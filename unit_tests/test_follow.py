@@ -1,10 +1,14 @@
 """SyncFollower's wait between polls ends early when a webhook marks a sync to confirm (or
-another process settles it), once per sync: a mark already seen does not wake it again."""
+another process settles it), once per sync: a mark already seen does not wake it again. A round
+reads a company's several due syncs from one list, and asks about each alone when the list is
+long for them, lacks one, or cannot be read; with little quota left, only each company's
+oldest."""
 
 from __future__ import annotations
 
 from destination_codat_expenses import follow
 from destination_codat_expenses.codat.quota import RequestQuota
+from destination_codat_expenses.errors import RetriableAPIError
 from destination_codat_expenses.follow import SyncFollower
 
 
@@ -58,18 +62,33 @@ def test_a_mark_already_seen_does_not_cut_the_next_wait_short(monkeypatch):
 
 
 class StatusesOnly:
-    """A client whose syncs are all still running, with a quota as the answers left it."""
+    """A client whose syncs are all still running, with a quota as the answers left it; its
+    status lists hold `history` older syncs besides the company's open ones, less `missing`."""
 
-    def __init__(self, remaining: int) -> None:
+    def __init__(self, remaining: int, history: int = 0, missing=(), list_fails=False) -> None:
         self.quota = RequestQuota()
         self.quota.observe(
             {"x-rate-limit-remaining": str(remaining), "x-rate-limit-reset": "2999-01-01T00:00:00Z"}
         )
-        self.asked: list[str] = []
+        self.history, self.missing, self.list_fails = history, set(missing), list_fails
+        self.asked: list[str] = []  # sync ids asked about one by one
+        self.lists: list[str] = []  # companies whose status list was read
 
     def get_sync_status(self, company_id: str, sync_id: str) -> dict:
         self.asked.append(sync_id)
-        return {"syncId": sync_id, "syncStatusCode": 1000}
+        return running(sync_id)
+
+    def list_sync_statuses(self, company_id: str) -> list[dict]:
+        self.lists.append(company_id)
+        if self.list_fails:
+            raise RetriableAPIError("Codat could not be reached (ReadTimeout).")
+        mine = [s for co, s in SYNCS if co == company_id and s not in self.missing]
+        old = [{"syncId": f"old-{n}", "syncStatusCode": 2000} for n in range(self.history)]
+        return [running(sync_id) for sync_id in mine] + old
+
+
+def running(sync_id: str) -> dict:
+    return {"syncId": sync_id, "syncStatusCode": 1000}
 
 
 class NothingSettled:
@@ -83,15 +102,48 @@ class NothingSettled:
 SYNCS = [("co-a", "a1"), ("co-b", "b1"), ("co-a", "a2"), ("co-b", "b2"), ("co-a", "a3")]
 
 
-def test_with_quota_to_spare_every_open_sync_is_asked_about():
+def settle_round(client: StatusesOnly, syncs=SYNCS) -> list:
+    return SyncFollower(client, NothingSettled(), upload_receipts=False).settle_round(syncs)
+
+
+def test_a_company_s_several_open_syncs_are_read_from_one_list_not_one_request_each():
     client = StatusesOnly(remaining=1000)
-    still_open = SyncFollower(client, NothingSettled(), upload_receipts=False).settle_round(SYNCS)
+    still_open = settle_round(client)
+    assert sorted(client.lists) == ["co-a", "co-b"] and client.asked == []
+    assert sorted(still_open) == sorted(SYNCS)
+
+
+def test_a_company_with_one_sync_due_is_asked_about_that_sync():
+    client = StatusesOnly(remaining=1000)
+    settle_round(client, [("co-a", "a1"), ("co-b", "b1"), ("co-b", "b2")])
+    assert client.lists == ["co-b"] and client.asked == ["a1"]
+
+
+def test_a_sync_the_list_does_not_hold_yet_is_asked_about_alone():
+    client = StatusesOnly(remaining=1000, missing={"a3"})
+    still_open = settle_round(client)
+    assert client.asked == ["a3"]
+    assert sorted(still_open) == sorted(SYNCS)
+
+
+def test_a_company_whose_list_is_long_for_the_syncs_due_is_asked_sync_by_sync():
+    client = StatusesOnly(remaining=1000, history=1000)
+    follower = SyncFollower(client, NothingSettled(), upload_receipts=False)
+    follower.settle_round(SYNCS)  # the first round learns how long the lists are
+    client.lists, client.asked = [], []
+    follower.settle_round(SYNCS)
+    assert client.lists == [] and sorted(client.asked) == ["a1", "a2", "a3", "b1", "b2"]
+
+
+def test_a_list_codat_cannot_give_now_leaves_each_sync_asked_about_alone():
+    client = StatusesOnly(remaining=1000, list_fails=True)
+    still_open = settle_round(client)
     assert sorted(client.asked) == ["a1", "a2", "a3", "b1", "b2"]
     assert sorted(still_open) == sorted(SYNCS)
 
 
 def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_about():
     client = StatusesOnly(remaining=5)  # fewer than 3 for each of the five
-    still_open = SyncFollower(client, NothingSettled(), upload_receipts=False).settle_round(SYNCS)
-    assert sorted(client.asked) == ["a1", "b1"]
+    still_open = settle_round(client)
+    assert sorted(client.asked) == ["a1", "b1"] and client.lists == []
     assert sorted(still_open) == sorted(SYNCS)  # the others wait their turn, not dropped

@@ -312,42 +312,53 @@ def test_companies_are_learned_together_in_the_background_while_records_are_read
 
 
 class SlowToEndSyncs(FakeCodat):
-    """Codat at its latency for sync statuses: each read waits until the test lets them go,
-    counted meanwhile; then every sync has ended."""
+    """Codat at its latency for sync statuses: each read (of one sync, or of a company's list)
+    waits until the test lets them go, counted meanwhile; then every sync has ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, syncs: list[tuple[str, str]]) -> None:
         super().__init__()
+        self.syncs = syncs
         self.let_go = threading.Event()
         self.asking = self.most_asking = 0
 
-    def expenses(self, request, rest: str):
-        if not rest.endswith("/status"):
-            return super().expenses(request, rest)
+    def answer(self, request: httpx.Request) -> httpx.Response:
+        if not request.url.path.endswith("/status"):
+            return super().answer(request)
         with self.lock:
             self.asking += 1
             self.most_asking = max(self.most_asking, self.asking)
         try:
             assert self.let_go.wait(10), "the status reads were never let go"
-            sync_id = rest.split("/")[2]
-            return httpx.Response(200, json={"syncId": sync_id, "syncStatusCode": 2000})
+            return httpx.Response(200, json=self.statuses(request.url.path))
         finally:
             with self.lock:
                 self.asking -= 1
 
+    def statuses(self, path: str) -> dict | list[dict]:
+        _, _, company_id, *_, sync_id, _ = path.split("/")
+        if sync_id != "list":
+            return {"syncId": sync_id, "syncStatusCode": 2000}
+        ended = [s for company, s in self.syncs if company == company_id]
+        return [{"syncId": s, "syncStatusCode": 2000} for s in ended]
+
 
 def test_many_syncs_are_asked_about_at_once_whatever_the_push_concurrency(store):
     """At Codat's latency each status read takes a round trip: following a many-company run's
-    syncs a few at a time made following, not pushing, the end of the run. (Codat's limit of
-    10 requests in flight per company still holds: the client keeps it.)"""
-    codat = SlowToEndSyncs()
+    syncs a few at a time made following, not pushing, the end of the run. Three companies
+    with eight syncs each are read from three lists, eight companies with one sync each from
+    eight status reads, all at once. (Codat's limit of 10 requests in flight per company still
+    holds: the client keeps it.)"""
+    listed = [COMPANY, OTHER, "44444444-4444-4444-8444-444444444444"]
+    alone = [f"5555555{n}-5555-4555-8555-555555555555" for n in range(8)]
+    syncs = [(company, f"sync-{n}-{company}") for n in range(8) for company in listed]
+    syncs += [(company, f"sync-{company}") for company in alone]
+    codat = SlowToEndSyncs(syncs)
     config = settings(status_store_path=store.path, concurrency=2)
     pipeline = Pipeline(config, codat.client(), store, run_id=RUN)
     pipeline.start()
-    companies = [COMPANY, OTHER, "44444444-4444-4444-8444-444444444444"]
-    syncs = [(company, f"sync-{n}-{company}") for n in range(8) for company in companies]
     following = threading.Thread(target=pipeline.follower.follow, args=(syncs, 30))
     following.start()
-    wait_for(lambda: codat.most_asking == len(syncs))
+    wait_for(lambda: codat.most_asking == len(listed) + len(alone))
     codat.let_go.set()
     following.join()
     assert pipeline.follower.finished == len(syncs)

@@ -267,8 +267,7 @@ class CodatClient:
         status = self._send(
             "GET", f"{EXPENSES}/syncs/{{syncId}}/status", companyId=company_id, syncId=sync_id
         )
-        if is_final(status.get("syncStatusCode")):  # its follow-up reads need no quota kept
-            self.quota.settled(sync_id)
+        self.note_if_final(status)
         return status
 
     def get_latest_sync_status(self, company_id: str) -> dict:
@@ -280,7 +279,16 @@ class CodatClient:
         return self._send("GET", f"{EXPENSES}/syncs/lastSuccessful/status", companyId=company_id)
 
     def list_sync_statuses(self, company_id: str) -> list[dict]:
-        return self._send("GET", f"{EXPENSES}/syncs/list/status", companyId=company_id)
+        """Every sync of the company, newest first (Codat does not page this list)."""
+        answer = self._send("GET", f"{EXPENSES}/syncs/list/status", companyId=company_id)
+        statuses = [s for s in answer if isinstance(s, dict)] if isinstance(answer, list) else []
+        for status in statuses:
+            self.note_if_final(status)
+        return statuses
+
+    def note_if_final(self, status: dict) -> None:
+        if is_final(status.get("syncStatusCode")):  # its follow-up reads need no quota kept
+            self.quota.settled(status.get("syncId"))
 
     def iter_sync_transactions(
         self, company_id: str, sync_id: str, page_size: int = 500
