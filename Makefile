@@ -60,6 +60,7 @@ bench: install browser postgres
 	BENCH_UV="$(UV)" $(RUN) python -m benchmarks.peers --records 20000
 	$(RUN) python -m benchmarks.peers --records 20000 --modes latency --state-every 100 --no-sdk
 	$(RUN) python -m benchmarks.company_lookups --companies 40 --records 4000
+	$(RUN) python -m benchmarks.follow_requests --records 4000
 	$(RUN) python -m benchmarks.readers_during_write --records 20000
 	$(RUN) python -m benchmarks.store_batch_cost --rows 0,20000,300000
 	$(RUN) python -m benchmarks.store_memory --rows 0,300000,600000,1200000
