@@ -25,6 +25,7 @@ OPEN_PATHS = ("/_sandbox/healthz", "/openapi.json")
 
 def route_of(method: str, path: str) -> str:
     """`GET /companies/{id}/sync/expenses/syncs/{id}/status`: what a request is, not whose."""
+
     def masked(match: re.Match) -> str:
         name, segment = match.groups()
         return f"/{name}/{segment if segment in NAMED else '{id}'}"
