@@ -6,9 +6,11 @@ oldest."""
 
 from __future__ import annotations
 
+import pytest
+
 from destination_codat_expenses import follow
 from destination_codat_expenses.codat.quota import RequestQuota
-from destination_codat_expenses.errors import RetriableAPIError
+from destination_codat_expenses.errors import QuotaExhausted, RetriableAPIError
 from destination_codat_expenses.follow import SyncFollower
 
 
@@ -65,7 +67,7 @@ class StatusesOnly:
     """A client whose syncs are all still running, with a quota as the answers left it; its
     status lists hold `history` older syncs besides the company's open ones, less `missing`."""
 
-    def __init__(self, remaining: int, history: int = 0, missing=(), list_fails=False) -> None:
+    def __init__(self, remaining: int, history: int = 0, missing=(), list_fails=None) -> None:
         self.quota = RequestQuota()
         self.quota.observe(
             {"x-rate-limit-remaining": str(remaining), "x-rate-limit-reset": "2999-01-01T00:00:00Z"}
@@ -81,7 +83,7 @@ class StatusesOnly:
     def list_sync_statuses(self, company_id: str) -> list[dict]:
         self.lists.append(company_id)
         if self.list_fails:
-            raise RetriableAPIError("Codat could not be reached (ReadTimeout).")
+            raise self.list_fails
         mine = [s for co, s in SYNCS if co == company_id and s not in self.missing]
         old = [{"syncId": f"old-{n}", "syncStatusCode": 2000} for n in range(self.history)]
         return [running(sync_id) for sync_id in mine] + old
@@ -136,10 +138,17 @@ def test_a_company_whose_list_is_long_for_the_syncs_due_is_asked_sync_by_sync():
 
 
 def test_a_list_codat_cannot_give_now_leaves_each_sync_asked_about_alone():
-    client = StatusesOnly(remaining=1000, list_fails=True)
+    client = StatusesOnly(remaining=1000, list_fails=RetriableAPIError("Codat: ReadTimeout."))
     still_open = settle_round(client)
     assert sorted(client.asked) == ["a1", "a2", "a3", "b1", "b2"]
     assert sorted(still_open) == sorted(SYNCS)
+
+
+def test_a_quota_used_up_while_reading_a_list_ends_the_round_asking_nothing_more():
+    client = StatusesOnly(remaining=1000, list_fails=QuotaExhausted("The quota is used up."))
+    with pytest.raises(QuotaExhausted):
+        settle_round(client, [("co-a", "a1"), ("co-a", "a2")])
+    assert client.asked == []
 
 
 def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_about():
@@ -147,3 +156,17 @@ def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_ab
     still_open = settle_round(client)
     assert sorted(client.asked) == ["a1", "b1"] and client.lists == []
     assert sorted(still_open) == sorted(SYNCS)  # the others wait their turn, not dropped
+
+
+def test_syncs_opened_within_a_moment_of_each_other_are_asked_about_in_one_round(monkeypatch):
+    """Ten pushes of a company end within milliseconds of each other: their syncs are due in
+    one round (one list), not in rounds a few milliseconds apart."""
+    clock = [0.0]
+    monkeypatch.setattr(follow.time, "monotonic", lambda: clock[0])
+    waiter = SyncFollower(None, StoreWithWebhook(marked_after_checks=10**6), upload_receipts=False)
+    waiter.add("co-a", "a1")
+    clock[0] = 0.05
+    waiter.add("co-a", "a2")
+    clock[0] = follow.FIRST_PAUSE_S  # the first is due, the second nearly
+    waiter.add("co-a", "later")  # due a whole pause from now
+    assert waiter.next_due() == [("co-a", "a1"), ("co-a", "a2")]
