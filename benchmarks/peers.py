@@ -66,6 +66,7 @@ class Result:
     errors: dict = field(default_factory=dict)
     command: str = ""
     booked: int = 0  # distinct ids in the sandbox's books right after the contender exits
+    requests: int = 0  # Codat requests the sandbox let through while the contender ran
 
     @property
     def per_second(self) -> float:
@@ -115,6 +116,7 @@ def in_fresh_sandbox(workdir: Path, faults: dict | None, contender) -> Result:
         quick_syncs(base_url)
         result = contender(base_url)
         result.booked = booked(base_url)
+        result.requests = requests_served(base_url)
         return result
 
 
@@ -122,6 +124,13 @@ def booked(base_url: str) -> int:
     """The sandbox's own count: what it booked, however the contender counted its answers."""
     truth = admin(base_url, "GET", "/_sandbox/ground-truth", api_key=API_KEY)
     return len({entry["transaction_id"] for entries in truth.values() for entry in entries})
+
+
+def requests_served(base_url: str) -> int:
+    """The sandbox's own count of the Codat requests it let through (the admin calls of this
+    benchmark, made after the contender exits, are not among them)."""
+    limits = admin(base_url, "GET", "/_sandbox/limits", api_key=API_KEY)
+    return sum(limits["admitted"].values())
 
 
 def contenders(mode: str, args, workdir: Path, sdk_python: Path | None) -> list:
@@ -136,14 +145,14 @@ def contenders(mode: str, args, workdir: Path, sdk_python: Path | None) -> list:
 
 def print_results(results: list[Result]) -> None:
     print(
-        f"\n{'mode':9} {'contender':12} {'records':>8} {'booked':>8} {'wall s':>8} "
-        f"{'records/s':>10}  errors"
+        f"\n{'mode':9} {'contender':12} {'records':>8} {'booked':>8} {'requests':>8} "
+        f"{'wall s':>8} {'records/s':>10}  errors"
     )
     for r in results:
         errors = ", ".join(f"{k} x{v}" for k, v in r.errors.items()) or "none"
         print(
-            f"{r.mode:9} {r.peer:12} {r.records:8} {r.booked:8} {r.wall_s:8.1f} "
-            f"{r.per_second:10.0f}  {errors}"
+            f"{r.mode:9} {r.peer:12} {r.records:8} {r.booked:8} {r.requests:8} "
+            f"{r.wall_s:8.1f} {r.per_second:10.0f}  {errors}"
         )
     print()
     for mode in dict.fromkeys(r.mode for r in results):
