@@ -237,7 +237,7 @@ class SyncFollower:
         }
         alone = [sync for sync in syncs if sync[0] not in lists]
         settled_alone = pool.map(lambda sync: self.settle(*sync), alone)  # sent now, read below
-        listed = {s["syncId"]: s for answer in lists.values() for s in answer.result()}
+        listed = {s.get("syncId"): s for answer in lists.values() for s in answer.result()}
         rest = [sync for sync in syncs if sync[0] in lists]
         settled_rest = pool.map(lambda sync: self.settle(*sync, listed.get(sync[1])), rest)
         final = dict(zip(alone, settled_alone, strict=True))

@@ -86,7 +86,8 @@ class StatusesOnly:
             raise self.list_fails
         mine = [s for co, s in SYNCS if co == company_id and s not in self.missing]
         old = [{"syncId": f"old-{n}", "syncStatusCode": 2000} for n in range(self.history)]
-        return [running(sync_id) for sync_id in mine] + old
+        odd = {"syncStatusCode": 2000}  # an entry without an id: of no sync followed
+        return [running(sync_id) for sync_id in mine] + old + [odd]
 
 
 def running(sync_id: str) -> dict:
