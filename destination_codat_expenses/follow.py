@@ -25,8 +25,9 @@ by sync; a due sync the list does not hold yet is asked about alone. Either answ
 own status of that sync, recorded the same way.
 
 When Codat's request quota is nearly used up (codat/quota.py), a round asks about each
-company's oldest open sync only: Codat runs a company's syncs one after another, so the others
-are known to be waiting, and what is left of the quota goes to the syncs that can end.
+company's oldest open sync only (or reads its list, one request all the same): Codat runs a
+company's syncs one after another, so the others are known to be waiting, and what is left of
+the quota goes to the syncs that can end.
 """
 
 from __future__ import annotations
@@ -218,8 +219,8 @@ class SyncFollower:
         with self.lock:
             self.finished += len(syncs) - len(asked)
         later: list[Sync] = []
-        if self.client.quota.tight(len(asked)):  # too few requests left to ask about them all
-            asked, later = oldest_of_each_company(asked)
+        if self.client.quota.tight(len(asked)):  # too few requests left to ask about each alone
+            asked, later = oldest_of_each_company(asked, set(self.companies_to_list(asked)))
         if pool is None:
             with ThreadPoolExecutor(self.workers, thread_name_prefix="follow") as own:
                 final = self.settle_all(asked, own)
@@ -326,12 +327,15 @@ class SyncFollower:
         return len(half)
 
 
-def oldest_of_each_company(syncs: list[Sync]) -> tuple[list[Sync], list[Sync]]:
+def oldest_of_each_company(
+    syncs: list[Sync], listed: set[str] = frozenset()
+) -> tuple[list[Sync], list[Sync]]:
     """(the first sync of each company, the rest), in the order given (the order they were
     opened). Codat runs a company's syncs one after another, so while its oldest runs the others
-    wait: asking about them too would spend scarce quota on answers known in advance."""
+    wait: asking about them too would spend scarce quota on answers known in advance. A company
+    in `listed` keeps all its syncs: its one list answers them for the price of one request."""
     first: dict[str, Sync] = {}
     for sync in syncs:
         first.setdefault(sync[0], sync)
-    oldest = set(first.values())
-    return [s for s in syncs if s in oldest], [s for s in syncs if s not in oldest]
+    asked = set(first.values()) | {sync for sync in syncs if sync[0] in listed}
+    return [s for s in syncs if s in asked], [s for s in syncs if s not in asked]

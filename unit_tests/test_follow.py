@@ -152,9 +152,19 @@ def test_a_quota_used_up_while_reading_a_list_ends_the_round_asking_nothing_more
     assert client.asked == []
 
 
-def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_about():
+def test_with_little_quota_left_a_company_s_open_syncs_are_still_read_from_its_one_list():
     client = StatusesOnly(remaining=5)  # fewer than 3 for each of the five
     still_open = settle_round(client)
+    assert sorted(client.lists) == ["co-a", "co-b"] and client.asked == []
+    assert sorted(still_open) == sorted(SYNCS)
+
+
+def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_about():
+    """Where a list would not do (a long history), one request per company all the same."""
+    client = StatusesOnly(remaining=5, history=1000)
+    follower = SyncFollower(client, NothingSettled(), upload_receipts=False)
+    follower.list_lengths = {"co-a": 1004, "co-b": 1004}  # as the lists read before held
+    still_open = follower.settle_round(SYNCS)
     assert sorted(client.asked) == ["a1", "b1"] and client.lists == []
     assert sorted(still_open) == sorted(SYNCS)  # the others wait their turn, not dropped
 
