@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.destination_throughput import API_KEY, write_input
-from benchmarks.measure import machine_load
+from benchmarks.measure import machine_load, print_footer
 from benchmarks.peers import Result, booked, print_results, run_destination, run_peer
 from codat_sandbox.server import free_port
 from testing.sandbox import admin, running_sandbox, sandbox_command
@@ -75,9 +75,7 @@ def main() -> None:
         ]
         results = [in_fresh_sandbox(workdir, args.latency_ms, ids, c) for c in contenders]
     print_results(results)
-    print("machine:", machine_load())
-    command = [sys.executable, "-m", "benchmarks.company_lookups", *sys.argv[1:]]
-    print("command:", shlex.join(command))
+    print_footer("benchmarks.company_lookups")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shlex
-import sys
 import tempfile
 from pathlib import Path
 
 from benchmarks.destination_throughput import API_KEY, quick_syncs, run_writer, write_input
-from benchmarks.measure import machine_load, ratio, verdict
+from benchmarks.measure import machine_load, print_footer, ratio, verdict
 from codat_sandbox.server import free_port
 from testing.postgres import new_database, throwaway_cluster
 from testing.sandbox import running_sandbox, sandbox_command
@@ -63,8 +62,7 @@ def main() -> None:
           f"(target >= 0.85x: {verdict(pace, 0.85)})")  # fmt: skip
     print(f"peak RSS  at {args.large} / at {args.small} = {memory:.2f}x "
           f"(target <= 1.10x: {verdict(memory, 1.10, higher_is_better=False)})")  # fmt: skip
-    print("machine:", machine_load())
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.flatness", *sys.argv[1:]]))
+    print_footer("benchmarks.flatness")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks.destination_throughput import API_KEY, CATALOG, quick_syncs, write_input
-from benchmarks.measure import machine_load
+from benchmarks.measure import machine_load, print_footer
 from benchmarks.peers import CREATE_PATHS, booked
 from codat_sandbox.server import free_port
 from testing.postgres import new_database, throwaway_cluster
@@ -129,10 +129,7 @@ def main() -> None:
         most = max(counts)
         ratio = rates[most] / rates[min(counts)]
         print(f"{most} processes / {min(counts)}: {ratio:.2f}x (target >= 3x for 4 vs 1)")
-    print("machine:", machine_load())
-    print(
-        "command:", shlex.join([sys.executable, "-m", "benchmarks.fleet_postgres", *sys.argv[1:]])
-    )
+    print_footer("benchmarks.fleet_postgres")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.destination_throughput import API_KEY, CATALOG, COMPANIES, write_input
-from benchmarks.measure import machine_load
+from benchmarks.measure import machine_load, print_footer
 from codat_sandbox.server import free_port
 from testing.sandbox import admin, patch_company, running_sandbox, sandbox_command
 
@@ -106,10 +106,7 @@ def main() -> None:
     ours, alone = (sum(results[k]["asked"].values()) for k in (False, True))
     print(f"\nrequests: {ours / alone:.2f}x of asking about each sync alone")
     print(f"wall:     {results[False]['seconds'] / results[True]['seconds']:.2f}x")
-    print("machine:", machine_load())
-    print(
-        "command:", shlex.join([sys.executable, "-m", "benchmarks.follow_requests", *sys.argv[1:]])
-    )
+    print_footer("benchmarks.follow_requests")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import resource
 import shlex
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.destination_throughput import API_KEY, COMPANIES
-from benchmarks.measure import machine_load
+from benchmarks.measure import print_footer
 from codat_sandbox.server import free_port
 from destination_codat_expenses.codat.http import http_client
 from testing.sandbox import running_sandbox, sandbox_command
@@ -94,8 +93,7 @@ def main() -> None:
                     print(
                         f"{name:8s} {in_flight:9d} {len(paths):8d} {per_request:10.0f} {wall:7.2f}"
                     )
-    print(f"machine: {machine_load()}")
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.http_models", *sys.argv[1:]]))
+    print_footer("benchmarks.http_models")
 
 
 if __name__ == "__main__":

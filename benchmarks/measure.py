@@ -1,10 +1,13 @@
-"""Small measuring helpers shared by the benchmarks: percentiles, ratios, peak RSS, machine load.
+"""Small measuring helpers shared by the benchmarks: percentiles, ratios, peak RSS, machine load,
+the lines a benchmark ends with.
 Standard library only: `peer_sdk_loop` imports it from the SDK's own environment."""
 
 from __future__ import annotations
 
 import math
 import os
+import shlex
+import sys
 from pathlib import Path
 
 
@@ -50,3 +53,10 @@ def peak_rss_kib(pid: int) -> int:
 def machine_load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def print_footer(module: str) -> None:
+    """The two lines every benchmark ends with: the machine's load now, and the exact command
+    that ran it (`python -m <module>` with this run's arguments)."""
+    print("machine:", machine_load())
+    print("command:", shlex.join([sys.executable, "-m", module, *sys.argv[1:]]))

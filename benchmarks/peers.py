@@ -42,7 +42,7 @@ from benchmarks.destination_throughput import (
     run_writer,
     write_input,
 )
-from benchmarks.measure import machine_load, ratio, verdict
+from benchmarks.measure import machine_load, print_footer, ratio, verdict
 from codat_sandbox.server import free_port
 from testing.sandbox import admin, running_sandbox, sandbox_command
 
@@ -192,8 +192,7 @@ def main() -> None:
                 for store in workdir.glob("status.duckdb*"):  # the next run starts empty
                     store.unlink()
     print_results(results)
-    print("machine:", machine_load())
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.peers", *sys.argv[1:]]))
+    print_footer("benchmarks.peers")
 
 
 if __name__ == "__main__":

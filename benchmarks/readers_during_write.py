@@ -19,7 +19,6 @@ import argparse
 import logging
 import shlex
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks.destination_throughput import API_KEY, quick_syncs, run_writer, write_input
-from benchmarks.measure import machine_load, percentile
+from benchmarks.measure import machine_load, percentile, print_footer
 from codat_sandbox.server import free_port
 from testing.sandbox import OPERATOR_CLI, running_sandbox, sandbox_command
 
@@ -156,9 +155,7 @@ def main() -> None:
     for r in reads:
         print(r.summary())
     print(f"floor:   the cli read on the idle store after the write: {min(idle.waits):.2f} s")
-    print("machine:", machine_load())
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.readers_during_write",
-                                  *sys.argv[1:]]))  # fmt: skip
+    print_footer("benchmarks.readers_during_write")
 
 
 if __name__ == "__main__":

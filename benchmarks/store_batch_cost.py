@@ -17,16 +17,14 @@ writer changes, it is the adapter to change.
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 from benchmarks.destination_throughput import record_id
-from benchmarks.measure import machine_load, ratio, verdict
+from benchmarks.measure import machine_load, print_footer, ratio, verdict
 from destination_codat_expenses.mapping import MappingSettings, map_record
 from destination_codat_expenses.store.status_store import StatusStore
 from testing.report_seed import seed_bulk
@@ -112,9 +110,7 @@ def main() -> None:
         f"\nper-batch cost at {sizes[-1]} rows / at {sizes[0]} rows = {grown:.2f}x "
         f"(target <= 1.5x: {verdict(grown, 1.5, higher_is_better=False)})"
     )
-    print("machine:", machine_load())
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.store_batch_cost",
-                                  *sys.argv[1:]]))  # fmt: skip
+    print_footer("benchmarks.store_batch_cost")
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ more) and the median batch time.
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.measure import machine_load
+from benchmarks.measure import machine_load, print_footer
 from benchmarks.store_batch_cost import ITEMS, mapped_batch, one_batch, seeded_store
 from destination_codat_expenses.mapping import MappingSettings
 from destination_codat_expenses.store.db import INDEX_MEMORY, lease_for, release
@@ -53,8 +51,7 @@ def main() -> None:
         index, limit, seconds = one_size(rows, args.batches)
         per_id = f"{index * 1024 / rows:11.2f}" if rows else f"{'-':>11}"
         print(f"{rows:9} {index:10.1f} {per_id} {limit:10.0f} {seconds * 1000:9.1f}", flush=True)
-    print("machine:", machine_load())
-    print("command:", shlex.join([sys.executable, "-m", "benchmarks.store_memory", *sys.argv[1:]]))
+    print_footer("benchmarks.store_memory")
 
 
 if __name__ == "__main__":
