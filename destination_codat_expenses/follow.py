@@ -20,8 +20,9 @@ A round asks about a company's open syncs with one `list/status` request when se
 at once, instead of one status request each: Codat runs a company's syncs one after another, so
 a run that pushes ten at a time has ten open, and each poll of each one would spend a request of
 the company's ten at a time and of the day's quota. The list has no paging and holds the
-company's whole history, so a company whose last list was long for the syncs due is asked sync
-by sync; a due sync the list does not hold yet is asked about alone. Either answer is Codat's
+company's whole history, so a company whose last list (or, before one is read, the store's count
+of its syncs) was long for the syncs due is asked sync by sync; a due sync the list does not
+hold yet is asked about alone. Either answer is Codat's
 own status of that sync, recorded the same way.
 
 When Codat's request quota is nearly used up (codat/quota.py), a round asks about each
@@ -253,8 +254,19 @@ class SyncFollower:
             company_id
             for company_id, count in due.items()
             if count >= LIST_FROM_DUE
-            and self.list_lengths.get(company_id, 0) <= count * LIST_ENTRIES_PER_SYNC
+            and self.list_length(company_id) <= count * LIST_ENTRIES_PER_SYNC
         ]
+
+    def list_length(self, company_id: str) -> int:
+        """Entries in the company's last list; before one was read, the syncs of it the store
+        knows (a company with years of history is not read whole to learn that it has)."""
+        with self.lock:
+            known = self.list_lengths.get(company_id)
+        if known is None:
+            known = self.store.company_sync_count(company_id)
+            with self.lock:
+                self.list_lengths.setdefault(company_id, known)
+        return known
 
     def company_statuses(self, company_id: str) -> list[dict]:
         try:

@@ -95,8 +95,16 @@ def running(sync_id: str) -> dict:
 
 
 class NothingSettled:
+    """A store with nothing settled, that knows `syncs` of each company."""
+
+    def __init__(self, syncs: int = 5) -> None:
+        self.syncs = syncs
+
     def settled(self, sync_ids: list[str]) -> set[str]:
         return set()
+
+    def company_sync_count(self, company_id: str) -> int:
+        return self.syncs
 
     def record_sync_status(self, status: dict) -> None:
         pass
@@ -157,6 +165,13 @@ def test_with_little_quota_left_a_company_s_open_syncs_are_still_read_from_its_o
     still_open = settle_round(client)
     assert sorted(client.lists) == ["co-a", "co-b"] and client.asked == []
     assert sorted(still_open) == sorted(SYNCS)
+
+
+def test_a_company_whose_store_knows_a_long_history_is_asked_sync_by_sync_from_the_start():
+    client = StatusesOnly(remaining=1000)
+    follower = SyncFollower(client, NothingSettled(syncs=5000), upload_receipts=False)
+    follower.settle_round(SYNCS)
+    assert client.lists == [] and sorted(client.asked) == ["a1", "a2", "a3", "b1", "b2"]
 
 
 def test_with_little_quota_left_only_each_company_s_oldest_open_sync_is_asked_about():

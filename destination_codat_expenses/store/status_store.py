@@ -429,6 +429,17 @@ class StatusStore:
 
         return self.read(work)
 
+    def company_sync_count(self, company_id: str) -> int:
+        """How many of the company's syncs the store knows: what Codat's list of them holds at
+        the least."""
+
+        def work(db):
+            return db.execute(
+                "SELECT count(*) FROM syncs WHERE company_id = ?", [company_id]
+            ).fetchone()[0]
+
+        return self.read(work)
+
     def settled_count(self, run_id: str) -> int:
         """How many of the run's syncs have a final status."""
 
