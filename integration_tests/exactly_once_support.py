@@ -151,6 +151,7 @@ class Expected:
     books: dict[str, Expense] = field(default_factory=dict)  # id -> its last occurrence
     rejects: Counter = field(default_factory=Counter)  # (record key, field) -> times
     keys: set[str] = field(default_factory=set)  # every record key in the stream
+    changed: set[str] = field(default_factory=set)  # ids that came again with other content
 
     def name(self, transaction_id: str) -> str:
         first = self.books.get(transaction_id)
@@ -164,6 +165,9 @@ def expect(events: Iterable[Event]) -> Expected:
     for event in events:
         if isinstance(event, Expense):
             out.keys.add(event.key)
+            earlier = out.books.get(event.transaction_id)
+            if earlier is not None and earlier.total != event.total:
+                out.changed.add(event.transaction_id)
             out.books[event.transaction_id] = event
         elif isinstance(event, BadExpense):
             out.keys.add(event.key)
@@ -337,7 +341,7 @@ def assert_state_is_covered(store: Path, stream: Stream, number: int) -> None:
     unaccepted = [
         f"{before.name(t)}: {current.get(t, (None,))[0]}"
         for t in before.books
-        if not accepted_by_codat(current.get(t), t in settled, later[t] - {before.books[t].total})
+        if not accepted_by_codat(current.get(t), t in settled, later_content(before, later, t))
     ]
     assert not unaccepted, f"STATE {number} echoed before Codat accepted {unaccepted}"
     stored = rejects_of(store, running[0][0], before.keys)
@@ -346,6 +350,19 @@ def assert_state_is_covered(store: Path, stream: Stream, number: int) -> None:
 
 
 TRANSACTIONS_NOW = "SELECT transaction_id, state, total_amount FROM transactions"
+
+
+def later_content(before: Expected, later: dict[str, set[Decimal]], transaction_id: str) -> set:
+    """The totals a push of the id in flight at the STATE's echo may carry: those of its
+    records read after the STATE, not its content before the STATE, which must be accepted by
+    then. Except for an id that changed before the STATE: its last content there may have been
+    held (committed in the store, behind a version Codat had not settled), and the same content
+    read again after the STATE, on top of a settled version by then, goes out as an update
+    while the echo is checked."""
+    totals = later[transaction_id]
+    if transaction_id in before.changed:
+        return totals
+    return totals - {before.books[transaction_id].total}
 
 
 def accepted_by_codat(
